@@ -1,0 +1,276 @@
+//! The plain definition types: what a feature repo declares.
+//!
+//! These are data, not behaviour: the registry parses them (with locations for
+//! errors), stores them, and diffs them; the engines read them. Every object
+//! carries the same governance trio (`description`, `owner`, `tags`), so
+//! discovery can treat all kinds alike.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dtype::DType;
+use crate::duration::Duration;
+use crate::reference::FeatureRef;
+
+/// The kinds of object a repo can define; also the top-level keys of a
+/// definition file (see [`ObjectKind::section`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Entity,
+    Source,
+    FeatureView,
+    FeatureService,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 4] =
+        [ObjectKind::Entity, ObjectKind::Source, ObjectKind::FeatureView, ObjectKind::FeatureService];
+
+    /// The top-level key under which objects of this kind are listed.
+    pub fn section(self) -> &'static str {
+        match self {
+            ObjectKind::Entity => "entities",
+            ObjectKind::Source => "sources",
+            ObjectKind::FeatureView => "feature_views",
+            ObjectKind::FeatureService => "feature_services",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Entity => "entity",
+            ObjectKind::Source => "source",
+            ObjectKind::FeatureView => "feature_view",
+            ObjectKind::FeatureService => "feature_service",
+        }
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Who owns an object and what it is for. Shared by every kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Governance {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A join key of an entity. The dtype is optional in definitions; the
+/// registry fills it in from the sources at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinKey {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<DType>,
+}
+
+/// A thing features describe (`user`), identified by one or more join keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    pub name: String,
+    pub join_keys: Vec<JoinKey>,
+    #[serde(flatten)]
+    pub governance: Governance,
+}
+
+/// The file format of a batch source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    Parquet,
+    Csv,
+}
+
+impl FileFormat {
+    /// The format a file name's extension implies, if any.
+    pub fn from_extension(path: &str) -> Option<FileFormat> {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+            Some(FileFormat::Parquet)
+        } else if lower.ends_with(".csv") {
+            Some(FileFormat::Csv)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for FileFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Csv => "csv",
+        })
+    }
+}
+
+/// Where timestamped rows live: a Parquet or CSV file, a folder of them, or a glob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub name: String,
+    /// As written by the user; relative paths are relative to the repo folder.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<FileFormat>,
+    /// Event time: when the value became true. Point-in-time joins filter on it.
+    pub timestamp_field: String,
+    /// Ingestion time: used only to break ties between equal event times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_timestamp_column: Option<String>,
+    /// Column name in the files → name used by the definitions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub field_mapping: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub governance: Governance,
+}
+
+impl Source {
+    /// The column name in the files for a name used by the definitions.
+    pub fn file_column<'a>(&'a self, name: &'a str) -> &'a str {
+        self.field_mapping
+            .iter()
+            .find(|(_, to)| to.as_str() == name)
+            .map(|(from, _)| from.as_str())
+            .unwrap_or(name)
+    }
+}
+
+/// One feature of a view's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    pub dtype: DType,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A schema of features bound to one source and zero or more entities; the
+/// unit of materialization and of online storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureView {
+    pub name: String,
+    /// Empty for a global view (one record, no keys).
+    pub entities: Vec<String>,
+    pub source: String,
+    /// `None` or zero: values never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+    pub online: bool,
+    pub schema: Vec<Field>,
+    #[serde(flatten)]
+    pub governance: Governance,
+}
+
+impl FeatureView {
+    pub fn feature(&self, name: &str) -> Option<&Field> {
+        self.schema.iter().find(|f| f.name == name)
+    }
+}
+
+/// A named list of feature references that one model consumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureService {
+    pub name: String,
+    pub features: Vec<FeatureRef>,
+    #[serde(flatten)]
+    pub governance: Governance,
+}
+
+/// Everything a repo defines, each list sorted by name so that two applies of
+/// the same files produce byte-identical registries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definitions {
+    pub entities: Vec<Entity>,
+    pub sources: Vec<Source>,
+    pub feature_views: Vec<FeatureView>,
+    pub feature_services: Vec<FeatureService>,
+}
+
+impl Definitions {
+    pub fn sort(&mut self) {
+        self.entities.sort_by(|a, b| a.name.cmp(&b.name));
+        self.sources.sort_by(|a, b| a.name.cmp(&b.name));
+        self.feature_views.sort_by(|a, b| a.name.cmp(&b.name));
+        self.feature_services.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&Entity> {
+        self.entities.iter().find(|e| e.name == name)
+    }
+
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    pub fn feature_view(&self, name: &str) -> Option<&FeatureView> {
+        self.feature_views.iter().find(|v| v.name == name)
+    }
+
+    pub fn feature_service(&self, name: &str) -> Option<&FeatureService> {
+        self.feature_services.iter().find(|s| s.name == name)
+    }
+
+    /// Names of every object of one kind, in order.
+    pub fn names(&self, kind: ObjectKind) -> Vec<&str> {
+        match kind {
+            ObjectKind::Entity => self.entities.iter().map(|o| o.name.as_str()).collect(),
+            ObjectKind::Source => self.sources.iter().map(|o| o.name.as_str()).collect(),
+            ObjectKind::FeatureView => self.feature_views.iter().map(|o| o.name.as_str()).collect(),
+            ObjectKind::FeatureService => {
+                self.feature_services.iter().map(|o| o.name.as_str()).collect()
+            }
+        }
+    }
+
+    /// One object as JSON, for diffs and `describe --json`.
+    pub fn object_json(&self, kind: ObjectKind, name: &str) -> Option<serde_json::Value> {
+        let value = match kind {
+            ObjectKind::Entity => serde_json::to_value(self.entity(name)?),
+            ObjectKind::Source => serde_json::to_value(self.source(name)?),
+            ObjectKind::FeatureView => serde_json::to_value(self.feature_view(name)?),
+            ObjectKind::FeatureService => serde_json::to_value(self.feature_service(name)?),
+        };
+        value.ok()
+    }
+
+    /// The join keys of a view, in entity order then key order.
+    pub fn view_join_keys(&self, view: &FeatureView) -> Vec<&JoinKey> {
+        view.entities
+            .iter()
+            .filter_map(|name| self.entity(name))
+            .flat_map(|entity| entity.join_keys.iter())
+            .collect()
+    }
+
+    /// The feature references a service resolves to, expanding bare view names
+    /// to every feature of the view. Unknown views are skipped (validation
+    /// reports them before this is called on user input).
+    pub fn resolve_service(&self, service: &FeatureService) -> Vec<FeatureRef> {
+        service
+            .features
+            .iter()
+            .flat_map(|reference| match &reference.feature {
+                Some(_) => vec![reference.clone()],
+                None => self
+                    .feature_view(&reference.view)
+                    .map(|view| {
+                        view.schema.iter().map(|f| FeatureRef::new(&view.name, &f.name)).collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+}

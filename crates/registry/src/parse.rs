@@ -1,0 +1,652 @@
+//! Turning YAML text into definitions, with a location for every value.
+//!
+//! We walk marked YAML nodes by hand instead of using serde derive: serde stops
+//! at the first error and forgets positions, while users need *every* mistake,
+//! each with its `file:line:col`, an explanation and a fix. The walker records
+//! where each object and field was written (for errors found later, at
+//! validation and apply time) and keeps going after a mistake.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use almanac_core::defs::Governance;
+use almanac_core::{
+    Definitions, Diagnostic, Diagnostics, DType, Duration, Entity, FeatureRef, FeatureService,
+    FeatureView, Field, FileFormat, JoinKey, Location, ObjectKind, OfflineConfig, OnlineConfig,
+    RegistryConfig, RepoConfig, Source, suggest,
+};
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::{LoaderOptions, Node, Span};
+
+/// Where each object, and each of its fields, was written.
+///
+/// Field paths are the YAML path inside the object: `source`, `entities[1]`,
+/// `schema[0].dtype`.
+#[derive(Debug, Clone, Default)]
+pub struct Locations {
+    objects: HashMap<(ObjectKind, String), ObjectLocation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectLocation {
+    pub object: Location,
+    pub fields: HashMap<String, Location>,
+}
+
+impl Locations {
+    /// Where `field` of an object was written, falling back to the object itself.
+    pub fn field(&self, kind: ObjectKind, name: &str, field: &str) -> Option<Location> {
+        let object = self.objects.get(&(kind, name.to_string()))?;
+        Some(object.fields.get(field).cloned().unwrap_or_else(|| object.object.clone()))
+    }
+
+    pub fn object(&self, kind: ObjectKind, name: &str) -> Option<Location> {
+        self.objects.get(&(kind, name.to_string())).map(|o| o.object.clone())
+    }
+}
+
+/// The outcome of parsing every file of a repo: what could be understood,
+/// where it was written, and every mistake found.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub definitions: Definitions,
+    pub locations: Locations,
+    /// Every name declared per kind, even by objects that failed to parse, so
+    /// a broken object does not cause a cascade of "unknown X" errors.
+    pub declared: HashMap<ObjectKind, Vec<String>>,
+    pub diagnostics: Diagnostics,
+}
+
+const TOP_LEVEL_KEYS: [&str; 5] =
+    ["entities", "sources", "feature_views", "on_demand_feature_views", "feature_services"];
+const GOVERNANCE_KEYS: [&str; 3] = ["description", "owner", "tags"];
+
+/// Parse one definition file's text into `parsed`, recording locations
+/// relative to `display_path`.
+pub fn parse_definitions(display_path: &Path, text: &str, parsed: &mut Parsed) {
+    let mut walker = Walker::new(display_path, text, &mut parsed.diagnostics);
+    let Some(root) = walker.load() else { return };
+    let Some(root) = walker.mapping(&root, "a definition file") else { return };
+    walker.check_keys(root, &TOP_LEVEL_KEYS, &[], "a definition file");
+    for (key, value) in root.iter() {
+        let section = key.as_str();
+        if section == "on_demand_feature_views" {
+            walker.error(
+                key.span(),
+                "`on_demand_feature_views` are not supported yet",
+                Some("remove this section for now; on-demand feature views arrive in a later release".into()),
+            );
+            continue;
+        }
+        let Some(kind) = ObjectKind::ALL.into_iter().find(|k| k.section() == section) else {
+            continue;
+        };
+        let Some(items) = walker.sequence(value, section) else { continue };
+        for item in items.iter() {
+            let sinks = Sinks {
+                definitions: &mut parsed.definitions,
+                locations: &mut parsed.locations,
+                declared: &mut parsed.declared,
+            };
+            walker.object(kind, item, sinks);
+        }
+    }
+}
+
+/// Where a parsed object goes; separate from the walker, which holds the diagnostics.
+struct Sinks<'a> {
+    definitions: &'a mut Definitions,
+    locations: &'a mut Locations,
+    declared: &'a mut HashMap<ObjectKind, Vec<String>>,
+}
+
+/// Parse `almanac.yaml`. Returns `None` (with diagnostics) when unusable.
+pub fn parse_config(display_path: &Path, text: &str, diagnostics: &mut Diagnostics) -> Option<RepoConfig> {
+    let mut walker = Walker::new(display_path, text, diagnostics);
+    let root = walker.load()?;
+    let root = walker.mapping(&root, "almanac.yaml")?;
+    walker.check_keys(root, &["project", "registry", "offline", "online"], &["project"], "almanac.yaml");
+    let project = walker.name_field(root, "project")?;
+    let registry = match root.get_node("registry") {
+        None => RegistryConfig::default(),
+        Some(node) => walker.registry_config(node)?,
+    };
+    let offline = match root.get_node("offline") {
+        None => OfflineConfig::default(),
+        Some(node) => walker.offline_config(node)?,
+    };
+    let online = match root.get_node("online") {
+        None => OnlineConfig::default(),
+        Some(node) => walker.online_config(node)?,
+    };
+    Some(RepoConfig { project, registry, offline, online })
+}
+
+struct Walker<'a> {
+    file: PathBuf,
+    text: &'a str,
+    diagnostics: &'a mut Diagnostics,
+    /// Field locations of the object being parsed.
+    fields: HashMap<String, Location>,
+}
+
+impl<'a> Walker<'a> {
+    fn new(file: &Path, text: &'a str, diagnostics: &'a mut Diagnostics) -> Self {
+        Walker { file: file.to_path_buf(), text, diagnostics, fields: HashMap::new() }
+    }
+
+    fn location(&self, span: &Span) -> Location {
+        match span.start() {
+            Some(mark) => Location::new(&self.file, mark.line(), mark.column()),
+            None => Location::file(&self.file),
+        }
+    }
+
+    fn error(&mut self, span: &Span, message: impl Into<String>, help: Option<String>) {
+        let location = self.location(span);
+        self.error_at(location, message, help);
+    }
+
+    fn error_at(&mut self, location: Location, message: impl Into<String>, help: Option<String>) {
+        let mut diagnostic = Diagnostic::new(location, message).with_optional_help(help);
+        diagnostic.snippet = snippet(self.text, diagnostic.location.line);
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// Parse the text, turning syntax errors into located diagnostics. An
+    /// empty (or comment-only) file is an empty mapping, not an error.
+    fn load(&mut self) -> Option<Node> {
+        if self.text.lines().all(|line| line.trim().is_empty() || line.trim_start().starts_with('#')) {
+            return Some(Node::from(marked_yaml::types::MarkedMappingNode::new_empty(Span::new_blank())));
+        }
+        let options = LoaderOptions::default().error_on_duplicate_keys(true);
+        match marked_yaml::parse_yaml_with_options(0, self.text, options) {
+            Ok(node) => Some(node),
+            Err(error) => {
+                self.load_error(error);
+                None
+            }
+        }
+    }
+
+    fn load_error(&mut self, error: marked_yaml::LoadError) {
+        use marked_yaml::LoadError as E;
+        let at = |m: &marked_yaml::Marker| Location::new(&self.file, m.line(), m.column());
+        let (location, message, help): (Location, String, Option<String>) = match &error {
+            E::TopLevelMustBeMapping(m) => (
+                at(m),
+                "the top level of a definition file must be a mapping".into(),
+                Some("start with `entities:`, `sources:`, `feature_views:` or `feature_services:`".into()),
+            ),
+            E::DuplicateKey(inner) => {
+                let first = self.location(inner.prev_key.span());
+                let second = self.location(inner.key.span());
+                let mut diagnostic = Diagnostic::new(second, format!("key `{}` is written twice in one mapping", inner.key.as_str()))
+                    .with_related(first, "first written")
+                    .with_help("keep one of them");
+                diagnostic.snippet = snippet(self.text, diagnostic.location.line);
+                self.diagnostics.push(diagnostic);
+                return;
+            }
+            E::ScanError(m, scan) => (
+                at(m),
+                format!("YAML syntax error: {}", scan.info()),
+                Some("check the indentation and that every `key: value` has a space after the colon".into()),
+            ),
+            E::UnexpectedAnchor(m) => (at(m), "YAML anchors are not supported in definitions".into(), Some("write the value out".into())),
+            E::UnexpectedTag(m) => (at(m), "YAML tags (`!tag`) are not supported in definitions".into(), Some("remove the tag".into())),
+            E::MappingKeyMustBeScalar(m) => (at(m), "mapping keys must be plain names".into(), None),
+            E::TopLevelMustBeSequence(m) => (at(m), "unexpected top-level sequence".into(), None),
+        };
+        self.error_at(location, message, help);
+    }
+
+    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedMappingNode> {
+        let mapping = node.as_mapping();
+        if mapping.is_none() {
+            self.error(node.span(), format!("expected a mapping (`key: value` lines) for {what}"), None);
+        }
+        mapping
+    }
+
+    fn sequence<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
+        match node {
+            Node::Sequence(items) => Some(items.as_slice()),
+            Node::Scalar(s) if s.as_str().is_empty() => Some(&[]),
+            _ => {
+                self.error(node.span(), format!("expected a list for `{what}`"), Some(format!("write each item on its own line starting with `- ` under `{what}:`")));
+                None
+            }
+        }
+    }
+
+    fn scalar<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedScalarNode> {
+        let scalar = node.as_scalar();
+        if scalar.is_none() {
+            self.error(node.span(), format!("expected a single value for `{what}`, not a list or mapping"), None);
+        }
+        scalar
+    }
+
+    /// Report unknown keys (with a suggestion) and missing required ones.
+    fn check_keys(&mut self, map: &MarkedMappingNode, allowed: &[&str], required: &[&str], what: &str) {
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                let help = suggest::help(key.as_str(), allowed.iter().copied());
+                self.error(key.span(), format!("unknown key `{}` in {what}", key.as_str()), help);
+            }
+        }
+        for &key in required {
+            if map.get_node(key).is_none() {
+                self.error(map.span(), format!("{what} is missing the required key `{key}`"), Some(format!("add `{key}: ...`")));
+            }
+        }
+    }
+
+    fn record(&mut self, path: &str, span: &Span) {
+        let location = self.location(span);
+        self.fields.insert(path.to_string(), location);
+    }
+
+    fn optional_string(&mut self, map: &MarkedMappingNode, key: &str) -> Option<String> {
+        let node = map.get_node(key)?;
+        self.record(key, node.span());
+        let value = self.scalar(node, key)?.as_str().to_string();
+        (!value.is_empty()).then_some(value)
+    }
+
+    fn required_string(&mut self, map: &MarkedMappingNode, key: &str) -> Option<String> {
+        let node = map.get_node(key)?;
+        let value = self.optional_string(map, key);
+        if value.is_none() && node.as_scalar().is_some() {
+            self.error(node.span(), format!("`{key}` must not be empty"), None);
+        }
+        value
+    }
+
+    /// A required name that must be usable as an identifier (it becomes a
+    /// column name and part of `view:feature` references).
+    fn name_field(&mut self, map: &MarkedMappingNode, key: &str) -> Option<String> {
+        let value = self.required_string(map, key)?;
+        let span = map.get_node(key).map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
+        self.check_name(&value, &span, key)
+    }
+
+    fn check_name(&mut self, value: &str, span: &Span, what: &str) -> Option<String> {
+        if is_identifier(value) {
+            Some(value.to_string())
+        } else {
+            self.error(span, format!("`{value}` is not a valid {what}"), Some("use letters, digits and `_`, not starting with a digit".into()));
+            None
+        }
+    }
+
+    fn optional_bool(&mut self, map: &MarkedMappingNode, key: &str) -> Option<Option<bool>> {
+        let Some(node) = map.get_node(key) else { return Some(None) };
+        self.record(key, node.span());
+        let scalar = self.scalar(node, key)?;
+        match scalar.as_bool() {
+            Some(value) => Some(Some(value)),
+            None => {
+                self.error(node.span(), format!("`{key}` must be true or false, not `{}`", scalar.as_str()), None);
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, map: &MarkedMappingNode, key: &str) -> Option<Vec<(String, Span)>> {
+        let Some(node) = map.get_node(key) else { return Some(Vec::new()) };
+        self.record(key, node.span());
+        let items = self.sequence(node, key)?;
+        let mut values = Vec::new();
+        let mut ok = true;
+        for (index, item) in items.iter().enumerate() {
+            self.record(&format!("{key}[{index}]"), item.span());
+            match self.scalar(item, key) {
+                Some(s) if !s.as_str().is_empty() => values.push((s.as_str().to_string(), item.span().clone())),
+                Some(_) => {
+                    self.error(item.span(), format!("empty item in `{key}`"), None);
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(values)
+    }
+
+    fn string_map(&mut self, map: &MarkedMappingNode, key: &str) -> Option<BTreeMap<String, String>> {
+        let Some(node) = map.get_node(key) else { return Some(BTreeMap::new()) };
+        self.record(key, node.span());
+        if matches!(node, Node::Scalar(s) if s.as_str().is_empty()) {
+            return Some(BTreeMap::new());
+        }
+        let mapping = self.mapping(node, &format!("`{key}`"))?;
+        let mut values = BTreeMap::new();
+        let mut ok = true;
+        for (k, v) in mapping.iter() {
+            match v.as_scalar() {
+                Some(s) => {
+                    values.insert(k.as_str().to_string(), s.as_str().to_string());
+                }
+                None => {
+                    self.error(v.span(), format!("the value of `{key}.{}` must be a single value", k.as_str()), None);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(values)
+    }
+
+    fn governance(&mut self, map: &MarkedMappingNode) -> Option<Governance> {
+        let description = self.optional_string(map, "description").unwrap_or_default();
+        let owner = self.optional_string(map, "owner").unwrap_or_default();
+        let tags = self.string_map(map, "tags")?;
+        Some(Governance { description, owner, tags })
+    }
+
+    fn duration(&mut self, map: &MarkedMappingNode, key: &str) -> Option<Option<Duration>> {
+        let Some(text) = self.optional_string(map, key) else { return Some(None) };
+        match text.parse::<Duration>() {
+            Ok(duration) => Some(Some(duration)),
+            Err(error) => {
+                let span = map.get_node(key).map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
+                self.error(&span, format!("bad `{key}`: {error}"), None);
+                None
+            }
+        }
+    }
+
+    fn dtype(&mut self, node: &Node, path: &str) -> Option<DType> {
+        self.record(path, node.span());
+        let text = self.scalar(node, "dtype")?.as_str().to_string();
+        match text.parse::<DType>() {
+            Ok(dtype) => Some(dtype),
+            Err(error) => {
+                let base = text.trim_start_matches("list<").trim_end_matches('>');
+                let help = suggest::closest(base, almanac_core::dtype::SCALAR_NAMES)
+                    .map(|best| format!("did you mean `{}`?", text.replacen(base, best, 1)))
+                    .unwrap_or_else(|| "use one of bool, int32, int64, float32, float64, string, bytes, timestamp, or list<T>".into());
+                self.error(node.span(), error.input.is_empty().then(|| "`dtype` must not be empty".to_string()).unwrap_or_else(|| format!("unknown dtype `{text}`")), Some(help));
+                None
+            }
+        }
+    }
+
+    /// Parse one object of `kind` and hand it to the sinks.
+    fn object(&mut self, kind: ObjectKind, node: &Node, sinks: Sinks<'_>) {
+        self.fields.clear();
+        let what = format!("a {}", kind.name().replace('_', " "));
+        let Some(map) = self.mapping(node, &what) else { return };
+        let name_node = map.get_node("name");
+        let declared_name = name_node.and_then(Node::as_scalar).map(|s| s.as_str().to_string());
+        let described = match &declared_name {
+            Some(name) => format!("{} `{name}`", kind.name()),
+            None => what.clone(),
+        };
+        let object = match kind {
+            ObjectKind::Entity => self.entity(map, &described).map(Parsed1::Entity),
+            ObjectKind::Source => self.source(map, &described).map(Parsed1::Source),
+            ObjectKind::FeatureView => self.feature_view(map, &described).map(Parsed1::FeatureView),
+            ObjectKind::FeatureService => self.feature_service(map, &described).map(Parsed1::FeatureService),
+        };
+        let Some(name) = declared_name.filter(|n| !n.is_empty()) else { return };
+        let object_location = self.location(name_node.map(|n| n.span()).unwrap_or(map.span()));
+        if let Some(previous) = sinks.locations.object(kind, &name) {
+            let mut diagnostic = Diagnostic::new(object_location, format!("{} `{name}` is defined twice", kind.name()))
+                .with_related(previous, "first defined")
+                .with_help("rename one of them or delete the duplicate");
+            diagnostic.snippet = snippet(self.text, diagnostic.location.line);
+            self.diagnostics.push(diagnostic);
+            return;
+        }
+        sinks.declared.entry(kind).or_default().push(name.clone());
+        sinks.locations.objects.insert(
+            (kind, name),
+            ObjectLocation { object: object_location, fields: std::mem::take(&mut self.fields) },
+        );
+        match object {
+            Some(Parsed1::Entity(o)) => sinks.definitions.entities.push(o),
+            Some(Parsed1::Source(o)) => sinks.definitions.sources.push(o),
+            Some(Parsed1::FeatureView(o)) => sinks.definitions.feature_views.push(o),
+            Some(Parsed1::FeatureService(o)) => sinks.definitions.feature_services.push(o),
+            None => {}
+        }
+    }
+
+    fn entity(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Entity> {
+        self.check_keys(map, &with_governance(&["name", "join_keys"]), &["name", "join_keys"], what);
+        let name = self.name_field(map, "name");
+        let governance = self.governance(map);
+        let join_keys = self.join_keys(map);
+        Some(Entity { name: name?, join_keys: join_keys?, governance: governance? })
+    }
+
+    /// `join_keys: [user_id]` or `join_keys: [{name: user_id, dtype: int64}]`.
+    fn join_keys(&mut self, map: &MarkedMappingNode) -> Option<Vec<JoinKey>> {
+        let node = map.get_node("join_keys")?;
+        self.record("join_keys", node.span());
+        let items = self.sequence(node, "join_keys")?;
+        if items.is_empty() {
+            self.error(node.span(), "an entity needs at least one join key", Some("write `join_keys: [user_id]`".into()));
+            return None;
+        }
+        let mut keys = Vec::new();
+        let mut ok = true;
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("join_keys[{index}]");
+            self.record(&path, item.span());
+            let key = match item {
+                Node::Scalar(s) => self.check_name(s.as_str(), item.span(), "join key").map(|name| JoinKey { name, dtype: None }),
+                Node::Mapping(m) => {
+                    self.check_keys(m, &["name", "dtype"], &["name"], "a join key");
+                    let name = self.name_field(m, "name");
+                    let dtype = match m.get_node("dtype") {
+                        Some(node) => self.dtype(node, &format!("{path}.dtype")).map(Some),
+                        None => Some(None),
+                    };
+                    name.zip(dtype).map(|(name, dtype)| JoinKey { name, dtype })
+                }
+                Node::Sequence(_) => {
+                    self.error(item.span(), "a join key is a name or `{name: ..., dtype: ...}`", None);
+                    None
+                }
+            };
+            match key {
+                Some(key) if keys.iter().any(|k: &JoinKey| k.name == key.name) => {
+                    self.error(item.span(), format!("join key `{}` is listed twice", key.name), None);
+                    ok = false;
+                }
+                Some(key) => keys.push(key),
+                None => ok = false,
+            }
+        }
+        ok.then_some(keys)
+    }
+
+    fn source(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Source> {
+        let keys = with_governance(&["name", "path", "format", "timestamp_field", "created_timestamp_column", "field_mapping"]);
+        self.check_keys(map, &keys, &["name", "path", "timestamp_field"], what);
+        let name = self.name_field(map, "name");
+        let path = self.required_string(map, "path");
+        let format = match self.optional_string(map, "format") {
+            None => Some(None),
+            Some(text) => match text.as_str() {
+                "parquet" => Some(Some(FileFormat::Parquet)),
+                "csv" => Some(Some(FileFormat::Csv)),
+                other => {
+                    let span = map.get_node("format").map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
+                    let help = suggest::help(other, ["parquet", "csv"]);
+                    self.error(&span, format!("unknown format `{other}`"), help);
+                    None
+                }
+            },
+        };
+        let timestamp_field = self.required_string(map, "timestamp_field");
+        let created = self.optional_string(map, "created_timestamp_column");
+        let field_mapping = self.string_map(map, "field_mapping");
+        let governance = self.governance(map);
+        Some(Source {
+            name: name?,
+            path: path?,
+            format: format?,
+            timestamp_field: timestamp_field?,
+            created_timestamp_column: created,
+            field_mapping: field_mapping?,
+            governance: governance?,
+        })
+    }
+
+    fn feature_view(&mut self, map: &MarkedMappingNode, what: &str) -> Option<FeatureView> {
+        let keys = with_governance(&["name", "entities", "source", "ttl", "online", "schema"]);
+        self.check_keys(map, &keys, &["name", "source", "schema"], what);
+        let name = self.name_field(map, "name");
+        let entities = self.string_list(map, "entities").map(|v| v.into_iter().map(|(s, _)| s).collect());
+        let source = self.required_string(map, "source");
+        let ttl = self.duration(map, "ttl");
+        let online = self.optional_bool(map, "online");
+        let schema = self.schema(map);
+        let governance = self.governance(map);
+        Some(FeatureView {
+            name: name?,
+            entities: entities?,
+            source: source?,
+            ttl: ttl?,
+            online: online?.unwrap_or(true),
+            schema: schema?,
+            governance: governance?,
+        })
+    }
+
+    fn schema(&mut self, map: &MarkedMappingNode) -> Option<Vec<Field>> {
+        let node = map.get_node("schema")?;
+        self.record("schema", node.span());
+        let items = self.sequence(node, "schema")?;
+        if items.is_empty() {
+            self.error(node.span(), "a feature view needs at least one feature in `schema`", Some("add `- {name: my_feature, dtype: float64}`".into()));
+            return None;
+        }
+        let mut fields: Vec<Field> = Vec::new();
+        let mut ok = true;
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("schema[{index}]");
+            self.record(&path, item.span());
+            let Some(field_map) = self.mapping(item, "a schema entry (`{name: ..., dtype: ...}`)") else {
+                ok = false;
+                continue;
+            };
+            self.check_keys(field_map, &["name", "dtype", "description", "tags"], &["name", "dtype"], "a schema entry");
+            let name = self.name_field(field_map, "name");
+            let dtype = field_map.get_node("dtype").and_then(|n| self.dtype(n, &format!("{path}.dtype")));
+            let description = self.optional_string(field_map, "description").unwrap_or_default();
+            let tags = self.string_map(field_map, "tags");
+            match (name, dtype, tags) {
+                (Some(name), Some(dtype), Some(tags)) => {
+                    if fields.iter().any(|f| f.name == name) {
+                        self.error(item.span(), format!("feature `{name}` is listed twice in this schema"), Some("remove one of them".into()));
+                        ok = false;
+                    } else {
+                        fields.push(Field { name, dtype, description, tags });
+                    }
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some(fields)
+    }
+
+    fn feature_service(&mut self, map: &MarkedMappingNode, what: &str) -> Option<FeatureService> {
+        self.check_keys(map, &with_governance(&["name", "features"]), &["name", "features"], what);
+        let name = self.name_field(map, "name");
+        let governance = self.governance(map);
+        let items = self.string_list(map, "features");
+        let mut features = Vec::new();
+        let mut ok = true;
+        for (text, span) in items.clone().unwrap_or_default() {
+            match text.parse::<FeatureRef>() {
+                Ok(reference) => features.push(reference),
+                Err(error) => {
+                    self.error(&span, error.to_string(), None);
+                    ok = false;
+                }
+            }
+        }
+        if items.as_ref().is_some_and(|i| i.is_empty()) {
+            let span = map.get_node("features").map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
+            self.error(&span, "a feature service needs at least one feature", Some("list `view:feature` references or bare view names".into()));
+            ok = false;
+        }
+        items?;
+        let (name, governance) = (name?, governance?);
+        ok.then_some(FeatureService { name, features, governance })
+    }
+
+    fn store_type<'n>(&mut self, node: &'n Node, what: &str, types: &[&str]) -> Option<(&'n MarkedMappingNode, String)> {
+        let map = self.mapping(node, &format!("`{what}`"))?;
+        let kind = match map.get_node("type") {
+            None => types[0].to_string(),
+            Some(type_node) => {
+                let kind = self.scalar(type_node, "type")?.as_str().to_string();
+                if !types.contains(&kind.as_str()) {
+                    let help = format!(
+                        "supported {what} types: {}{}",
+                        types.join(", "),
+                        suggest::closest(&kind, types.iter().copied()).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default()
+                    );
+                    self.error(type_node.span(), format!("{what} type `{kind}` is not supported"), Some(help));
+                    return None;
+                }
+                kind
+            }
+        };
+        Some((map, kind))
+    }
+
+    fn registry_config(&mut self, node: &Node) -> Option<RegistryConfig> {
+        let (map, _) = self.store_type(node, "registry", &["file"])?;
+        self.check_keys(map, &["type", "path"], &[], "`registry`");
+        let path = self.optional_string(map, "path");
+        Some(match path {
+            Some(path) => RegistryConfig::File { path },
+            None => RegistryConfig::default(),
+        })
+    }
+
+    fn offline_config(&mut self, node: &Node) -> Option<OfflineConfig> {
+        let (map, _) = self.store_type(node, "offline", &["embedded"])?;
+        self.check_keys(map, &["type"], &[], "`offline`");
+        Some(OfflineConfig::Embedded)
+    }
+
+    fn online_config(&mut self, node: &Node) -> Option<OnlineConfig> {
+        let (map, _) = self.store_type(node, "online", &["embedded"])?;
+        self.check_keys(map, &["type", "path"], &[], "`online`");
+        Some(match self.optional_string(map, "path") {
+            Some(path) => OnlineConfig::Embedded { path },
+            None => OnlineConfig::default(),
+        })
+    }
+}
+
+enum Parsed1 {
+    Entity(Entity),
+    Source(Source),
+    FeatureView(FeatureView),
+    FeatureService(FeatureService),
+}
+
+fn with_governance(keys: &[&'static str]) -> Vec<&'static str> {
+    keys.iter().chain(GOVERNANCE_KEYS.iter()).copied().collect()
+}
+
+/// Letters, digits and `_`, not starting with a digit: safe as a column name
+/// and inside `view:feature` / `view__feature`.
+pub fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The text of a 1-based line, for rendering under a diagnostic.
+pub fn snippet(text: &str, line: usize) -> Option<String> {
+    text.lines().nth(line.checked_sub(1)?).map(|l| l.trim_end().to_string())
+}
