@@ -53,16 +53,20 @@ impl FromStr for Duration {
         if text == "0" {
             return Ok(Duration::ZERO);
         }
-        let Some(unit) = text.chars().last() else {
+        if text.is_empty() {
             return Err(err("it is empty"));
-        };
-        let Some(&(_, factor)) = UNITS.iter().find(|(u, _)| *u == unit) else {
-            return Err(err("it has no unit"));
-        };
-        let number = &text[..text.len() - unit.len_utf8()];
-        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err("the amount must be a whole non-negative number"));
         }
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        if number.is_empty() {
+            return Err(err("it must start with a whole non-negative number"));
+        }
+        if unit.is_empty() {
+            return Err(err("it has no unit"));
+        }
+        let Some(&(_, factor)) = UNITS.iter().find(|(u, _)| unit.len() == 1 && unit.starts_with(*u)) else {
+            return Err(err("the unit must be one of s, m, h, d, w"));
+        };
         let amount: i64 = number.parse().map_err(|_| err("the amount is too large"))?;
         let seconds = amount.checked_mul(factor).ok_or_else(|| err("the amount is too large"))?;
         Ok(Duration { seconds })

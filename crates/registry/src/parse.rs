@@ -418,7 +418,9 @@ impl<'a> Walker<'a> {
         let name = self.name_field(map, "name");
         let governance = self.governance(map);
         let join_keys = self.join_keys(map);
-        Some(Entity { name: name?, join_keys: join_keys?, governance: governance? })
+        // Partial objects (bad fields defaulted) still take part in reference
+        // checks; any diagnostic blocks apply, so defaults are never stored.
+        Some(Entity { name: name?, join_keys: join_keys.unwrap_or_default(), governance: governance.unwrap_or_default() })
     }
 
     /// `join_keys: [user_id]` or `join_keys: [{name: user_id, dtype: int64}]`.
@@ -487,12 +489,12 @@ impl<'a> Walker<'a> {
         let governance = self.governance(map);
         Some(Source {
             name: name?,
-            path: path?,
-            format: format?,
-            timestamp_field: timestamp_field?,
+            path: path.unwrap_or_default(),
+            format: format.flatten(),
+            timestamp_field: timestamp_field.unwrap_or_default(),
             created_timestamp_column: created,
-            field_mapping: field_mapping?,
-            governance: governance?,
+            field_mapping: field_mapping.unwrap_or_default(),
+            governance: governance.unwrap_or_default(),
         })
     }
 
@@ -508,12 +510,12 @@ impl<'a> Walker<'a> {
         let governance = self.governance(map);
         Some(FeatureView {
             name: name?,
-            entities: entities?,
-            source: source?,
-            ttl: ttl?,
-            online: online?.unwrap_or(true),
-            schema: schema?,
-            governance: governance?,
+            entities: entities.unwrap_or_default(),
+            source: source.unwrap_or_default(),
+            ttl: ttl.flatten(),
+            online: online.flatten().unwrap_or(true),
+            schema: schema.unwrap_or_default(),
+            governance: governance.unwrap_or_default(),
         })
     }
 
@@ -526,12 +528,10 @@ impl<'a> Walker<'a> {
             return None;
         }
         let mut fields: Vec<Field> = Vec::new();
-        let mut ok = true;
         for (index, item) in items.iter().enumerate() {
             let path = format!("schema[{index}]");
             self.record(&path, item.span());
             let Some(field_map) = self.mapping(item, "a schema entry (`{name: ..., dtype: ...}`)") else {
-                ok = false;
                 continue;
             };
             self.check_keys(field_map, &["name", "dtype", "description", "tags"], &["name", "dtype"], "a schema entry");
@@ -539,19 +539,16 @@ impl<'a> Walker<'a> {
             let dtype = field_map.get_node("dtype").and_then(|n| self.dtype(n, &format!("{path}.dtype")));
             let description = self.optional_string(field_map, "description").unwrap_or_default();
             let tags = self.string_map(field_map, "tags");
-            match (name, dtype, tags) {
-                (Some(name), Some(dtype), Some(tags)) => {
-                    if fields.iter().any(|f| f.name == name) {
-                        self.error(item.span(), format!("feature `{name}` is listed twice in this schema"), Some("remove one of them".into()));
-                        ok = false;
-                    } else {
-                        fields.push(Field { name, dtype, description, tags });
-                    }
-                }
-                _ => ok = false,
+            let Some(name) = name else { continue };
+            if fields.iter().any(|f| f.name == name) {
+                self.error(item.span(), format!("feature `{name}` is listed twice in this schema"), Some("remove one of them".into()));
+                continue;
             }
+            // A bad dtype was reported; the placeholder keeps the feature
+            // known to reference checks and is never applied.
+            fields.push(Field { name, dtype: dtype.unwrap_or(DType::String), description, tags: tags.unwrap_or_default() });
         }
-        ok.then_some(fields)
+        Some(fields)
     }
 
     fn feature_service(&mut self, map: &MarkedMappingNode, what: &str) -> Option<FeatureService> {
@@ -560,24 +557,17 @@ impl<'a> Walker<'a> {
         let governance = self.governance(map);
         let items = self.string_list(map, "features");
         let mut features = Vec::new();
-        let mut ok = true;
         for (text, span) in items.clone().unwrap_or_default() {
             match text.parse::<FeatureRef>() {
                 Ok(reference) => features.push(reference),
-                Err(error) => {
-                    self.error(&span, error.to_string(), None);
-                    ok = false;
-                }
+                Err(error) => self.error(&span, error.to_string(), None),
             }
         }
         if items.as_ref().is_some_and(|i| i.is_empty()) {
             let span = map.get_node("features").map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
             self.error(&span, "a feature service needs at least one feature", Some("list `view:feature` references or bare view names".into()));
-            ok = false;
         }
-        items?;
-        let (name, governance) = (name?, governance?);
-        ok.then_some(FeatureService { name, features, governance })
+        Some(FeatureService { name: name?, features, governance: governance.unwrap_or_default() })
     }
 
     fn store_type<'n>(&mut self, node: &'n Node, what: &str, types: &[&str]) -> Option<(&'n MarkedMappingNode, String)> {

@@ -57,7 +57,8 @@ fn check_views(parsed: &Parsed, out: &mut Diagnostics) {
                 key_owner.push((key.name.clone(), entity_name.clone()));
             }
         }
-        if !declared(parsed, ObjectKind::Source).contains(&view.source.as_str()) {
+        // An empty source was already reported as a missing key.
+        if !view.source.is_empty() && !declared(parsed, ObjectKind::Source).contains(&view.source.as_str()) {
             let location = at(parsed, ObjectKind::FeatureView, &view.name, "source");
             out.push(unknown(parsed, ObjectKind::Source, &view.source, location, &used_by));
         }

@@ -1,0 +1,215 @@
+//! Apply-time checks of definitions against the sources' real files.
+//!
+//! Reads each source's schema from metadata only (never its rows), then checks
+//! that timestamp columns, join keys and features exist with compatible types,
+//! and resolves each entity's join-key dtypes from the files. Every problem is
+//! reported at the place in the YAML that has to change.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use almanac_core::{DType, Definitions, Diagnostic, Diagnostics, FileFormat, Location, ObjectKind, Source, suggest};
+use almanac_offline::{SourceError, list_source_files, read_source_schema};
+use almanac_registry::RepoDefinitions;
+use almanac_registry::repo::attach_snippets;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+
+struct Checker<'a> {
+    repo: &'a RepoDefinitions,
+    out: Diagnostics,
+}
+
+impl Checker<'_> {
+    fn at(&self, kind: ObjectKind, name: &str, field: &str) -> Location {
+        self.repo.parsed.locations.field(kind, name, field).unwrap_or_else(|| Location::file("<unknown>"))
+    }
+
+    fn report(&mut self, location: Location, message: String, help: Option<String>) {
+        self.out.push(Diagnostic::new(location, message).with_optional_help(help));
+    }
+}
+
+/// Check `repo` against its sources' files; on success, the definitions
+/// with every join key's dtype filled in.
+pub fn against_sources(root: &Path, repo: &RepoDefinitions) -> Result<Definitions, Diagnostics> {
+    let mut checker = Checker { repo, out: Diagnostics::default() };
+    let defs = &repo.parsed.definitions;
+    let mut schemas: HashMap<&str, (FileFormat, SchemaRef)> = HashMap::new();
+    for source in &defs.sources {
+        if let Some(found) = check_source(&mut checker, root, source) {
+            schemas.insert(&source.name, found);
+        }
+    }
+    let mut resolved = defs.clone();
+    let mut key_types: HashMap<(String, String), (DType, String)> = HashMap::new();
+    for view in &defs.feature_views {
+        let (Some(source), Some((format, schema))) = (defs.source(&view.source), schemas.get(view.source.as_str())) else { continue };
+        check_view_keys(&mut checker, defs, view, source, schema, &mut key_types);
+        check_view_features(&mut checker, view, source, *format, schema);
+    }
+    for entity in &mut resolved.entities {
+        for (index, key) in entity.join_keys.iter_mut().enumerate() {
+            let Some((found, view)) = key_types.get(&(entity.name.clone(), key.name.clone())) else { continue };
+            match &key.dtype {
+                Some(declared) if declared != found => {
+                    let location = checker.at(ObjectKind::Entity, &entity.name, &format!("join_keys[{index}]"));
+                    checker.report(
+                        location,
+                        format!("join key `{}` of entity `{}` is declared {declared}, but feature view `{view}`'s source stores {found}", key.name, entity.name),
+                        Some(format!("declare `dtype: {found}` or cast the column in the source files")),
+                    );
+                }
+                _ => key.dtype = Some(found.clone()),
+            }
+        }
+    }
+    if checker.out.is_empty() {
+        Ok(resolved)
+    } else {
+        attach_snippets(&mut checker.out, &repo.files);
+        checker.out.sort();
+        Err(checker.out)
+    }
+}
+
+fn check_source(checker: &mut Checker, root: &Path, source: &Source) -> Option<(FileFormat, SchemaRef)> {
+    let location = checker.at(ObjectKind::Source, &source.name, "path");
+    let files = match list_source_files(root, source).and_then(|files| Ok((files.format, read_source_schema(&files)?))) {
+        Ok(found) => found,
+        Err(error) => {
+            let help = match &error {
+                SourceError::NotFound { .. } | SourceError::NoFiles { .. } => {
+                    Some("check the path; relative paths are relative to the repo folder".to_string())
+                }
+                _ => None,
+            };
+            checker.report(location, format!("source `{}`: {error}", source.name), help);
+            return None;
+        }
+    };
+    let (format, schema) = &files;
+    let mut timestamps = vec![("timestamp_field", &source.timestamp_field)];
+    timestamps.extend(source.created_timestamp_column.as_ref().map(|c| ("created_timestamp_column", c)));
+    for (field, name) in timestamps {
+        let column = source.file_column(name);
+        let location = checker.at(ObjectKind::Source, &source.name, field);
+        match schema.field_with_name(column) {
+            Err(_) => checker.report(
+                location,
+                format!("source `{}` has no column `{column}` for its `{field}`", source.name),
+                Some(column_help(column, schema)),
+            ),
+            Ok(found) if !is_timestamp_like(found.data_type(), *format) => checker.report(
+                location,
+                format!("column `{column}` of source `{}` is {}, not a timestamp", source.name, found.data_type()),
+                Some("store event times as a timestamp column (CSV: RFC 3339 text)".into()),
+            ),
+            Ok(_) => {}
+        }
+    }
+    Some(files)
+}
+
+/// CSV has no timestamp type of its own: text columns are parsed as RFC 3339
+/// when read, so a string column is acceptable there.
+fn is_timestamp_like(data_type: &DataType, format: FileFormat) -> bool {
+    matches!(data_type, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64)
+        || (format == FileFormat::Csv && matches!(data_type, DataType::Utf8 | DataType::LargeUtf8))
+}
+
+fn column_help(column: &str, schema: &Schema) -> String {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    match suggest::closest(column, names.iter().copied()) {
+        Some(best) => format!("did you mean `{best}`? (or map it with `field_mapping: {{{best}: {column}}}`)"),
+        None => format!("the files have: {}", names.join(", ")),
+    }
+}
+
+fn key_dtype(data_type: &DataType) -> Option<DType> {
+    match data_type {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => Some(DType::Int64),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(DType::String),
+        _ => None,
+    }
+}
+
+fn check_view_keys(
+    checker: &mut Checker,
+    defs: &Definitions,
+    view: &almanac_core::FeatureView,
+    source: &Source,
+    schema: &Schema,
+    key_types: &mut HashMap<(String, String), (DType, String)>,
+) {
+    for (index, entity_name) in view.entities.iter().enumerate() {
+        let Some(entity) = defs.entity(entity_name) else { continue };
+        let location = checker.at(ObjectKind::FeatureView, &view.name, &format!("entities[{index}]"));
+        for key in &entity.join_keys {
+            let column = source.file_column(&key.name);
+            let Ok(field) = schema.field_with_name(column) else {
+                checker.report(
+                    location.clone(),
+                    format!("join key `{}` of entity `{entity_name}` is not a column of source `{}`", key.name, source.name),
+                    Some(column_help(column, schema)),
+                );
+                continue;
+            };
+            let Some(found) = key_dtype(field.data_type()) else {
+                checker.report(
+                    location.clone(),
+                    format!("join key `{}` is stored as {} in source `{}`; join keys must be integers or strings", key.name, field.data_type(), source.name),
+                    Some("cast the column to int64 or string in the source files".into()),
+                );
+                continue;
+            };
+            let slot = (entity_name.clone(), key.name.clone());
+            match key_types.get(&slot) {
+                Some((earlier, other_view)) if *earlier != found => checker.report(
+                    location.clone(),
+                    format!("join key `{}` of entity `{entity_name}` is {found} in source `{}` but {earlier} in the source of feature view `{other_view}`", key.name, source.name),
+                    Some("store the key with one type in every source".into()),
+                ),
+                Some(_) => {}
+                None => {
+                    key_types.insert(slot, (found, view.name.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn check_view_features(checker: &mut Checker, view: &almanac_core::FeatureView, source: &Source, format: FileFormat, schema: &Schema) {
+    for (index, feature) in view.schema.iter().enumerate() {
+        let column = source.file_column(&feature.name);
+        let Ok(field) = schema.field_with_name(column) else {
+            let location = checker.at(ObjectKind::FeatureView, &view.name, &format!("schema[{index}]"));
+            checker.report(
+                location,
+                format!("feature `{}` of feature view `{}` is not a column of source `{}`", feature.name, view.name, source.name),
+                Some(column_help(column, schema)),
+            );
+            continue;
+        };
+        let compatible = feature.dtype.accepts(field.data_type())
+            // CSV inference cannot tell int32 from int64, or see timestamps in text.
+            || (format == FileFormat::Csv && csv_compatible(&feature.dtype, field.data_type()));
+        if !compatible {
+            let location = checker.at(ObjectKind::FeatureView, &view.name, &format!("schema[{index}].dtype"));
+            let stored = DType::from_arrow(field.data_type()).map(|d| d.to_string()).unwrap_or_else(|| field.data_type().to_string());
+            checker.report(
+                location,
+                format!("feature `{}` is declared {} but source `{}` stores it as {stored}", feature.name, feature.dtype, source.name),
+                Some(format!("declare `dtype: {stored}`, or cast the column in the source files")),
+            );
+        }
+    }
+}
+
+fn csv_compatible(dtype: &DType, data_type: &DataType) -> bool {
+    match (dtype, data_type) {
+        (DType::Int32, DataType::Int64) | (DType::Float32 | DType::Float64, DataType::Int64) | (DType::Float32, DataType::Float64) => true,
+        (DType::Timestamp, DataType::Utf8) => true,
+        (_, DataType::Null) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,36 @@
+//! The facade's error: one enum over the crates' errors, so callers can
+//! match on "the user's definitions are wrong" vs "the machine failed".
+
+use std::path::PathBuf;
+
+use almanac_core::Diagnostics;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Mistakes in the definitions (including disagreements with the data
+    /// files found at apply time), each with file, line and fix.
+    #[error("{0}")]
+    Definitions(Diagnostics),
+
+    #[error(transparent)]
+    Registry(almanac_registry::RegistryError),
+
+    #[error(transparent)]
+    Datagen(#[from] almanac_datagen::DatagenError),
+
+    #[error("{} already holds an Almanac repo (almanac.yaml exists); choose another folder", path.display())]
+    AlreadyARepo { path: PathBuf },
+
+    #[error("cannot write {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl From<almanac_registry::RegistryError> for Error {
+    fn from(error: almanac_registry::RegistryError) -> Self {
+        match error {
+            almanac_registry::RegistryError::Invalid(diagnostics) => Error::Definitions(diagnostics),
+            other => Error::Registry(other),
+        }
+    }
+}

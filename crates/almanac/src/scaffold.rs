@@ -1,0 +1,162 @@
+//! `almanac init`: a commented template, or the complete demo repo.
+
+use std::path::{Path, PathBuf};
+
+use almanac_datagen::{DatasetSpec, DatasetSummary};
+
+use crate::error::Error;
+
+const TEMPLATE_CONFIG: &str = r#"# Almanac feature repo settings. Every store has an embedded default,
+# so this file only needs a project name to work with nothing installed.
+project: my_project
+
+# registry:            # where applied definitions are kept
+#   type: file
+#   path: .almanac/registry.json
+# offline:             # the engine for training sets (embedded: DataFusion + Almanac's as-of join)
+#   type: embedded
+# online:              # the low-latency store for serving
+#   type: embedded
+#   path: .almanac/online.redb
+"#;
+
+const TEMPLATE_DEFINITIONS: &str = r#"# Definitions: any number of *.yaml files in this folder, each with lists
+# under entities, sources, feature_views and feature_services.
+# Uncomment and adapt, then run `almanac plan` and `almanac apply`.
+#
+# entities:
+#   - name: user
+#     join_keys: [user_id]            # or [{name: user_id, dtype: int64}]
+#     description: A customer
+#
+# sources:
+#   - name: user_stats_source
+#     path: data/user_stats.parquet   # a file, a folder, or a glob; Parquet or CSV
+#     timestamp_field: event_timestamp
+#     created_timestamp_column: created_at   # optional: breaks ties between equal event times
+#
+# feature_views:
+#   - name: user_stats
+#     entities: [user]
+#     source: user_stats_source
+#     ttl: 3d                         # 90s, 15m, 6h, 3d, 2w; omit for no expiry
+#     online: true
+#     owner: my-team
+#     description: What these features describe
+#     tags: {domain: example}
+#     schema:
+#       - {name: purchases_7d, dtype: int64}
+#       - {name: spend_avg_7d, dtype: float64}
+#
+# feature_services:
+#   - name: my_model_v1
+#     features: [user_stats:purchases_7d, user_stats]   # a bare view name means all its features
+#     owner: my-team
+"#;
+
+const DEMO_CONFIG: &str = r#"# The Almanac demo: fraud detection on generated data (see `almanac demo`).
+project: fraud_demo
+"#;
+
+const DEMO_DEFINITIONS: &str = r#"entities:
+  - name: user
+    join_keys: [user_id]
+    description: A card holder
+    owner: fraud-team
+  - name: merchant
+    join_keys: [merchant_id]
+    description: A merchant accepting card payments
+    owner: fraud-team
+
+sources:
+  - name: user_txn_source
+    path: data/user_txn_stats.parquet
+    timestamp_field: event_timestamp
+    created_timestamp_column: created_at
+    description: Per-user transaction aggregates, recomputed on every transaction
+    owner: fraud-team
+  - name: merchant_source
+    path: data/merchant_stats.parquet
+    timestamp_field: event_timestamp
+    created_timestamp_column: created_at
+    description: Per-merchant risk aggregates
+    owner: risk-team
+
+feature_views:
+  - name: user_txn_stats
+    entities: [user]
+    source: user_txn_source
+    ttl: 3d
+    online: true
+    owner: fraud-team
+    description: Rolling transaction statistics per user
+    tags: {domain: payments, pii: "false"}
+    schema:
+      - {name: txn_count_7d, dtype: int64, description: Transactions in the last 7 days}
+      - {name: txn_amount_avg_7d, dtype: float64, description: Mean transaction amount over 7 days}
+      - {name: txn_amount_std_30d, dtype: float64, description: Standard deviation of amounts over 30 days}
+  - name: merchant_stats
+    entities: [merchant]
+    source: merchant_source
+    ttl: 7d
+    online: true
+    owner: risk-team
+    description: Fraud rate and volume per merchant
+    tags: {domain: payments}
+    schema:
+      - {name: merchant_fraud_rate_30d, dtype: float64, description: Share of fraudulent transactions over 30 days}
+      - {name: merchant_txn_count_1d, dtype: int64, description: Transactions in the last day}
+
+feature_services:
+  - name: fraud_model_v1
+    features: [user_txn_stats:txn_count_7d, user_txn_stats:txn_amount_avg_7d, merchant_stats]
+    owner: fraud-team
+    description: Features of the card-fraud classifier
+"#;
+
+/// What kind of repo `init` writes.
+#[derive(Debug, Clone, Copy)]
+pub enum InitKind {
+    /// A minimal, commented template.
+    Template,
+    /// The complete demo repo with generated data.
+    Demo(DatasetSpec),
+}
+
+/// What `init` wrote.
+#[derive(Debug, Clone)]
+pub struct InitOutcome {
+    pub root: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub dataset: Option<DatasetSummary>,
+}
+
+/// Write a new repo into `dir` (created if needed). Refuses to touch a folder
+/// that already holds a repo, so it can never overwrite someone's definitions.
+pub fn init(dir: &Path, kind: InitKind) -> Result<InitOutcome, Error> {
+    if dir.join(almanac_registry::repo::CONFIG_FILE).exists() {
+        return Err(Error::AlreadyARepo { path: dir.to_path_buf() });
+    }
+    let write = |name: &str, text: &str| -> Result<PathBuf, Error> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| Error::Io { path: path.clone(), source })?;
+        Ok(path)
+    };
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    let mut files = vec![write(".gitignore", ".almanac/\n")?];
+    let dataset = match kind {
+        InitKind::Template => {
+            files.push(write("almanac.yaml", TEMPLATE_CONFIG)?);
+            files.push(write("features.yaml", TEMPLATE_DEFINITIONS)?);
+            None
+        }
+        InitKind::Demo(spec) => {
+            let summary = almanac_datagen::write_dataset(&spec, &dir.join("data"))?;
+            files.push(write("almanac.yaml", DEMO_CONFIG)?);
+            files.push(write("features.yaml", DEMO_DEFINITIONS)?);
+            files.extend(summary.files.iter().cloned());
+            Some(summary)
+        }
+    };
+    Ok(InitOutcome { root: dir.to_path_buf(), files, dataset })
+}

@@ -1,0 +1,100 @@
+//! The command line, as clap types. Only shapes and defaults live here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "almanac", version, about = "Almanac: a feature store that keeps training and serving consistent")]
+pub struct Cli {
+    /// The feature repo folder (holding almanac.yaml).
+    #[arg(long, global = true, default_value = ".")]
+    pub repo: PathBuf,
+
+    /// Print structured output as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a feature repo: a commented template, or the demo with generated data.
+    Init(InitArgs),
+    /// Show what `apply` would change in the registry; writes nothing.
+    Plan,
+    /// Validate the definitions against their sources and write them to the registry.
+    Apply,
+    /// Discover what the registry holds.
+    #[command(subcommand)]
+    Features(FeaturesCommand),
+    /// Run the whole feature store on generated data, step by step.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to create the repo in (created if missing).
+    pub dir: PathBuf,
+    /// Write the fraud-detection demo repo with generated data.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Size of the generated dataset (1 = 5M + 1M feature rows, 1M labels).
+    #[arg(long, default_value_t = 0.1)]
+    pub scale: f64,
+    /// Keep the reference dates (2026-01-01 .. 2026-07-01) instead of ending now;
+    /// benchmarks use this for reproducible data.
+    #[arg(long)]
+    pub reference_dates: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the demo repo; a fresh temporary folder when omitted.
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeaturesCommand {
+    /// List entities, sources, feature views, features and services.
+    List(ListArgs),
+    /// Everything about one object (or `view:feature`): definition, version, lineage.
+    Describe {
+        name: String,
+    },
+    /// Search names, descriptions and tags, best matches first.
+    Search {
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only objects owned by this owner.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only objects with this tag (`key=value`); repeat to require several.
+    #[arg(long = "tag", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Only one kind: entity, source, feature_view, feature, feature_service.
+    #[arg(long, value_parser = ["entity", "source", "feature_view", "feature", "feature_service"])]
+    pub kind: Option<String>,
+}
+
+fn parse_tag(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{text}` is not a tag filter; write `key=value`")),
+    }
+}

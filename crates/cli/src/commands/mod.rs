@@ -1,0 +1,21 @@
+//! One module per command; each is a thin shell over the facade.
+
+mod demo;
+mod features;
+mod init;
+mod plan;
+
+use std::process::ExitCode;
+
+use crate::args::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init(args) => init::run(&args, cli.json),
+        Command::Plan => plan::plan(&cli.repo, cli.json),
+        Command::Apply => plan::apply(&cli.repo, cli.json),
+        Command::Features(command) => features::run(&cli.repo, command, cli.json),
+        Command::Demo(args) => demo::run(&args),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
