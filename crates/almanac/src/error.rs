@@ -24,6 +24,22 @@ pub enum Error {
 
     #[error("cannot write {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+
+    #[error(transparent)]
+    Offline(#[from] almanac_offline::OfflineError),
+
+    /// A reference to something the registry does not have.
+    #[error("unknown {what} `{name}`{}", help.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    Unknown { what: &'static str, name: String, help: Option<String> },
+
+    #[error("feature view `{view}` is not materialized online (`online: false`)")]
+    NotOnline { view: String },
+
+    #[error("nothing is applied yet; run `almanac apply` first")]
+    NotApplied,
+
+    #[error("bad request: {0}")]
+    BadRequest(String),
 }
 
 impl From<almanac_registry::RegistryError> for Error {

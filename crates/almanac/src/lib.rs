@@ -10,6 +10,7 @@
 //! calls the stores directly: there is no provider layer in between.
 
 mod check;
+pub mod resolve;
 pub mod error;
 pub mod scaffold;
 mod store;
@@ -17,4 +18,6 @@ mod store;
 pub use almanac_core as core;
 pub use almanac_registry as registry;
 pub use error::Error;
+pub use almanac_offline as offline;
+pub use resolve::FeatureSelection;
 pub use store::{ApplyOutcome, FeatureStore};

@@ -2,18 +2,26 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
 use almanac_core::{Definitions, RegistryConfig, RepoConfig};
+use almanac_offline::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, TimeRange};
 use almanac_registry::{FileRegistry, Plan, Registry, RegistryState};
+use arrow::array::RecordBatch;
 use chrono::Utc;
 
 use crate::check;
 use crate::error::Error;
+use crate::resolve::{self, FeatureSelection};
 
 /// An opened feature repo: its settings and its registry.
 pub struct FeatureStore {
     root: PathBuf,
     config: RepoConfig,
     registry: Box<dyn Registry>,
+    /// Created on first use: starting its runtime is wasted work for
+    /// commands that never read history (plan, apply, discovery).
+    offline: OnceLock<EmbeddedOfflineStore>,
 }
 
 /// What `apply` did.
@@ -32,7 +40,7 @@ impl FeatureStore {
         let registry: Box<dyn Registry> = match &config.registry {
             RegistryConfig::File { path } => Box::new(FileRegistry::new(root.join(path))),
         };
-        Ok(FeatureStore { root, config, registry })
+        Ok(FeatureStore { root, config, registry, offline: OnceLock::new() })
     }
 
     pub fn root(&self) -> &Path {
@@ -76,4 +84,51 @@ impl FeatureStore {
         self.registry.commit(current.version, &next)?;
         Ok(ApplyOutcome { version: next.version, plan })
     }
+
+    fn offline(&self) -> Result<&EmbeddedOfflineStore, Error> {
+        if let Some(store) = self.offline.get() {
+            return Ok(store);
+        }
+        let store = EmbeddedOfflineStore::new(&self.root)?;
+        Ok(self.offline.get_or_init(|| store))
+    }
+
+    /// A point-in-time-correct training set (DESIGN §2): one row per entity
+    /// row, in input order, input columns unchanged, then the requested
+    /// features in request order.
+    pub fn get_historical_features(&self, entities: &RecordBatch, selection: &FeatureSelection, options: &HistoricalOptions) -> Result<RecordBatch, Error> {
+        let state = self.registry_state()?;
+        let resolved = resolve::resolve(&state, selection)?;
+        let joined = self.offline()?.get_historical_features(entities, &resolved.views, options)?;
+        Ok(reorder_features(&joined, entities.num_columns(), &resolved))
+    }
+
+    /// The rows of one view in a time range, or the latest row per entity.
+    pub fn export(&self, view: &str, range: TimeRange, latest: bool) -> Result<RecordBatch, Error> {
+        let state = self.registry_state()?;
+        if state.version == 0 {
+            return Err(Error::NotApplied);
+        }
+        let mut request = resolve::view_request(&state.definitions, view)?;
+        request.features = request.view.schema.clone();
+        Ok(self.offline()?.export(&request, range, latest)?)
+    }
+}
+
+/// The offline engine returns features grouped by view; put them back in the
+/// order they were requested.
+fn reorder_features(joined: &RecordBatch, inputs: usize, resolved: &resolve::Resolved) -> RecordBatch {
+    let mut grouped = Vec::new();
+    for request in &resolved.views {
+        for field in &request.features {
+            grouped.push((request.view.name.as_str(), field.name.as_str()));
+        }
+    }
+    let mut indices: Vec<usize> = (0..inputs).collect();
+    for (view, feature) in &resolved.order {
+        if let Some(position) = grouped.iter().position(|(v, f)| v == view && f == feature) {
+            indices.push(inputs + position);
+        }
+    }
+    joined.project(&indices).unwrap_or_else(|_| joined.clone())
 }

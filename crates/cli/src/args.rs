@@ -30,8 +30,54 @@ pub enum Command {
     /// Discover what the registry holds.
     #[command(subcommand)]
     Features(FeaturesCommand),
+    /// Build a point-in-time-correct training set for an entity table.
+    Historical(HistoricalArgs),
+    /// Export one view's rows in a time range, or the latest row per entity.
+    Export(ExportArgs),
     /// Run the whole feature store on generated data, step by step.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("selection").required(true).args(["features", "feature_service"])))]
+pub struct HistoricalArgs {
+    /// The entity table (Parquet or CSV): join keys, an event timestamp, any label columns.
+    #[arg(long)]
+    pub entities: PathBuf,
+    /// Feature references, comma-separated: `view:feature` or a bare `view`.
+    #[arg(long)]
+    pub features: Option<String>,
+    /// A feature service instead of explicit references.
+    #[arg(long)]
+    pub feature_service: Option<String>,
+    /// Where to write the training set (.parquet or .csv).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Name features `view__feature` instead of `feature`.
+    #[arg(long)]
+    pub full_feature_names: bool,
+    /// The entity table's timestamp column.
+    #[arg(long, default_value = "event_timestamp")]
+    pub timestamp_column: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The feature view to export.
+    #[arg(long)]
+    pub view: String,
+    /// Only rows with event time at or after this instant (RFC 3339 or `now`).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Only rows with event time at or before this instant (RFC 3339 or `now`).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Only the latest row per entity (as of --end), chosen by the same rule as training sets.
+    #[arg(long)]
+    pub latest: bool,
+    /// Where to write the rows (.parquet or .csv).
+    #[arg(long)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -14,11 +14,14 @@ pub struct Duration {
     seconds: i64,
 }
 
+/// How to write a duration, for error help texts.
+pub const HINT: &str = "write a whole number followed by s, m, h, d or w, e.g. `90s`, `15m`, `6h`, `3d`, `2w`";
+
 const UNITS: [(char, i64); 5] = [('w', 604_800), ('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
 
 /// Why a duration string was rejected; `Display` says how to write it instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not a duration: {reason}; write a whole number followed by s, m, h, d or w, e.g. `90s`, `15m`, `6h`, `3d`, `2w`")]
+#[error("`{input}` is not a duration: {reason}; {HINT}")]
 pub struct DurationError {
     pub input: String,
     pub reason: &'static str,

@@ -106,20 +106,20 @@ pub fn parse_config(display_path: &Path, text: &str, diagnostics: &mut Diagnosti
     let root = walker.load()?;
     let root = walker.mapping(&root, "almanac.yaml")?;
     walker.check_keys(root, &["project", "registry", "offline", "online"], &["project"], "almanac.yaml");
-    let project = walker.name_field(root, "project")?;
+    let project = walker.name_field(root, "project");
     let registry = match root.get_node("registry") {
-        None => RegistryConfig::default(),
-        Some(node) => walker.registry_config(node)?,
+        None => Some(RegistryConfig::default()),
+        Some(node) => walker.registry_config(node),
     };
     let offline = match root.get_node("offline") {
-        None => OfflineConfig::default(),
-        Some(node) => walker.offline_config(node)?,
+        None => Some(OfflineConfig::default()),
+        Some(node) => walker.offline_config(node),
     };
     let online = match root.get_node("online") {
-        None => OnlineConfig::default(),
-        Some(node) => walker.online_config(node)?,
+        None => Some(OnlineConfig::default()),
+        Some(node) => walker.online_config(node),
     };
-    Some(RepoConfig { project, registry, offline, online })
+    Some(RepoConfig { project: project?, registry: registry?, offline: offline?, online: online? })
 }
 
 struct Walker<'a> {
@@ -228,17 +228,23 @@ impl<'a> Walker<'a> {
         scalar
     }
 
-    /// Report unknown keys (with a suggestion) and missing required ones.
+    /// Report unknown keys (with a suggestion) and missing required ones. A
+    /// misspelled required key is one mistake, reported once (as unknown,
+    /// with the suggestion), not twice.
     fn check_keys(&mut self, map: &MarkedMappingNode, allowed: &[&str], required: &[&str], what: &str) {
+        let mut suggested = Vec::new();
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
                 let help = suggest::help(key.as_str(), allowed.iter().copied());
+                suggested.extend(suggest::closest(key.as_str(), allowed.iter().copied()));
                 self.error(key.span(), format!("unknown key `{}` in {what}", key.as_str()), help);
             }
         }
         for &key in required {
-            if map.get_node(key).is_none() {
-                self.error(map.span(), format!("{what} is missing the required key `{key}`"), Some(format!("add `{key}: ...`")));
+            if map.get_node(key).is_none() && !suggested.contains(&key) {
+                // The mapping's own span starts at its first colon; its first key reads better.
+                let span = map.keys().next().map(|k| k.span().clone()).unwrap_or_else(|| map.span().clone());
+                self.error(&span, format!("{what} is missing the required key `{key}`"), Some(format!("add `{key}: ...`")));
             }
         }
     }
@@ -350,7 +356,8 @@ impl<'a> Walker<'a> {
             Ok(duration) => Some(Some(duration)),
             Err(error) => {
                 let span = map.get_node(key).map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
-                self.error(&span, format!("bad `{key}`: {error}"), None);
+                let message = format!("`{}` is not a valid `{key}`: {}", error.input, error.reason);
+                self.error(&span, message, Some(almanac_core::duration::HINT.to_string()));
                 None
             }
         }

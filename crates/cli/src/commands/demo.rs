@@ -3,9 +3,15 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use almanac::FeatureStore;
+use almanac::offline::io::{read_table, write_table};
+use almanac::offline::{HistoricalOptions, TimeRange};
 use almanac::registry::Action;
 use almanac::scaffold::{self, InitKind};
+use almanac::{FeatureSelection, FeatureStore};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use arrow::util::display::array_value_to_string;
 
 use super::init::dataset_spec;
 use crate::args::DemoArgs;
@@ -23,7 +29,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     println!("Almanac demo: a fraud-detection feature repo on generated data");
     println!("Repo: {}\n", dir.display());
-    const STEPS: usize = 2;
+    const STEPS: usize = 3;
 
     let started = Instant::now();
     let spec = dataset_spec(&args.data);
@@ -45,10 +51,60 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         println!("        {line}");
     }
 
+    let started = Instant::now();
+    let (schema, batches) = read_table(&dir.join("data/labels.parquet"))?;
+    let labels = concat_batches(&schema, &batches)?;
+    let selection = FeatureSelection::Service("fraud_model_v1".into());
+    let training = store.get_historical_features(&labels, &selection, &HistoricalOptions::default())?;
+    let output = dir.join("training_set.parquet");
+    write_table(&output, training.schema(), std::slice::from_ref(&training))?;
+    step(3, STEPS, &format!("historical: point-in-time training set for {} labels", render::count(labels.num_rows())), started);
+    println!("        wrote training_set.parquet: {} rows × {} columns (fraud_model_v1)", render::count(training.num_rows()), training.num_columns());
+    print_rows(&training, 3);
+    explain_leak(&store, &training)?;
+
     println!("\nDone in {:.2} s. Explore the repo:", total_start.elapsed().as_secs_f64());
     let repo = dir.display();
     println!("  almanac --repo {repo} features list");
     println!("  almanac --repo {repo} features describe fraud_model_v1");
     println!("  almanac --repo {repo} features search fraud");
+    println!("  almanac --repo {repo} historical --entities {repo}/data/labels.parquet --feature-service fraud_model_v1 --output train.parquet");
+    Ok(())
+}
+
+fn print_rows(batch: &RecordBatch, rows: usize) {
+    let header: Vec<&str> = batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+    let body = (0..rows.min(batch.num_rows()))
+        .map(|row| batch.columns().iter().map(|c| array_value_to_string(c, row).unwrap_or_default()).collect())
+        .collect();
+    for line in render::table(&header, body).to_string().lines() {
+        println!("        {line}");
+    }
+}
+
+/// Find a label where joining on "the latest value" (what a naive join does)
+/// would have used a value from after the label's own time, and show both.
+fn explain_leak(store: &FeatureStore, training: &RecordBatch) -> anyhow::Result<()> {
+    let latest = store.export("user_txn_stats", TimeRange::default(), true)?;
+    let (Some(latest_users), Some(latest_ts), Some(latest_count)) = (latest.column_by_name("user_id"), latest.column_by_name("event_timestamp"), latest.column_by_name("txn_count_7d")) else {
+        return Ok(());
+    };
+    let (latest_users, latest_ts, latest_count) = (latest_users.as_primitive::<Int64Type>(), latest_ts.as_primitive::<TimestampMicrosecondType>(), latest_count.as_primitive::<Int64Type>());
+    let by_user: std::collections::HashMap<i64, usize> = (0..latest_users.len()).map(|i| (latest_users.value(i), i)).collect();
+    let (Some(users), Some(times), Some(counts), Some(ids)) = (training.column_by_name("user_id"), training.column_by_name("event_timestamp"), training.column_by_name("txn_count_7d"), training.column_by_name("label_id")) else {
+        return Ok(());
+    };
+    let (users, times, counts, ids) = (users.as_primitive::<Int64Type>(), times.as_primitive::<TimestampMicrosecondType>(), counts.as_primitive::<Int64Type>(), ids.as_primitive::<Int64Type>());
+    for row in 0..training.num_rows() {
+        let Some(&naive) = by_user.get(&users.value(row)) else { continue };
+        if counts.is_null(row) || latest_ts.value(naive) <= times.value(row) || latest_count.value(naive) == counts.value(row) {
+            continue;
+        }
+        let when = |micros: i64| chrono::DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+        println!("        Leakage avoided, e.g. label {} (user {}, labelled {}):", ids.value(row), users.value(row), when(times.value(row)));
+        println!("          point-in-time txn_count_7d = {}  (the latest value known at that moment)", counts.value(row));
+        println!("          a naive latest-value join  = {}  (recorded {}, after the label: a leak)", latest_count.value(naive), when(latest_ts.value(naive)));
+        return Ok(());
+    }
     Ok(())
 }

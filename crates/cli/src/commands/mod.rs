@@ -2,6 +2,7 @@
 
 mod demo;
 mod features;
+mod historical;
 mod init;
 mod plan;
 
@@ -15,6 +16,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan => plan::plan(&cli.repo, cli.json),
         Command::Apply => plan::apply(&cli.repo, cli.json),
         Command::Features(command) => features::run(&cli.repo, command, cli.json),
+        Command::Historical(args) => historical::historical(&cli.repo, &args, cli.json),
+        Command::Export(args) => historical::export(&cli.repo, &args, cli.json),
         Command::Demo(args) => demo::run(&args),
     }?;
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,101 @@
+//! Resolving feature references against the registry: the one path both
+//! training (historical) and serving (online) take, so they can never
+//! disagree about what `view:feature` means.
+
+use almanac_core::{Definitions, FeatureRef, suggest};
+use almanac_offline::ViewRequest;
+use almanac_registry::RegistryState;
+
+use crate::error::Error;
+
+/// What a request asks for: explicit references, or a feature service.
+#[derive(Debug, Clone)]
+pub enum FeatureSelection {
+    Refs(Vec<FeatureRef>),
+    Service(String),
+}
+
+impl FeatureSelection {
+    /// Parse `view:feature,view` text (the CLI's `--features`).
+    pub fn parse_refs(text: &str) -> Result<Self, Error> {
+        let refs = text
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().parse::<FeatureRef>().map_err(|e| Error::BadRequest(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if refs.is_empty() {
+            return Err(Error::BadRequest("no features requested; pass --features view:feature[,...] or --feature-service NAME".into()));
+        }
+        Ok(FeatureSelection::Refs(refs))
+    }
+}
+
+/// The resolved request: per view (in first-appearance order) what to read,
+/// and the requested `(view, feature)` pairs in request order.
+pub struct Resolved {
+    pub views: Vec<ViewRequest>,
+    pub order: Vec<(String, String)>,
+}
+
+fn unknown(what: &'static str, name: &str, candidates: Vec<&str>) -> Error {
+    let help = suggest::closest(name, candidates.iter().copied()).map(|b| format!("did you mean `{b}`?"));
+    Error::Unknown { what, name: name.to_string(), help }
+}
+
+pub fn resolve(state: &RegistryState, selection: &FeatureSelection) -> Result<Resolved, Error> {
+    if state.version == 0 {
+        return Err(Error::NotApplied);
+    }
+    let defs = &state.definitions;
+    let refs = match selection {
+        FeatureSelection::Refs(refs) => refs.clone(),
+        FeatureSelection::Service(name) => {
+            let service = defs.feature_service(name).ok_or_else(|| unknown("feature service", name, defs.feature_services.iter().map(|s| s.name.as_str()).collect()))?;
+            defs.resolve_service(service)
+        }
+    };
+    let mut order: Vec<(String, String)> = Vec::new();
+    for reference in &refs {
+        let view = defs.feature_view(&reference.view).ok_or_else(|| unknown("feature view", &reference.view, defs.feature_views.iter().map(|v| v.name.as_str()).collect()))?;
+        let features: Vec<&str> = match &reference.feature {
+            Some(feature) => {
+                if view.feature(feature).is_none() {
+                    let names: Vec<String> = view.schema.iter().map(|f| format!("{}:{}", view.name, f.name)).collect();
+                    return Err(unknown("feature", &reference.to_string(), names.iter().map(String::as_str).collect()));
+                }
+                vec![feature.as_str()]
+            }
+            None => view.schema.iter().map(|f| f.name.as_str()).collect(),
+        };
+        for feature in features {
+            let pair = (view.name.clone(), feature.to_string());
+            if !order.contains(&pair) {
+                order.push(pair);
+            }
+        }
+    }
+    let mut views: Vec<ViewRequest> = Vec::new();
+    for (view_name, feature) in &order {
+        if !views.iter().any(|v| v.view.name == *view_name) {
+            views.push(view_request(defs, view_name)?);
+        }
+        let request = views.iter_mut().find(|v| v.view.name == *view_name);
+        if let (Some(request), Some(view)) = (request, defs.feature_view(view_name)) {
+            request.features.extend(view.feature(feature).cloned());
+        }
+    }
+    Ok(Resolved { views, order })
+}
+
+/// Everything needed to read one view, with no features requested yet.
+pub fn view_request(defs: &Definitions, name: &str) -> Result<ViewRequest, Error> {
+    let view = defs.feature_view(name).ok_or_else(|| unknown("feature view", name, defs.feature_views.iter().map(|v| v.name.as_str()).collect()))?;
+    let source = defs.source(&view.source).ok_or_else(|| unknown("source", &view.source, vec![]))?;
+    let join_keys = view
+        .entities
+        .iter()
+        .filter_map(|e| defs.entity(e))
+        .flat_map(|e| e.join_keys.iter().map(move |k| (e.name.clone(), k.clone())))
+        .collect();
+    Ok(ViewRequest { view: view.clone(), source: source.clone(), join_keys, features: Vec::new() })
+}

@@ -1,0 +1,70 @@
+//! `almanac historical` and `almanac export`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use almanac::offline::io::{read_table, write_table};
+use almanac::offline::{HistoricalOptions, TimeRange};
+use almanac::{FeatureSelection, FeatureStore};
+use anyhow::Context;
+use arrow::compute::concat_batches;
+
+use crate::args::{ExportArgs, HistoricalArgs};
+use crate::render;
+
+/// RFC 3339 or `now`, as nanoseconds since the epoch.
+pub fn parse_instant(text: &str) -> anyhow::Result<i64> {
+    let instant = if text.eq_ignore_ascii_case("now") {
+        chrono::Utc::now()
+    } else {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("`{text}` is not an RFC 3339 timestamp such as `2026-06-10T14:00:00Z` (or `now`)"))?
+            .to_utc()
+    };
+    instant.timestamp_nanos_opt().with_context(|| format!("`{text}` is out of range"))
+}
+
+pub fn historical(repo: &Path, args: &HistoricalArgs, json: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let store = FeatureStore::open(repo)?;
+    let selection = match (&args.features, &args.feature_service) {
+        (Some(features), _) => FeatureSelection::parse_refs(features)?,
+        (None, Some(service)) => FeatureSelection::Service(service.clone()),
+        (None, None) => anyhow::bail!("pass --features or --feature-service"),
+    };
+    let (schema, batches) = read_table(&args.entities)?;
+    let entities = concat_batches(&schema, &batches)?;
+    let options = HistoricalOptions { timestamp_column: args.timestamp_column.clone(), full_feature_names: args.full_feature_names };
+    let result = store.get_historical_features(&entities, &selection, &options)?;
+    write_table(&args.output, result.schema(), std::slice::from_ref(&result))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let features: Vec<String> = result.schema().fields().iter().skip(entities.num_columns()).map(|f| f.name().clone()).collect();
+    if json {
+        return render::json(&serde_json::json!({"output": args.output, "rows": result.num_rows(), "features": features, "seconds": seconds}));
+    }
+    println!("Wrote {} rows × {} columns to {} in {seconds:.2} s", render::count(result.num_rows()), result.num_columns(), args.output.display());
+    for (index, name) in features.iter().enumerate() {
+        let column = result.column(entities.num_columns() + index);
+        let filled = column.len() - column.null_count();
+        let share = if column.is_empty() { 0.0 } else { 100.0 * filled as f64 / column.len() as f64 };
+        println!("  {name:<32} {share:>5.1}% of rows have a value");
+    }
+    Ok(())
+}
+
+pub fn export(repo: &Path, args: &ExportArgs, json: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let store = FeatureStore::open(repo)?;
+    let range = TimeRange { start: args.start.as_deref().map(parse_instant).transpose()?, end: args.end.as_deref().map(parse_instant).transpose()? };
+    if let (Some(start), Some(end)) = (range.start, range.end) {
+        anyhow::ensure!(start <= end, "--start ({}) is after --end ({})", args.start.as_deref().unwrap_or_default(), args.end.as_deref().unwrap_or_default());
+    }
+    let rows = store.export(&args.view, range, args.latest)?;
+    write_table(&args.output, rows.schema(), std::slice::from_ref(&rows))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        return render::json(&serde_json::json!({"output": args.output, "rows": rows.num_rows(), "seconds": seconds}));
+    }
+    println!("Wrote {} rows of `{}` to {} in {seconds:.2} s", render::count(rows.num_rows()), args.view, args.output.display());
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `almanac historical` and `almanac export` through the real binary.
+
+mod util;
+
+use std::fs::File;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use util::{demo_repo, run};
+
+fn read(path: &std::path::Path) -> RecordBatch {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open")).expect("parquet").build().expect("reader");
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("read");
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat")
+}
+
+#[test]
+fn a_training_set_keeps_every_label_in_order() {
+    let (dir, repo) = demo_repo();
+    run(&repo, &["apply"]).ok();
+    let labels = repo.join("data/labels.parquet");
+    let output = dir.path().join("train.parquet");
+    let out = run(&repo, &["historical", "--entities", labels.to_str().expect("path"), "--feature-service", "fraud_model_v1", "--output", output.to_str().expect("path"), "--json"]).ok().json();
+    assert_eq!(out["features"], serde_json::json!(["txn_count_7d", "txn_amount_avg_7d", "merchant_fraud_rate_30d", "merchant_txn_count_1d"]));
+    let input = read(&labels);
+    let result = read(&output);
+    assert_eq!(result.num_rows(), input.num_rows());
+    for index in 0..input.num_columns() {
+        assert_eq!(result.column(index), input.column(index), "input columns unchanged and in order");
+    }
+    let counts = result.column_by_name("txn_count_7d").expect("feature").as_primitive::<Int64Type>();
+    assert!(counts.null_count() > 0 && counts.null_count() < counts.len(), "some labels have no fresh value, most do");
+
+    let full = dir.path().join("full.csv");
+    let text = run(&repo, &["historical", "--entities", labels.to_str().expect("path"), "--features", "merchant_stats:merchant_txn_count_1d,user_txn_stats:txn_count_7d", "--full-feature-names", "--output", full.to_str().expect("path")]).ok();
+    assert!(text.stdout.contains("% of rows have a value"), "{}", text.stdout);
+    let header = std::fs::read_to_string(&full).expect("csv").lines().next().expect("header").to_string();
+    assert!(header.ends_with("merchant_stats__merchant_txn_count_1d,user_txn_stats__txn_count_7d"), "request order: {header}");
+}
+
+#[test]
+fn bad_requests_explain_themselves() {
+    let (dir, repo) = demo_repo();
+    run(&repo, &["apply"]).ok();
+    let labels = repo.join("data/labels.parquet");
+    let labels = labels.to_str().expect("path");
+    let output = dir.path().join("out.parquet");
+    let output = output.to_str().expect("path");
+    let historical = |extra: &[&str]| {
+        let mut args = vec!["historical", "--output", output];
+        args.extend_from_slice(extra);
+        run(&repo, &args).fails()
+    };
+
+    let unknown = historical(&["--entities", labels, "--features", "user_txn_stats:txn_count_7"]);
+    assert!(unknown.stderr.contains("did you mean `user_txn_stats:txn_count_7d`?"), "{}", unknown.stderr);
+    let service = historical(&["--entities", labels, "--feature-service", "fraud_model"]);
+    assert!(service.stderr.contains("did you mean `fraud_model_v1`?"), "{}", service.stderr);
+    let column = historical(&["--entities", labels, "--features", "user_txn_stats", "--timestamp-column", "ts"]);
+    assert!(column.stderr.contains("no column `ts`") && column.stderr.contains("it has: label_id, user_id"), "{}", column.stderr);
+
+    let csv = dir.path().join("entities.csv");
+    std::fs::write(&csv, "user_id,event_timestamp\nu1,2026-03-01T00:00:00Z\n").expect("csv");
+    let key = historical(&["--entities", csv.to_str().expect("path"), "--features", "user_txn_stats"]);
+    assert!(key.stderr.contains("join key `user_id` is") && key.stderr.contains("cast it to int64"), "{}", key.stderr);
+    std::fs::write(&csv, "user_id,event_timestamp\n1,2026-03-01T00:00:00Z\n2,last tuesday\n").expect("csv");
+    let ts = historical(&["--entities", csv.to_str().expect("path"), "--features", "user_txn_stats"]);
+    assert!(ts.stderr.contains("`last tuesday`") && ts.stderr.contains("row 2"), "{}", ts.stderr);
+    std::fs::write(&csv, "label,event_timestamp\n1,2026-03-01T00:00:00Z\n").expect("csv");
+    let missing = historical(&["--entities", csv.to_str().expect("path"), "--features", "user_txn_stats"]);
+    assert!(missing.stderr.contains("no column `user_id`") && missing.stderr.contains("it has: label, event_timestamp"), "{}", missing.stderr);
+    let corrupt = dir.path().join("corrupt.parquet");
+    std::fs::write(&corrupt, b"PAR1 not really").expect("write");
+    let unreadable = historical(&["--entities", corrupt.to_str().expect("path"), "--features", "user_txn_stats"]);
+    assert!(unreadable.stderr.contains("corrupt.parquet"), "{}", unreadable.stderr);
+
+    // Two views exposing the same feature name need full names.
+    let path = repo.join("features.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let copy = "  - name: user_txn_copy\n    entities: [user]\n    source: user_txn_source\n    schema:\n      - {name: txn_count_7d, dtype: int64}\n";
+    std::fs::write(&path, text.replace("feature_services:", &format!("{copy}\nfeature_services:"))).expect("write");
+    run(&repo, &["apply"]).ok();
+    let clash = historical(&["--entities", labels, "--features", "user_txn_stats:txn_count_7d,user_txn_copy:txn_count_7d"]);
+    assert!(clash.stderr.contains("--full-feature-names"), "{}", clash.stderr);
+}
+
+#[test]
+fn an_empty_entity_table_gives_an_empty_training_set() {
+    let (dir, repo) = demo_repo();
+    run(&repo, &["apply"]).ok();
+    let csv = dir.path().join("empty.csv");
+    std::fs::write(&csv, "user_id,event_timestamp\n").expect("csv");
+    let output = dir.path().join("out.parquet");
+    run(&repo, &["historical", "--entities", csv.to_str().expect("path"), "--features", "user_txn_stats", "--output", output.to_str().expect("path")]).ok();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&output).expect("open")).expect("parquet");
+    let names: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["user_id", "event_timestamp", "txn_count_7d", "txn_amount_avg_7d", "txn_amount_std_30d"]);
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
+}
+
+#[test]
+fn export_ranges_and_latest_rows() {
+    let (dir, repo) = demo_repo();
+    run(&repo, &["apply"]).ok();
+    let all = dir.path().join("all.parquet");
+    run(&repo, &["export", "--view", "user_txn_stats", "--output", all.to_str().expect("path")]).ok();
+    let all = read(&all);
+    let latest = dir.path().join("latest.parquet");
+    run(&repo, &["export", "--view", "user_txn_stats", "--latest", "--end", "2026-04-01T00:00:00Z", "--output", latest.to_str().expect("path")]).ok();
+    let latest = read(&latest);
+    let users: std::collections::HashSet<i64> = latest.column_by_name("user_id").expect("key").as_primitive::<Int64Type>().values().iter().copied().collect();
+    assert_eq!(users.len(), latest.num_rows(), "one row per entity");
+    assert!(latest.num_rows() < all.num_rows());
+    let bad = run(&repo, &["export", "--view", "user_txn_stats", "--start", "2026-05-01T00:00:00Z", "--end", "2026-04-01T00:00:00Z", "--output", "x.parquet"]).fails();
+    assert!(bad.stderr.contains("is after --end"), "{}", bad.stderr);
+    let unknown = run(&repo, &["export", "--view", "user_stats", "--output", "x.parquet"]).fails();
+    assert!(unknown.stderr.contains("did you mean `user_txn_stats`?"), "{}", unknown.stderr);
+}

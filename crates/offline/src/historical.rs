@@ -1,0 +1,306 @@
+//! Point-in-time retrieval (DESIGN §2) and exports, over any source.
+//!
+//! The flow for each requested view: normalize the entity table's keys and
+//! timestamps, work out the event-time range the request can see
+//! (`min(T) - ttl ..= max(T)`), scan only that range and only the needed
+//! columns, run the native as-of join, and `take` the winners' features in
+//! input order, cast to their declared dtypes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use almanac_core::{DType, FeatureView, Field, JoinKey, Source};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::{cast, concat_batches, filter_record_batch, take};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
+use datafusion::prelude::SessionContext;
+
+use crate::asof::{self, History, Probes};
+use crate::error::OfflineError;
+use crate::scan::{self, ScanRequest};
+use crate::source::{list_source_files, read_source_schema};
+use crate::time::to_nanos;
+
+/// One feature view's part of a request, fully resolved by the caller
+/// (the facade resolves references through the registry).
+#[derive(Debug, Clone)]
+pub struct ViewRequest {
+    pub view: FeatureView,
+    pub source: Source,
+    /// `(entity name, join key with its resolved dtype)`, in the view's order.
+    pub join_keys: Vec<(String, JoinKey)>,
+    /// The requested features, in request order.
+    pub features: Vec<Field>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoricalOptions {
+    /// The entity table's as-of column.
+    pub timestamp_column: String,
+    /// Name features `view__feature` instead of `feature`.
+    pub full_feature_names: bool,
+}
+
+impl Default for HistoricalOptions {
+    fn default() -> Self {
+        HistoricalOptions { timestamp_column: "event_timestamp".into(), full_feature_names: false }
+    }
+}
+
+/// An inclusive event-time window in nanoseconds; `None` = unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// The offline store: full history, point-in-time joins, exports.
+/// Every method is synchronous; implementations own whatever runtime they need.
+pub trait OfflineStore: Send + Sync {
+    /// One output row per entity row, in input order, with the input columns
+    /// unchanged followed by the requested features (DESIGN §2).
+    fn get_historical_features(&self, entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<RecordBatch, OfflineError>;
+
+    /// The rows of one view with event time in `range`; with `latest`, only
+    /// the winning row per entity (same winner rule as the join).
+    fn export(&self, view: &ViewRequest, range: TimeRange, latest: bool) -> Result<RecordBatch, OfflineError>;
+}
+
+/// The embedded engine: DataFusion scans of the sources' files plus the
+/// native as-of join.
+pub struct EmbeddedOfflineStore {
+    root: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    ctx: SessionContext,
+}
+
+impl EmbeddedOfflineStore {
+    pub fn new(root: impl AsRef<Path>) -> Result<Self, OfflineError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+            .enable_all()
+            .build()
+            .map_err(|e| OfflineError::Scan { source_name: String::new(), reason: format!("cannot start the scan runtime: {e}") })?;
+        Ok(EmbeddedOfflineStore { root: root.as_ref().to_path_buf(), runtime, ctx: scan::session() })
+    }
+
+    /// The view's history: key columns, event/created times and features,
+    /// with event time pruned to `range`.
+    fn history(&self, request: &ViewRequest, range: TimeRange) -> Result<HistoryTable, OfflineError> {
+        let source = &request.source;
+        let source_error = |error| OfflineError::Source { source_name: source.name.clone(), error };
+        let files = list_source_files(&self.root, source).map_err(source_error)?;
+        let schema = read_source_schema(&files).map_err(source_error)?;
+        let mut columns: Vec<String> = request.join_keys.iter().map(|(_, k)| source.file_column(&k.name).to_string()).collect();
+        columns.push(source.file_column(&source.timestamp_field).to_string());
+        if let Some(created) = &source.created_timestamp_column {
+            columns.push(source.file_column(created).to_string());
+        }
+        // Every feature of the view is read, not only the requested ones: the
+        // last-resort tie-break compares all of them, so the winning row never
+        // depends on which subset a request (or materialization) asked for.
+        columns.extend(request.view.schema.iter().map(|f| source.file_column(&f.name).to_string()));
+        let scan_request = ScanRequest { source, files: &files, schema, columns, range: (range.start, range.end) };
+        let batches = self.runtime.block_on(scan::scan(&self.ctx, &scan_request))?;
+        let scanned_schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+        let batch = if batches.is_empty() { None } else { Some(concat_batches(&scanned_schema, &batches)?) };
+        HistoryTable::new(request, batch.as_ref())
+    }
+}
+
+/// A view's scanned history, normalized for the join.
+struct HistoryTable {
+    keys: Vec<ArrayRef>,
+    ts: Vec<i64>,
+    ts_valid: Vec<bool>,
+    created: Option<Vec<Option<i64>>>,
+    /// Raw event/created time columns, for exports.
+    ts_column: Option<ArrayRef>,
+    created_column: Option<ArrayRef>,
+    /// Every feature of the view, in schema order.
+    features: Vec<ArrayRef>,
+}
+
+impl HistoryTable {
+    fn new(request: &ViewRequest, batch: Option<&RecordBatch>) -> Result<Self, OfflineError> {
+        let source = &request.source;
+        let Some(batch) = batch else {
+            let keys = request.join_keys.iter().map(|(_, k)| arrow::array::new_empty_array(&key_type(k))).collect();
+            let features = request.view.schema.iter().map(|f| arrow::array::new_empty_array(&f.dtype.to_arrow())).collect();
+            return Ok(HistoryTable { keys, ts: vec![], ts_valid: vec![], created: None, ts_column: None, created_column: None, features });
+        };
+        let get = |name: &str| -> Result<ArrayRef, OfflineError> {
+            let file_name = source.file_column(name);
+            batch.column_by_name(file_name).cloned().ok_or_else(|| OfflineError::Scan {
+                source_name: source.name.clone(),
+                reason: format!("column `{file_name}` disappeared from the files since `almanac apply`; run `almanac apply` to re-check the definitions"),
+            })
+        };
+        let keys = request.join_keys.iter().map(|(_, k)| Ok(cast(&get(&k.name)?, &key_type(k))?)).collect::<Result<Vec<_>, OfflineError>>()?;
+        let ts_column = get(&source.timestamp_field)?;
+        let ts_nanos = to_nanos(&ts_column, &source.timestamp_field)?;
+        let ts_valid = ts_nanos.iter().map(Option::is_some).collect();
+        let ts = ts_nanos.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect();
+        let (created, created_column) = match &source.created_timestamp_column {
+            Some(name) => {
+                let column = get(name)?;
+                (Some(to_nanos(&column, name)?), Some(column))
+            }
+            None => (None, None),
+        };
+        let features = request.view.schema.iter().map(|f| get(&f.name)).collect::<Result<Vec<_>, _>>()?;
+        Ok(HistoryTable { keys, ts, ts_valid, created, ts_column: Some(ts_column), created_column, features })
+    }
+
+    fn as_history(&self) -> History<'_> {
+        History { keys: &self.keys, ts: &self.ts, created: self.created.as_deref(), ts_valid: Some(&self.ts_valid), features: &self.features }
+    }
+}
+
+/// The Arrow type keys are compared as: int64 or string.
+fn key_type(key: &JoinKey) -> DataType {
+    match key.dtype {
+        Some(DType::String) => DataType::Utf8,
+        _ => DataType::Int64,
+    }
+}
+
+fn entity_key(entities: &RecordBatch, entity: &str, key: &JoinKey, view: &str) -> Result<ArrayRef, OfflineError> {
+    let column = entities.column_by_name(&key.name).ok_or_else(|| OfflineError::MissingColumn {
+        column: key.name.clone(),
+        needed_by: format!("join key of entity `{entity}`, needed by feature view `{view}`"),
+        available: column_list(entities.schema_ref()),
+    })?;
+    let expected = key_type(key);
+    let compatible = match expected {
+        DataType::Int64 => column.data_type().is_integer(),
+        _ => matches!(column.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)),
+    };
+    if !compatible && column.data_type() != &DataType::Null {
+        let (expected_name, pandas) = if expected == DataType::Int64 { ("int64", "int64") } else { ("string", "str") };
+        return Err(OfflineError::KeyType { column: key.name.clone(), entity: entity.to_string(), found: column.data_type().to_string(), expected: expected_name.into(), pandas: pandas.into() });
+    }
+    Ok(cast(column, &expected)?)
+}
+
+fn column_list(schema: &SchemaRef) -> String {
+    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Output names for every requested feature, checked for clashes up front.
+fn output_names(entities: &Schema, views: &[ViewRequest], full: bool) -> Result<Vec<String>, OfflineError> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    for request in views {
+        for field in &request.features {
+            let name = if full { format!("{}__{}", request.view.name, field.name) } else { field.name.clone() };
+            if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
+                return Err(OfflineError::NameClash { name, first: first.clone(), second: request.view.name.clone() });
+            }
+            if entities.field_with_name(&name).is_ok() {
+                return Err(OfflineError::ClashWithInput { name });
+            }
+            names.push((name, request.view.name.clone()));
+        }
+    }
+    Ok(names.into_iter().map(|(n, _)| n).collect())
+}
+
+impl OfflineStore for EmbeddedOfflineStore {
+    fn get_historical_features(&self, entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<RecordBatch, OfflineError> {
+        let names = output_names(entities.schema_ref(), views, options.full_feature_names)?;
+        let ts_name = &options.timestamp_column;
+        let ts_column = entities.column_by_name(ts_name).ok_or_else(|| OfflineError::MissingColumn {
+            column: ts_name.clone(),
+            needed_by: "the as-of timestamp; pass --timestamp-column if it has another name".into(),
+            available: column_list(entities.schema_ref()),
+        })?;
+        let at = to_nanos(ts_column, ts_name)?;
+        // Validate every view's keys before scanning anything.
+        let mut view_keys = Vec::with_capacity(views.len());
+        for request in views {
+            let keys = request.join_keys.iter().map(|(entity, key)| entity_key(entities, entity, key, &request.view.name)).collect::<Result<Vec<_>, _>>()?;
+            view_keys.push(keys);
+        }
+        let (min_at, max_at) = (at.iter().flatten().min().copied(), at.iter().flatten().max().copied());
+        let mut fields: Vec<ArrowField> = entities.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
+        let mut names = names.into_iter();
+        for (request, keys) in views.iter().zip(view_keys) {
+            let winners = match (min_at, max_at) {
+                (Some(min_at), Some(max_at)) => {
+                    let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
+                    let range = TimeRange { start: ttl.map(|ttl| min_at.saturating_sub(ttl)), end: Some(max_at) };
+                    let history = self.history(request, range)?;
+                    let indices = asof::asof_join(&history.as_history(), &Probes { keys: &keys, at: &at }, ttl)?;
+                    Some((indices, history))
+                }
+                // No row has a timestamp (or there are no rows): nothing can match.
+                _ => None,
+            };
+            for field in &request.features {
+                let target = field.dtype.to_arrow();
+                let column = match &winners {
+                    Some((indices, history)) => cast(&take(history.features[schema_index(request, field)].as_ref(), indices, None)?, &target)?,
+                    None => arrow::array::new_null_array(&target, entities.num_rows()),
+                };
+                fields.push(ArrowField::new(names.next().unwrap_or_default(), target, true));
+                columns.push(column);
+            }
+        }
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    }
+
+    fn export(&self, request: &ViewRequest, range: TimeRange, latest: bool) -> Result<RecordBatch, OfflineError> {
+        let history = self.history(request, range)?;
+        let in_range: BooleanArray = history.ts.iter().zip(&history.ts_valid).map(|(t, valid)| Some(*valid && range.start.is_none_or(|s| *t >= s) && range.end.is_none_or(|e| *t <= e))).collect();
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for ((_, key), array) in request.join_keys.iter().zip(&history.keys) {
+            fields.push(ArrowField::new(&key.name, array.data_type().clone(), true));
+            columns.push(array.clone());
+        }
+        let timestamp = DType::Timestamp.to_arrow();
+        let times = [(&request.source.timestamp_field, &history.ts_column)];
+        for (name, column) in times.into_iter().chain(request.source.created_timestamp_column.as_ref().map(|c| (c, &history.created_column))) {
+            let column = column.clone().map(|c| cast(&c, &timestamp)).transpose()?.unwrap_or_else(|| arrow::array::new_empty_array(&timestamp));
+            fields.push(ArrowField::new(name, timestamp.clone(), true));
+            columns.push(column);
+        }
+        for field in &request.view.schema {
+            let array = &history.features[schema_index(request, field)];
+            let target = field.dtype.to_arrow();
+            fields.push(ArrowField::new(&field.name, target.clone(), true));
+            columns.push(cast(array, &target)?);
+        }
+        let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        if all.num_rows() == 0 {
+            return Ok(all);
+        }
+        let windowed = filter_record_batch(&all, &in_range)?;
+        if !latest {
+            return Ok(windowed);
+        }
+        let window_history = HistoryTable {
+            keys: windowed.columns()[..request.join_keys.len()].to_vec(),
+            ts: to_nanos(windowed.column(request.join_keys.len()), "event time")?.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect(),
+            ts_valid: vec![true; windowed.num_rows()],
+            created: match &request.source.created_timestamp_column {
+                Some(name) => Some(to_nanos(windowed.column(request.join_keys.len() + 1), name)?),
+                None => None,
+            },
+            ts_column: None,
+            created_column: None,
+            features: windowed.columns()[windowed.num_columns() - request.view.schema.len()..].to_vec(),
+        };
+        let winners = asof::latest_per_key(&window_history.as_history())?;
+        let columns = windowed.columns().iter().map(|c| take(c.as_ref(), &winners, None)).collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(windowed.schema(), columns)?)
+    }
+}
+
+/// Position of a requested feature in the view's schema (requests are
+/// built from the view, so it is always there).
+fn schema_index(request: &ViewRequest, field: &Field) -> usize {
+    request.view.schema.iter().position(|f| f.name == field.name).unwrap_or(0)
+}
+

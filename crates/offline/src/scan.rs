@@ -1,0 +1,86 @@
+//! Scanning a source's files with DataFusion: only the needed columns, and
+//! only the rows (and Parquet row groups, by their statistics) inside the
+//! event-time range the request can see.
+
+use std::collections::HashSet;
+
+use almanac_core::{FileFormat, Source};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::logical_expr::{Expr, lit};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::error::OfflineError;
+use crate::source::SourceFiles;
+
+/// What to read from one source.
+pub struct ScanRequest<'a> {
+    pub source: &'a Source,
+    pub files: &'a SourceFiles,
+    /// The files' schema (read beforehand from metadata).
+    pub schema: SchemaRef,
+    /// Column names as they are in the files (after `field_mapping`).
+    pub columns: Vec<String>,
+    /// Inclusive event-time bounds in nanoseconds, for pruning. Rows outside
+    /// may still be returned (pruning is an optimization, not a filter the
+    /// join relies on).
+    pub range: (Option<i64>, Option<i64>),
+}
+
+pub fn session() -> SessionContext {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    SessionContext::new_with_config(SessionConfig::new().with_target_partitions(threads).with_batch_size(64 * 1024))
+}
+
+fn column(name: &str) -> Expr {
+    Expr::Column(Column::new_unqualified(name))
+}
+
+/// A literal of the column's own timestamp type, so the comparison needs no
+/// cast and Parquet statistics can prune row groups. `round_up` picks the
+/// conversion that keeps the bound inclusive when the unit is coarser.
+fn timestamp_literal(data_type: &DataType, nanos: i64, round_up: bool) -> Option<Expr> {
+    let DataType::Timestamp(unit, tz) = data_type else { return None };
+    let divisor = match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    };
+    let value = if round_up { nanos.div_euclid(divisor) + i64::from(nanos.rem_euclid(divisor) != 0) } else { nanos.div_euclid(divisor) };
+    let tz = tz.clone();
+    Some(lit(match unit {
+        TimeUnit::Second => ScalarValue::TimestampSecond(Some(value), tz),
+        TimeUnit::Millisecond => ScalarValue::TimestampMillisecond(Some(value), tz),
+        TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(Some(value), tz),
+        TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(Some(value), tz),
+    }))
+}
+
+pub async fn scan(ctx: &SessionContext, request: &ScanRequest<'_>) -> Result<Vec<RecordBatch>, OfflineError> {
+    let fail = |e: datafusion::error::DataFusionError| OfflineError::Scan { source_name: request.source.name.clone(), reason: e.to_string() };
+    let paths: Vec<String> = request.files.files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let frame = match request.files.format {
+        FileFormat::Parquet => ctx.read_parquet(paths, ParquetReadOptions::default().parquet_pruning(true)).await,
+        FileFormat::Csv => {
+            let options = CsvReadOptions::new().has_header(true).schema(request.schema.as_ref()).file_extension("");
+            ctx.read_csv(paths, options).await
+        }
+    }
+    .map_err(fail)?;
+    let mut seen = HashSet::new();
+    let columns: Vec<Expr> = request.columns.iter().filter(|c| seen.insert(c.as_str())).map(|c| column(c)).collect();
+    let mut frame = frame.select(columns).map_err(fail)?;
+    let ts_name = request.source.file_column(&request.source.timestamp_field);
+    if let Ok(field) = request.schema.field_with_name(ts_name) {
+        let (low, high) = request.range;
+        if let Some(bound) = low.and_then(|n| timestamp_literal(field.data_type(), n, true)) {
+            frame = frame.filter(column(ts_name).gt_eq(bound)).map_err(fail)?;
+        }
+        if let Some(bound) = high.and_then(|n| timestamp_literal(field.data_type(), n, false)) {
+            frame = frame.filter(column(ts_name).lt_eq(bound)).map_err(fail)?;
+        }
+    }
+    frame.collect().await.map_err(fail)
+}
