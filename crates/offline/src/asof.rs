@@ -99,8 +99,16 @@ fn group_history(keys: &[ArrayRef]) -> Result<(KeyIndex, Vec<u32>, usize), Arrow
             ids.push(u32::MAX);
             continue;
         }
-        let next = map.len() as u32;
-        let id = *map.entry(encoded.row(row).as_ref().into()).or_insert(next);
+        // Look up before inserting: only a new key allocates its bytes.
+        let bytes = encoded.row(row);
+        let id = match map.get(bytes.as_ref()) {
+            Some(id) => *id,
+            None => {
+                let next = map.len() as u32;
+                map.insert(bytes.as_ref().into(), next);
+                next
+            }
+        };
         ids.push(id);
     }
     let groups = map.len();

@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use almanac_core::{DType, FeatureView, Field, JoinKey, Source};
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
-use arrow::compute::{cast, concat_batches, filter_record_batch, take};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{cast, concat_batches, filter_record_batch, interleave, take};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 use crate::asof::{self, History, Probes};
 use crate::error::OfflineError;
+use crate::partition::{Spill, partition_of, rows_by_partition};
 use crate::scan::{self, ScanRequest};
 use crate::source::{list_source_files, read_source_schema};
 use crate::time::to_nanos;
@@ -72,6 +74,21 @@ pub struct EmbeddedOfflineStore {
     root: PathBuf,
     runtime: tokio::runtime::Runtime,
     ctx: SessionContext,
+    /// Scanned history (Arrow bytes) above which a view is hash-partitioned
+    /// and spilled to disk instead of joined in memory.
+    memory_budget: usize,
+}
+
+/// The default budget: 512 MiB of scanned history per view, or
+/// `ALMANAC_MEMORY_BUDGET_MB` when set.
+pub fn default_memory_budget() -> usize {
+    std::env::var("ALMANAC_MEMORY_BUDGET_MB").ok().and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(512).saturating_mul(1 << 20)
+}
+
+/// A view's history, in memory or partitioned on disk.
+enum Loaded {
+    InMemory(HistoryTable),
+    Spilled(Spill),
 }
 
 impl EmbeddedOfflineStore {
@@ -81,12 +98,19 @@ impl EmbeddedOfflineStore {
             .enable_all()
             .build()
             .map_err(|e| OfflineError::Scan { source_name: String::new(), reason: format!("cannot start the scan runtime: {e}") })?;
-        Ok(EmbeddedOfflineStore { root: root.as_ref().to_path_buf(), runtime, ctx: scan::session() })
+        Ok(EmbeddedOfflineStore { root: root.as_ref().to_path_buf(), runtime, ctx: scan::session(), memory_budget: default_memory_budget() })
     }
 
-    /// The view's history: key columns, event/created times and features,
-    /// with event time pruned to `range`.
-    fn history(&self, request: &ViewRequest, range: TimeRange) -> Result<HistoryTable, OfflineError> {
+    /// Override the memory budget (bytes of scanned history per view).
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes.max(1);
+        self
+    }
+
+    /// The view's history (key columns, event/created times, features),
+    /// pruned to `range`: in memory while it fits the budget, otherwise
+    /// hash-partitioned by key into spill files as it streams in.
+    fn load(&self, request: &ViewRequest, range: TimeRange) -> Result<Loaded, OfflineError> {
         let source = &request.source;
         let source_error = |error| OfflineError::Source { source_name: source.name.clone(), error };
         let files = list_source_files(&self.root, source).map_err(source_error)?;
@@ -100,12 +124,120 @@ impl EmbeddedOfflineStore {
         // last-resort tie-break compares all of them, so the winning row never
         // depends on which subset a request (or materialization) asked for.
         columns.extend(request.view.schema.iter().map(|f| source.file_column(&f.name).to_string()));
+        let on_disk: u64 = files.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
         let scan_request = ScanRequest { source, files: &files, schema, columns, range: (range.start, range.end) };
-        let batches = self.runtime.block_on(scan::scan(&self.ctx, &scan_request))?;
-        let scanned_schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
-        let batch = if batches.is_empty() { None } else { Some(concat_batches(&scanned_schema, &batches)?) };
-        HistoryTable::new(request, batch.as_ref())
+        let mut stream = self.runtime.block_on(scan::scan(&self.ctx, &scan_request))?;
+        let scan_error = |e: datafusion::error::DataFusionError| OfflineError::Scan { source_name: source.name.clone(), reason: e.to_string() };
+        let (mut buffered, mut bytes, mut spill): (Vec<RecordBatch>, usize, Option<Spill>) = (Vec::new(), 0, None);
+        while let Some(batch) = self.runtime.block_on(stream.next()) {
+            let batch = batch.map_err(scan_error)?;
+            if let Some(spill) = spill.as_mut() {
+                spill.write(&batch, &partition_of(&history_keys(request, &batch)?, spill.partitions())?)?;
+                continue;
+            }
+            bytes += batch.get_array_memory_size();
+            buffered.push(batch);
+            if bytes > self.memory_budget {
+                // Aim for partitions of a quarter of the budget, assuming the
+                // files expand in memory at least as much as what was read so far.
+                let expected = (on_disk as usize).saturating_mul(4).max(bytes * 2);
+                let partitions = expected.div_ceil((self.memory_budget / 4).max(1)).clamp(2, 4096);
+                let mut fresh = Spill::new(buffered[0].schema(), partitions)?;
+                for batch in buffered.drain(..) {
+                    fresh.write(&batch, &partition_of(&history_keys(request, &batch)?, partitions)?)?;
+                }
+                spill = Some(fresh);
+            }
+        }
+        if let Some(mut spill) = spill {
+            spill.finish()?;
+            return Ok(Loaded::Spilled(spill));
+        }
+        let batch = match buffered.first() {
+            Some(first) => Some(concat_batches(&first.schema(), &buffered)?),
+            None => None,
+        };
+        drop(buffered);
+        Ok(Loaded::InMemory(HistoryTable::new(request, batch.as_ref())?))
     }
+
+    /// The history for exports, which are always in memory.
+    fn history(&self, request: &ViewRequest, range: TimeRange) -> Result<HistoryTable, OfflineError> {
+        match self.load(request, range)? {
+            Loaded::InMemory(history) => Ok(history),
+            Loaded::Spilled(spill) => {
+                let parts = (0..spill.partitions()).filter_map(|p| spill.read(p).transpose()).collect::<Result<Vec<_>, _>>()?;
+                let batch = match parts.first() {
+                    Some(first) => Some(concat_batches(&first.schema(), &parts)?),
+                    None => None,
+                };
+                HistoryTable::new(request, batch.as_ref())
+            }
+        }
+    }
+
+    /// The requested features of one view for every entity row.
+    fn join_view(&self, request: &ViewRequest, keys: &[ArrayRef], at: &[Option<i64>], range: TimeRange) -> Result<Vec<ArrayRef>, OfflineError> {
+        let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
+        let rows = at.len();
+        match self.load(request, range)? {
+            Loaded::InMemory(history) => {
+                let indices = asof::asof_join(&history.as_history(), &Probes { keys, at }, ttl)?;
+                request.features.iter().map(|f| Ok(cast(&take(history.features[schema_index(request, f)].as_ref(), &indices, None)?, &f.dtype.to_arrow())?)).collect()
+            }
+            Loaded::Spilled(spill) => {
+                let partitions = spill.partitions();
+                let by_partition = rows_by_partition(&partition_of(keys, partitions)?, partitions);
+                // Output row -> (part, offset); the last "part" is a single null.
+                let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); request.features.len()];
+                let mut positions = vec![(usize::MAX, 0usize); rows];
+                for (partition, entity_rows) in by_partition.into_iter().enumerate() {
+                    if entity_rows.is_empty() {
+                        continue;
+                    }
+                    let Some(batch) = spill.read(partition)? else { continue };
+                    let history = HistoryTable::new(request, Some(&batch))?;
+                    let picked = UInt32Array::from(entity_rows.clone());
+                    let part_keys = keys.iter().map(|k| take(k.as_ref(), &picked, None)).collect::<Result<Vec<_>, _>>()?;
+                    let part_at: Vec<Option<i64>> = entity_rows.iter().map(|&r| at[r as usize]).collect();
+                    let indices = asof::asof_join(&history.as_history(), &Probes { keys: &part_keys, at: &part_at }, ttl)?;
+                    let part_index = parts[0].len();
+                    for (out, field) in parts.iter_mut().zip(&request.features) {
+                        out.push(cast(&take(history.features[schema_index(request, field)].as_ref(), &indices, None)?, &field.dtype.to_arrow())?);
+                    }
+                    for (offset, &row) in entity_rows.iter().enumerate() {
+                        positions[row as usize] = (part_index, offset);
+                    }
+                }
+                let null_part = parts.first().map(Vec::len).unwrap_or(0);
+                for position in positions.iter_mut().filter(|p| p.0 == usize::MAX) {
+                    *position = (null_part, 0);
+                }
+                parts
+                    .into_iter()
+                    .zip(&request.features)
+                    .map(|(mut arrays, field)| {
+                        arrays.push(arrow::array::new_null_array(&field.dtype.to_arrow(), 1));
+                        let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+                        Ok(interleave(&refs, &positions)?)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A batch's key columns as the join compares them (for partitioning).
+fn history_keys(request: &ViewRequest, batch: &RecordBatch) -> Result<Vec<ArrayRef>, OfflineError> {
+    request
+        .join_keys
+        .iter()
+        .map(|(_, key)| {
+            let name = request.source.file_column(&key.name);
+            let column = batch.column_by_name(name).ok_or_else(|| OfflineError::Scan { source_name: request.source.name.clone(), reason: format!("column `{name}` is missing") })?;
+            Ok(cast(column, &key_type(key))?)
+        })
+        .collect()
 }
 
 /// A view's scanned history, normalized for the join.
@@ -226,24 +358,17 @@ impl OfflineStore for EmbeddedOfflineStore {
         let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
         let mut names = names.into_iter();
         for (request, keys) in views.iter().zip(view_keys) {
-            let winners = match (min_at, max_at) {
+            let features = match (min_at, max_at) {
                 (Some(min_at), Some(max_at)) => {
                     let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
                     let range = TimeRange { start: ttl.map(|ttl| min_at.saturating_sub(ttl)), end: Some(max_at) };
-                    let history = self.history(request, range)?;
-                    let indices = asof::asof_join(&history.as_history(), &Probes { keys: &keys, at: &at }, ttl)?;
-                    Some((indices, history))
+                    self.join_view(request, &keys, &at, range)?
                 }
                 // No row has a timestamp (or there are no rows): nothing can match.
-                _ => None,
+                _ => request.features.iter().map(|f| arrow::array::new_null_array(&f.dtype.to_arrow(), entities.num_rows())).collect(),
             };
-            for field in &request.features {
-                let target = field.dtype.to_arrow();
-                let column = match &winners {
-                    Some((indices, history)) => cast(&take(history.features[schema_index(request, field)].as_ref(), indices, None)?, &target)?,
-                    None => arrow::array::new_null_array(&target, entities.num_rows()),
-                };
-                fields.push(ArrowField::new(names.next().unwrap_or_default(), target, true));
+            for (field, column) in request.features.iter().zip(features) {
+                fields.push(ArrowField::new(names.next().unwrap_or_default(), field.dtype.to_arrow(), true));
                 columns.push(column);
             }
         }

@@ -16,6 +16,7 @@ pub mod asof;
 pub mod error;
 pub mod historical;
 pub mod io;
+pub mod partition;
 pub mod scan;
 pub mod source;
 pub mod time;

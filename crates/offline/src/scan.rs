@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 
 use almanac_core::{FileFormat, Source};
-use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::{Column, ScalarValue};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, lit};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 
@@ -58,7 +58,9 @@ fn timestamp_literal(data_type: &DataType, nanos: i64, round_up: bool) -> Option
     }))
 }
 
-pub async fn scan(ctx: &SessionContext, request: &ScanRequest<'_>) -> Result<Vec<RecordBatch>, OfflineError> {
+/// The scan as a stream of batches, so a large history never has to be in
+/// memory at once.
+pub async fn scan(ctx: &SessionContext, request: &ScanRequest<'_>) -> Result<SendableRecordBatchStream, OfflineError> {
     let fail = |e: datafusion::error::DataFusionError| OfflineError::Scan { source_name: request.source.name.clone(), reason: e.to_string() };
     let paths: Vec<String> = request.files.files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     let frame = match request.files.format {
@@ -82,5 +84,5 @@ pub async fn scan(ctx: &SessionContext, request: &ScanRequest<'_>) -> Result<Vec
             frame = frame.filter(column(ts_name).lt_eq(bound)).map_err(fail)?;
         }
     }
-    frame.collect().await.map_err(fail)
+    frame.execute_stream().await.map_err(fail)
 }

@@ -217,11 +217,16 @@ fn entity_table(probes: &[Probe], aware: bool) -> RecordBatch {
     .expect("entities")
 }
 
-fn check_case(case: &Case) -> Result<(), TestCaseError> {
+/// Run the engine on `case` and compare with the oracle. `spill` forces the
+/// partitioned, spilled path (a one-byte memory budget).
+fn check_case(case: &Case, spill: bool) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
     write_rows(dir.path(), "users", &case.users, false, case.user_has_created, case.files);
     write_rows(dir.path(), "pairs", &case.pairs, true, false, case.files);
-    let store = EmbeddedOfflineStore::new(dir.path()).expect("store");
+    let mut store = EmbeddedOfflineStore::new(dir.path()).expect("store");
+    if spill {
+        store = store.with_memory_budget(1);
+    }
     let mut users = view_request("users", false, case.user_has_created, case.user_ttl);
     users.features.reverse(); // request order differs from schema order
     let pairs = view_request("pairs", true, false, case.pair_ttl);
@@ -258,7 +263,12 @@ proptest! {
 
     #[test]
     fn engine_matches_the_brute_force_oracle(case in case_strategy()) {
-        check_case(&case)?;
+        check_case(&case, false)?;
+    }
+
+    #[test]
+    fn the_spilled_path_matches_the_oracle_too(case in case_strategy()) {
+        check_case(&case, true)?;
     }
 }
 
@@ -278,36 +288,36 @@ fn probe(key: Option<i64>, at: i64) -> Probe {
 #[test]
 fn a_value_stamped_exactly_at_t_is_visible_and_one_after_is_not() {
     let case = fixed(vec![row(1, 10, None, Some(1)), row(1, 11, None, Some(2))], vec![probe(Some(1), 10)], None);
-    check_case(&case).expect("oracle agrees");
+    check_case(&case, false).expect("oracle agrees");
 }
 
 #[test]
 fn ttl_lower_bound_is_inclusive() {
     let case = fixed(vec![row(1, 10, None, Some(1))], vec![probe(Some(1), 15), probe(Some(1), 16)], Some(5));
-    check_case(&case).expect("oracle agrees");
+    check_case(&case, false).expect("oracle agrees");
 }
 
 #[test]
 fn a_late_ingested_row_counts_at_its_event_time() {
     // Created long after T: still visible, because filtering is on event time only.
     let case = fixed(vec![row(1, 5, Some(1_000), Some(9))], vec![probe(Some(1), 6)], None);
-    check_case(&case).expect("oracle agrees");
+    check_case(&case, false).expect("oracle agrees");
 }
 
 #[test]
 fn a_null_winner_does_not_fall_back_to_an_older_row() {
     let case = fixed(vec![row(1, 1, None, Some(5)), row(1, 2, None, None)], vec![probe(Some(1), 3)], None);
-    check_case(&case).expect("oracle agrees");
+    check_case(&case, false).expect("oracle agrees");
 }
 
 #[test]
 fn duplicate_entity_rows_and_null_keys_are_kept_in_order() {
     let case = fixed(vec![row(1, 1, None, Some(5))], vec![probe(Some(1), 3), probe(None, 3), probe(Some(1), 3), probe(Some(7), 3)], None);
-    check_case(&case).expect("oracle agrees");
+    check_case(&case, false).expect("oracle agrees");
 }
 
 #[test]
 fn an_empty_entity_table_gives_an_empty_result_with_the_right_schema() {
     let case = fixed(vec![row(1, 1, None, Some(5))], vec![], None);
-    check_case(&case).expect("empty");
+    check_case(&case, false).expect("empty");
 }
