@@ -24,7 +24,6 @@
 //! handled a level up, by splitting both sides into key-hash partitions.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::SortOptions;
@@ -32,6 +31,7 @@ use arrow::datatypes::{DataType, Int64Type};
 use arrow::error::ArrowError;
 use arrow::row::{RowConverter, Rows, SortField};
 use arrow::array::{DynComparator, make_comparator};
+use hashbrown::HashMap;
 use rayon::prelude::*;
 
 /// The history side of one feature view, normalized: key columns, event and
@@ -39,8 +39,10 @@ use rayon::prelude::*;
 pub struct History<'a> {
     pub keys: &'a [ArrayRef],
     pub ts: &'a [i64],
-    /// `None` when the source has no created-timestamp column.
-    pub created: Option<&'a [Option<i64>]>,
+    /// Created times; `None` when the source has no created-timestamp
+    /// column. A null created time is `i64::MIN`: it sorts below every real
+    /// instant, which is exactly the rule (a missing created time loses).
+    pub created: Option<&'a [i64]>,
     /// Null event times never match (a row without an event time has no
     /// place in history).
     pub ts_valid: Option<&'a [bool]>,
@@ -75,11 +77,11 @@ fn group_history(keys: &[ArrayRef]) -> Result<(KeyIndex, Vec<u32>, usize), Arrow
     let mut ids = Vec::with_capacity(rows);
     if keys.is_empty() {
         // A global view: every row is in the one group.
-        return Ok((KeyIndex::Int(HashMap::from([(0, 0)])), vec![0; rows], 1));
+        return Ok((KeyIndex::Int(HashMap::from_iter([(0, 0)])), vec![0; rows], 1));
     }
     if is_single_int(keys) {
         let values = keys[0].as_primitive::<Int64Type>();
-        let mut map: HashMap<i64, u32> = HashMap::with_capacity(rows / 8);
+        let mut map: HashMap<i64, u32> = HashMap::with_capacity(rows / 16);
         for row in 0..rows {
             if values.is_null(row) {
                 ids.push(u32::MAX);
@@ -157,28 +159,31 @@ pub fn asof_join(history: &History, probes: &Probes, ttl_nanos: Option<i64>) -> 
     drop(ids);
     drop(cursor);
 
-    // Sort every group by (ts, created, values), in parallel.
+    // Sort every group by (ts, created, values), in parallel, on contiguous
+    // (ts, row) entries: direct comparisons, no random access into the
+    // history until two rows tie on event time.
     let tie = TieBreak::new(history.features)?;
+    let mut entries: Vec<(i64, u32)> = order.par_iter().with_min_len(4096).map(|&row| (history.ts[row as usize], row)).collect();
+    drop(order);
     let created = history.created;
-    let compare = |a: &u32, b: &u32| -> Ordering {
-        let (a, b) = (*a as usize, *b as usize);
-        history.ts[a]
-            .cmp(&history.ts[b])
-            .then_with(|| match created {
-                Some(c) => c[a].cmp(&c[b]),
-                None => Ordering::Equal,
-            })
-            .then_with(|| tie.compare(a, b))
-    };
-    let mut slices: Vec<&mut [u32]> = Vec::with_capacity(groups);
-    let mut rest: &mut [u32] = &mut order;
+    let mut slices: Vec<&mut [(i64, u32)]> = Vec::with_capacity(groups);
+    let mut rest: &mut [(i64, u32)] = &mut entries;
     for g in 0..groups {
         let (head, tail) = rest.split_at_mut(offsets[g + 1] - offsets[g]);
         slices.push(head);
         rest = tail;
     }
-    slices.par_iter_mut().with_min_len(256).for_each(|slice| slice.sort_unstable_by(compare));
-    let sorted_ts: Vec<i64> = order.par_iter().with_min_len(4096).map(|&row| history.ts[row as usize]).collect();
+    slices.par_iter_mut().with_min_len(256).for_each(|slice| {
+        slice.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                let (x, y) = (a.1 as usize, b.1 as usize);
+                created.map_or(Ordering::Equal, |c| c[x].cmp(&c[y])).then_with(|| tie.compare(x, y))
+            })
+        })
+    });
+    let sorted_ts: Vec<i64> = entries.par_iter().with_min_len(4096).map(|e| e.0).collect();
+    let order: Vec<u32> = entries.par_iter().with_min_len(4096).map(|e| e.1).collect();
+    drop(entries);
 
     // Probe: binary search each group for the last ts <= T.
     let probe_groups = group_probes(&index, probes.keys, probes.at.len())?;
@@ -243,6 +248,7 @@ mod tests {
         let keys: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(keys))];
         let features: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(value))];
         let probe_keys: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(probe_keys))];
+        let created: Option<Vec<i64>> = created.map(|c| c.into_iter().map(|v| v.unwrap_or(i64::MIN)).collect());
         let history = History { keys: &keys, ts: &ts, created: created.as_deref(), ts_valid: None, features: &features };
         let probes = Probes { keys: &probe_keys, at: &at };
         asof_join(&history, &probes, ttl).expect("join").iter().collect()
@@ -300,10 +306,7 @@ pub fn latest_per_key(history: &History) -> Result<UInt32Array, ArrowError> {
     let better = |a: usize, b: usize| -> bool {
         let order = history.ts[a]
             .cmp(&history.ts[b])
-            .then_with(|| match created {
-                Some(c) => c[a].cmp(&c[b]),
-                None => Ordering::Equal,
-            })
+            .then_with(|| created.map_or(Ordering::Equal, |c| c[a].cmp(&c[b])))
             .then_with(|| tie.compare(a, b));
         order == Ordering::Greater
     };

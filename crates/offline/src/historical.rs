@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use almanac_core::{DType, FeatureView, Field, JoinKey, Source};
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
-use arrow::compute::{cast, concat_batches, filter_record_batch, interleave, take};
+use arrow::compute::{cast, filter_record_batch, interleave, take};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
+use rayon::prelude::*;
 
 use crate::asof::{self, History, Probes};
 use crate::error::OfflineError;
@@ -153,12 +154,7 @@ impl EmbeddedOfflineStore {
             spill.finish()?;
             return Ok(Loaded::Spilled(spill));
         }
-        let batch = match buffered.first() {
-            Some(first) => Some(concat_batches(&first.schema(), &buffered)?),
-            None => None,
-        };
-        drop(buffered);
-        Ok(Loaded::InMemory(HistoryTable::new(request, batch.as_ref())?))
+        Ok(Loaded::InMemory(HistoryTable::from_batches(request, buffered)?))
     }
 
     /// The history for exports, which are always in memory.
@@ -167,11 +163,7 @@ impl EmbeddedOfflineStore {
             Loaded::InMemory(history) => Ok(history),
             Loaded::Spilled(spill) => {
                 let parts = (0..spill.partitions()).filter_map(|p| spill.read(p).transpose()).collect::<Result<Vec<_>, _>>()?;
-                let batch = match parts.first() {
-                    Some(first) => Some(concat_batches(&first.schema(), &parts)?),
-                    None => None,
-                };
-                HistoryTable::new(request, batch.as_ref())
+                HistoryTable::from_batches(request, parts)
             }
         }
     }
@@ -196,7 +188,7 @@ impl EmbeddedOfflineStore {
                         continue;
                     }
                     let Some(batch) = spill.read(partition)? else { continue };
-                    let history = HistoryTable::new(request, Some(&batch))?;
+                    let history = HistoryTable::from_batches(request, vec![batch])?;
                     let picked = UInt32Array::from(entity_rows.clone());
                     let part_keys = keys.iter().map(|k| take(k.as_ref(), &picked, None)).collect::<Result<Vec<_>, _>>()?;
                     let part_at: Vec<Option<i64>> = entity_rows.iter().map(|&r| at[r as usize]).collect();
@@ -245,48 +237,75 @@ struct HistoryTable {
     keys: Vec<ArrayRef>,
     ts: Vec<i64>,
     ts_valid: Vec<bool>,
-    created: Option<Vec<Option<i64>>>,
-    /// Raw event/created time columns, for exports.
-    ts_column: Option<ArrayRef>,
-    created_column: Option<ArrayRef>,
+    /// `i64::MIN` for a null created time (it loses every tie).
+    created: Option<Vec<i64>>,
     /// Every feature of the view, in schema order.
     features: Vec<ArrayRef>,
 }
 
 impl HistoryTable {
-    fn new(request: &ViewRequest, batch: Option<&RecordBatch>) -> Result<Self, OfflineError> {
+    /// Normalize scanned batches, consuming them one by one so that raw
+    /// time and key columns are freed as soon as they are converted.
+    fn from_batches(request: &ViewRequest, batches: Vec<RecordBatch>) -> Result<Self, OfflineError> {
         let source = &request.source;
-        let Some(batch) = batch else {
-            let keys = request.join_keys.iter().map(|(_, k)| arrow::array::new_empty_array(&key_type(k))).collect();
-            let features = request.view.schema.iter().map(|f| arrow::array::new_empty_array(&f.dtype.to_arrow())).collect();
-            return Ok(HistoryTable { keys, ts: vec![], ts_valid: vec![], created: None, ts_column: None, created_column: None, features });
-        };
-        let get = |name: &str| -> Result<ArrayRef, OfflineError> {
-            let file_name = source.file_column(name);
-            batch.column_by_name(file_name).cloned().ok_or_else(|| OfflineError::Scan {
-                source_name: source.name.clone(),
-                reason: format!("column `{file_name}` disappeared from the files since `almanac apply`; run `almanac apply` to re-check the definitions"),
-            })
-        };
-        let keys = request.join_keys.iter().map(|(_, k)| Ok(cast(&get(&k.name)?, &key_type(k))?)).collect::<Result<Vec<_>, OfflineError>>()?;
-        let ts_column = get(&source.timestamp_field)?;
-        let ts_nanos = to_nanos(&ts_column, &source.timestamp_field)?;
-        let ts_valid = ts_nanos.iter().map(Option::is_some).collect();
-        let ts = ts_nanos.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect();
-        let (created, created_column) = match &source.created_timestamp_column {
-            Some(name) => {
-                let column = get(name)?;
-                (Some(to_nanos(&column, name)?), Some(column))
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let mut keys: Vec<Vec<ArrayRef>> = vec![Vec::new(); request.join_keys.len()];
+        let mut features: Vec<Vec<ArrayRef>> = vec![Vec::new(); request.view.schema.len()];
+        let (mut ts, mut ts_valid) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+        let mut created = source.created_timestamp_column.as_ref().map(|_| Vec::with_capacity(rows));
+        for batch in batches {
+            let get = |name: &str| -> Result<ArrayRef, OfflineError> {
+                let file_name = source.file_column(name);
+                batch.column_by_name(file_name).cloned().ok_or_else(|| OfflineError::Scan {
+                    source_name: source.name.clone(),
+                    reason: format!("column `{file_name}` disappeared from the files since `almanac apply`; run `almanac apply` to re-check the definitions"),
+                })
+            };
+            for (out, (_, key)) in keys.iter_mut().zip(&request.join_keys) {
+                out.push(cast(&get(&key.name)?, &key_type(key))?);
             }
-            None => (None, None),
+            for nanos in to_nanos(&get(&source.timestamp_field)?, &source.timestamp_field)? {
+                ts.push(nanos.unwrap_or(i64::MIN));
+                ts_valid.push(nanos.is_some());
+            }
+            if let (Some(out), Some(name)) = (created.as_mut(), &source.created_timestamp_column) {
+                out.extend(to_nanos(&get(name)?, name)?.into_iter().map(|t| t.unwrap_or(i64::MIN)));
+            }
+            for (out, field) in features.iter_mut().zip(&request.view.schema) {
+                out.push(get(&field.name)?);
+            }
+        }
+        let concat_all = |parts: Vec<Vec<ArrayRef>>, types: Vec<DataType>| -> Result<Vec<ArrayRef>, OfflineError> {
+            parts
+                .into_iter()
+                .zip(types)
+                .map(|(parts, data_type)| match parts.len() {
+                    0 => Ok(arrow::array::new_empty_array(&data_type)),
+                    1 => Ok(parts[0].clone()),
+                    _ => Ok(arrow::compute::concat(&parts.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?),
+                })
+                .collect()
         };
-        let features = request.view.schema.iter().map(|f| get(&f.name)).collect::<Result<Vec<_>, _>>()?;
-        Ok(HistoryTable { keys, ts, ts_valid, created, ts_column: Some(ts_column), created_column, features })
+        let keys = concat_all(keys, request.join_keys.iter().map(|(_, k)| key_type(k)).collect())?;
+        let features = concat_all(features, request.view.schema.iter().map(|f| f.dtype.to_arrow()).collect())?;
+        Ok(HistoryTable { keys, ts, ts_valid, created, features })
     }
 
     fn as_history(&self) -> History<'_> {
         History { keys: &self.keys, ts: &self.ts, created: self.created.as_deref(), ts_valid: Some(&self.ts_valid), features: &self.features }
     }
+}
+
+/// Nanosecond instants (with `i64::MIN` or a false validity for nulls) as a
+/// microsecond UTC timestamp column, Almanac's `timestamp` dtype.
+fn micros_column(nanos: &[i64], valid: Option<&[bool]>) -> ArrayRef {
+    let values = nanos.iter().enumerate().map(|(i, &n)| (valid.is_none_or(|v| v[i]) && n != i64::MIN).then(|| n.div_euclid(1_000)));
+    Arc::new(arrow::array::TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
+}
+
+/// Created times with nulls as `i64::MIN`, the smallest instant.
+fn nanos_or_min(column: &ArrayRef, name: &str) -> Result<Vec<i64>, OfflineError> {
+    Ok(to_nanos(column, name)?.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect())
 }
 
 /// The Arrow type keys are compared as: int64 or string.
@@ -356,18 +375,24 @@ impl OfflineStore for EmbeddedOfflineStore {
         let (min_at, max_at) = (at.iter().flatten().min().copied(), at.iter().flatten().max().copied());
         let mut fields: Vec<ArrowField> = entities.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
-        let mut names = names.into_iter();
-        for (request, keys) in views.iter().zip(view_keys) {
-            let features = match (min_at, max_at) {
+        // Views are independent: scan and join them concurrently (each join
+        // is itself parallel; this overlaps one view's scan with another's work).
+        let per_view: Vec<Result<Vec<ArrayRef>, OfflineError>> = views
+            .par_iter()
+            .zip(view_keys.par_iter())
+            .map(|(request, keys)| match (min_at, max_at) {
                 (Some(min_at), Some(max_at)) => {
                     let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
                     let range = TimeRange { start: ttl.map(|ttl| min_at.saturating_sub(ttl)), end: Some(max_at) };
-                    self.join_view(request, &keys, &at, range)?
+                    self.join_view(request, keys, &at, range)
                 }
                 // No row has a timestamp (or there are no rows): nothing can match.
-                _ => request.features.iter().map(|f| arrow::array::new_null_array(&f.dtype.to_arrow(), entities.num_rows())).collect(),
-            };
-            for (field, column) in request.features.iter().zip(features) {
+                _ => Ok(request.features.iter().map(|f| arrow::array::new_null_array(&f.dtype.to_arrow(), entities.num_rows())).collect()),
+            })
+            .collect();
+        let mut names = names.into_iter();
+        for (request, features) in views.iter().zip(per_view) {
+            for (field, column) in request.features.iter().zip(features?) {
                 fields.push(ArrowField::new(names.next().unwrap_or_default(), field.dtype.to_arrow(), true));
                 columns.push(column);
             }
@@ -385,11 +410,11 @@ impl OfflineStore for EmbeddedOfflineStore {
             columns.push(array.clone());
         }
         let timestamp = DType::Timestamp.to_arrow();
-        let times = [(&request.source.timestamp_field, &history.ts_column)];
-        for (name, column) in times.into_iter().chain(request.source.created_timestamp_column.as_ref().map(|c| (c, &history.created_column))) {
-            let column = column.clone().map(|c| cast(&c, &timestamp)).transpose()?.unwrap_or_else(|| arrow::array::new_empty_array(&timestamp));
+        fields.push(ArrowField::new(&request.source.timestamp_field, timestamp.clone(), true));
+        columns.push(micros_column(&history.ts, Some(&history.ts_valid)));
+        if let (Some(name), Some(created)) = (&request.source.created_timestamp_column, &history.created) {
             fields.push(ArrowField::new(name, timestamp.clone(), true));
-            columns.push(column);
+            columns.push(micros_column(created, None));
         }
         for field in &request.view.schema {
             let array = &history.features[schema_index(request, field)];
@@ -410,11 +435,9 @@ impl OfflineStore for EmbeddedOfflineStore {
             ts: to_nanos(windowed.column(request.join_keys.len()), "event time")?.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect(),
             ts_valid: vec![true; windowed.num_rows()],
             created: match &request.source.created_timestamp_column {
-                Some(name) => Some(to_nanos(windowed.column(request.join_keys.len() + 1), name)?),
+                Some(name) => Some(nanos_or_min(windowed.column(request.join_keys.len() + 1), name)?),
                 None => None,
             },
-            ts_column: None,
-            created_column: None,
             features: windowed.columns()[windowed.num_columns() - request.view.schema.len()..].to_vec(),
         };
         let winners = asof::latest_per_key(&window_history.as_history())?;
