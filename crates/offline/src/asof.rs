@@ -26,6 +26,7 @@
 use std::cmp::Ordering;
 
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::error::ArrowError;
@@ -188,21 +189,30 @@ pub fn asof_join(history: &History, probes: &Probes, ttl_nanos: Option<i64>) -> 
     // Probe: binary search each group for the last ts <= T.
     let probe_groups = group_probes(&index, probes.keys, probes.at.len())?;
     let ttl = ttl_nanos.filter(|t| *t > 0);
-    let winners: Vec<Option<u32>> = probe_groups
+    let winners: Vec<u32> = probe_groups
         .par_iter()
         .zip(probes.at.par_iter())
         .with_min_len(4096)
         .map(|(group, at)| {
-            let (group, at) = ((*group)? as usize, (*at)?);
-            let (start, end) = (offsets[group], offsets[group + 1]);
-            let visible = sorted_ts[start..end].partition_point(|&ts| ts <= at);
-            let winner = start + visible.checked_sub(1)?;
-            let fresh = ttl.is_none_or(|ttl| sorted_ts[winner] >= at.saturating_sub(ttl));
-            fresh.then_some(order[winner])
+            let winner = (|| {
+                let (group, at) = ((*group)? as usize, (*at)?);
+                let (start, end) = (offsets[group], offsets[group + 1]);
+                let visible = sorted_ts[start..end].partition_point(|&ts| ts <= at);
+                let winner = start + visible.checked_sub(1)?;
+                let fresh = ttl.is_none_or(|ttl| sorted_ts[winner] >= at.saturating_sub(ttl));
+                fresh.then_some(order[winner])
+            })();
+            winner.unwrap_or(NO_MATCH)
         })
         .collect();
-    Ok(UInt32Array::from(winners))
+    // Build the nullable index array without an intermediate Vec<Option<u32>>.
+    let valid = NullBuffer::from_iter(winners.iter().map(|w| *w != NO_MATCH));
+    Ok(UInt32Array::new(ScalarBuffer::from(winners), Some(valid)))
 }
+
+/// Marks "no winner" in the probe results (history row indices are u32 and
+/// never reach it: a history of u32::MAX rows is split by key long before).
+const NO_MATCH: u32 = u32::MAX;
 
 /// Compares two history rows by their feature values (nulls first, column by
 /// column): the last-resort, order-independent tie-break.

@@ -80,10 +80,10 @@ pub struct EmbeddedOfflineStore {
     memory_budget: usize,
 }
 
-/// The default budget: 512 MiB of scanned history per view, or
+/// The default budget: 256 MiB of scanned history per view, or
 /// `ALMANAC_MEMORY_BUDGET_MB` when set.
 pub fn default_memory_budget() -> usize {
-    std::env::var("ALMANAC_MEMORY_BUDGET_MB").ok().and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(512).saturating_mul(1 << 20)
+    std::env::var("ALMANAC_MEMORY_BUDGET_MB").ok().and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(256).saturating_mul(1 << 20)
 }
 
 /// A view's history, in memory or partitioned on disk.
@@ -100,6 +100,19 @@ impl EmbeddedOfflineStore {
             .build()
             .map_err(|e| OfflineError::Scan { source_name: String::new(), reason: format!("cannot start the scan runtime: {e}") })?;
         Ok(EmbeddedOfflineStore { root: root.as_ref().to_path_buf(), runtime, ctx: scan::session(), memory_budget: default_memory_budget() })
+    }
+
+    /// Whether the views' source files together are no larger than the
+    /// memory budget (a cheap stand-in for "their histories fit at once").
+    fn files_fit_budget(&self, views: &[ViewRequest]) -> bool {
+        let bytes: u64 = views
+            .iter()
+            .filter_map(|v| list_source_files(&self.root, &v.source).ok())
+            .flat_map(|f| f.files)
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        bytes <= self.memory_budget as u64
     }
 
     /// Override the memory budget (bytes of scanned history per view).
@@ -377,19 +390,22 @@ impl OfflineStore for EmbeddedOfflineStore {
         let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
         // Views are independent: scan and join them concurrently (each join
         // is itself parallel; this overlaps one view's scan with another's work).
-        let per_view: Vec<Result<Vec<ArrayRef>, OfflineError>> = views
-            .par_iter()
-            .zip(view_keys.par_iter())
-            .map(|(request, keys)| match (min_at, max_at) {
+        // Only when their files together fit the memory budget, though:
+        // large views are joined one after another to keep memory bounded.
+        let join_one = |(request, keys): (&ViewRequest, &Vec<ArrayRef>)| match (min_at, max_at) {
                 (Some(min_at), Some(max_at)) => {
                     let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
                     let range = TimeRange { start: ttl.map(|ttl| min_at.saturating_sub(ttl)), end: Some(max_at) };
                     self.join_view(request, keys, &at, range)
                 }
                 // No row has a timestamp (or there are no rows): nothing can match.
-                _ => Ok(request.features.iter().map(|f| arrow::array::new_null_array(&f.dtype.to_arrow(), entities.num_rows())).collect()),
-            })
-            .collect();
+            _ => Ok(request.features.iter().map(|f| arrow::array::new_null_array(&f.dtype.to_arrow(), entities.num_rows())).collect()),
+        };
+        let per_view: Vec<Result<Vec<ArrayRef>, OfflineError>> = if self.files_fit_budget(views) {
+            views.par_iter().zip(view_keys.par_iter()).map(join_one).collect()
+        } else {
+            views.iter().zip(view_keys.iter()).map(join_one).collect()
+        };
         let mut names = names.into_iter();
         for (request, features) in views.iter().zip(per_view) {
             for (field, column) in request.features.iter().zip(features?) {
