@@ -16,5 +16,3 @@ else
   echo "cargo-nextest unavailable; running cargo test instead" >&2
   cargo test --workspace --no-fail-fast "$@"
 fi
-# Doc tests (nextest does not run them).
-cargo test --workspace --doc --quiet

@@ -117,3 +117,29 @@ fn export_ranges_and_latest_rows() {
     let unknown = run(&repo, &["export", "--view", "user_stats", "--output", "x.parquet"]).fails();
     assert!(unknown.stderr.contains("did you mean `user_txn_stats`?"), "{}", unknown.stderr);
 }
+
+#[test]
+fn csv_sources_in_folders_with_text_timestamps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path();
+    std::fs::write(repo.join("almanac.yaml"), "project: csv_test\n").expect("config");
+    std::fs::create_dir_all(repo.join("data/events/day=1")).expect("mkdir");
+    std::fs::create_dir_all(repo.join("data/events/day=2")).expect("mkdir");
+    std::fs::write(repo.join("data/events/day=1/a.csv"), "account,ts,balance\nacc-1,2026-03-01T00:00:00Z,10.5\nacc-2,2026-03-01T12:00:00+02:00,7.0\n").expect("csv");
+    std::fs::write(repo.join("data/events/day=2/b.csv"), "account,ts,balance\nacc-1,2026-03-02T00:00:00Z,11.5\n").expect("csv");
+    std::fs::write(
+        repo.join("defs.yaml"),
+        "entities:\n  - name: account\n    join_keys: [account]\nsources:\n  - name: events\n    path: data/events\n    timestamp_field: ts\nfeature_views:\n  - name: balances\n    entities: [account]\n    source: events\n    ttl: 1d\n    schema:\n      - {name: balance, dtype: float64}\n",
+    )
+    .expect("defs");
+    run(repo, &["apply"]).ok();
+    let described = run(repo, &["features", "describe", "balances", "--json"]).ok().json();
+    assert_eq!(described[0]["join_keys"][0]["dtype"], "string");
+    std::fs::write(repo.join("labels.csv"), "account,event_timestamp\nacc-1,2026-03-01T23:59:59Z\nacc-1,2026-03-02T00:00:00Z\nacc-2,2026-03-01T10:00:00Z\nacc-2,2026-03-03T10:00:01Z\nacc-3,2026-03-05T00:00:00Z\n").expect("labels");
+    let output = repo.join("out.csv");
+    run(repo, &["historical", "--entities", repo.join("labels.csv").to_str().expect("path"), "--features", "balances:balance", "--output", output.to_str().expect("path")]).ok();
+    let text = std::fs::read_to_string(&output).expect("out");
+    let balances: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap_or_default()).collect();
+    // acc-2's row is at 10:00Z (12:00+02:00): visible at 10:00Z, expired a day and a second later.
+    assert_eq!(balances, ["10.5", "11.5", "7.0", "", ""], "{text}");
+}
