@@ -41,6 +41,9 @@ pub enum OfflineError {
     #[error("scanning source `{source_name}` failed: {reason}")]
     Scan { source_name: String, reason: String },
 
+    #[error("cannot start the offline engine's runtime: {0}")]
+    Runtime(String),
+
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
 }

@@ -21,7 +21,7 @@ use crate::asof::{self, History, Probes};
 use crate::error::OfflineError;
 use crate::partition::{Spill, partition_of, rows_by_partition};
 use crate::scan::{self, ScanRequest};
-use crate::source::{list_source_files, read_source_schema};
+use crate::source::{SourceFiles, list_source_files, read_source_schema};
 use crate::time::to_nanos;
 
 /// One feature view's part of a request, fully resolved by the caller
@@ -98,21 +98,20 @@ impl EmbeddedOfflineStore {
             .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
             .enable_all()
             .build()
-            .map_err(|e| OfflineError::Scan { source_name: String::new(), reason: format!("cannot start the scan runtime: {e}") })?;
+            .map_err(|e| OfflineError::Runtime(e.to_string()))?;
         Ok(EmbeddedOfflineStore { root: root.as_ref().to_path_buf(), runtime, ctx: scan::session(), memory_budget: default_memory_budget() })
     }
 
     /// Whether the views' source files together are no larger than the
     /// memory budget (a cheap stand-in for "their histories fit at once").
-    fn files_fit_budget(&self, views: &[ViewRequest]) -> bool {
-        let bytes: u64 = views
-            .iter()
-            .filter_map(|v| list_source_files(&self.root, &v.source).ok())
-            .flat_map(|f| f.files)
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum();
+    fn files_fit_budget(&self, files: &[SourceFiles]) -> bool {
+        let bytes: u64 = files.iter().flat_map(|f| &f.files).filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
         bytes <= self.memory_budget as u64
+    }
+
+    /// A view's source files, resolved once per request.
+    fn source_files(&self, request: &ViewRequest) -> Result<SourceFiles, OfflineError> {
+        list_source_files(&self.root, &request.source).map_err(|error| OfflineError::Source { source_name: request.source.name.clone(), error })
     }
 
     /// Override the memory budget (bytes of scanned history per view).
@@ -124,11 +123,9 @@ impl EmbeddedOfflineStore {
     /// The view's history (key columns, event/created times, features),
     /// pruned to `range`: in memory while it fits the budget, otherwise
     /// hash-partitioned by key into spill files as it streams in.
-    fn load(&self, request: &ViewRequest, range: TimeRange) -> Result<Loaded, OfflineError> {
+    fn load(&self, request: &ViewRequest, files: &SourceFiles, range: TimeRange) -> Result<Loaded, OfflineError> {
         let source = &request.source;
-        let source_error = |error| OfflineError::Source { source_name: source.name.clone(), error };
-        let files = list_source_files(&self.root, source).map_err(source_error)?;
-        let schema = read_source_schema(&files).map_err(source_error)?;
+        let schema = read_source_schema(files).map_err(|error| OfflineError::Source { source_name: source.name.clone(), error })?;
         let mut columns: Vec<String> = request.join_keys.iter().map(|(_, k)| source.file_column(&k.name).to_string()).collect();
         columns.push(source.file_column(&source.timestamp_field).to_string());
         if let Some(created) = &source.created_timestamp_column {
@@ -139,7 +136,7 @@ impl EmbeddedOfflineStore {
         // depends on which subset a request (or materialization) asked for.
         columns.extend(request.view.schema.iter().map(|f| source.file_column(&f.name).to_string()));
         let on_disk: u64 = files.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-        let scan_request = ScanRequest { source, files: &files, schema, columns, range: (range.start, range.end) };
+        let scan_request = ScanRequest { source, files, schema, columns, range: (range.start, range.end) };
         let mut stream = self.runtime.block_on(scan::scan(&self.ctx, &scan_request))?;
         let scan_error = |e: datafusion::error::DataFusionError| OfflineError::Scan { source_name: source.name.clone(), reason: e.to_string() };
         let (mut buffered, mut bytes, mut spill): (Vec<RecordBatch>, usize, Option<Spill>) = (Vec::new(), 0, None);
@@ -172,7 +169,7 @@ impl EmbeddedOfflineStore {
 
     /// The history for exports, which are always in memory.
     fn history(&self, request: &ViewRequest, range: TimeRange) -> Result<HistoryTable, OfflineError> {
-        match self.load(request, range)? {
+        match self.load(request, &self.source_files(request)?, range)? {
             Loaded::InMemory(history) => Ok(history),
             Loaded::Spilled(spill) => {
                 let parts = (0..spill.partitions()).filter_map(|p| spill.read(p).transpose()).collect::<Result<Vec<_>, _>>()?;
@@ -182,10 +179,10 @@ impl EmbeddedOfflineStore {
     }
 
     /// The requested features of one view for every entity row.
-    fn join_view(&self, request: &ViewRequest, keys: &[ArrayRef], at: &[Option<i64>], range: TimeRange) -> Result<Vec<ArrayRef>, OfflineError> {
+    fn join_view(&self, request: &ViewRequest, files: &SourceFiles, keys: &[ArrayRef], at: &[Option<i64>], range: TimeRange) -> Result<Vec<ArrayRef>, OfflineError> {
         let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
         let rows = at.len();
-        match self.load(request, range)? {
+        match self.load(request, files, range)? {
             Loaded::InMemory(history) => {
                 let indices = asof::asof_join(&history.as_history(), &Probes { keys, at }, ttl)?;
                 request.features.iter().map(|f| Ok(cast(&take(history.features[schema_index(request, f)].as_ref(), &indices, None)?, &f.dtype.to_arrow())?)).collect()
@@ -392,19 +389,20 @@ impl OfflineStore for EmbeddedOfflineStore {
         // is itself parallel; this overlaps one view's scan with another's work).
         // Only when their files together fit the memory budget, though:
         // large views are joined one after another to keep memory bounded.
-        let join_one = |(request, keys): (&ViewRequest, &Vec<ArrayRef>)| match (min_at, max_at) {
+        let files = views.iter().map(|v| self.source_files(v)).collect::<Result<Vec<_>, _>>()?;
+        let join_one = |((request, keys), files): ((&ViewRequest, &Vec<ArrayRef>), &SourceFiles)| match (min_at, max_at) {
                 (Some(min_at), Some(max_at)) => {
                     let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
                     let range = TimeRange { start: ttl.map(|ttl| min_at.saturating_sub(ttl)), end: Some(max_at) };
-                    self.join_view(request, keys, &at, range)
+                    self.join_view(request, files, keys, &at, range)
                 }
                 // No row has a timestamp (or there are no rows): nothing can match.
             _ => Ok(request.features.iter().map(|f| arrow::array::new_null_array(&f.dtype.to_arrow(), entities.num_rows())).collect()),
         };
-        let per_view: Vec<Result<Vec<ArrayRef>, OfflineError>> = if self.files_fit_budget(views) {
-            views.par_iter().zip(view_keys.par_iter()).map(join_one).collect()
+        let per_view: Vec<Result<Vec<ArrayRef>, OfflineError>> = if self.files_fit_budget(&files) {
+            views.par_iter().zip(view_keys.par_iter()).zip(files.par_iter()).map(join_one).collect()
         } else {
-            views.iter().zip(view_keys.iter()).map(join_one).collect()
+            views.iter().zip(view_keys.iter()).zip(files.iter()).map(join_one).collect()
         };
         let mut names = names.into_iter();
         for (request, features) in views.iter().zip(per_view) {

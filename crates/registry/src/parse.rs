@@ -391,10 +391,10 @@ impl<'a> Walker<'a> {
             None => what.clone(),
         };
         let object = match kind {
-            ObjectKind::Entity => self.entity(map, &described).map(Parsed1::Entity),
-            ObjectKind::Source => self.source(map, &described).map(Parsed1::Source),
-            ObjectKind::FeatureView => self.feature_view(map, &described).map(Parsed1::FeatureView),
-            ObjectKind::FeatureService => self.feature_service(map, &described).map(Parsed1::FeatureService),
+            ObjectKind::Entity => self.entity(map, &described).map(ParsedObject::Entity),
+            ObjectKind::Source => self.source(map, &described).map(ParsedObject::Source),
+            ObjectKind::FeatureView => self.feature_view(map, &described).map(ParsedObject::FeatureView),
+            ObjectKind::FeatureService => self.feature_service(map, &described).map(ParsedObject::FeatureService),
         };
         let Some(name) = declared_name.filter(|n| !n.is_empty()) else { return };
         let object_location = self.location(name_node.map(|n| n.span()).unwrap_or(map.span()));
@@ -412,10 +412,10 @@ impl<'a> Walker<'a> {
             ObjectLocation { object: object_location, fields: std::mem::take(&mut self.fields) },
         );
         match object {
-            Some(Parsed1::Entity(o)) => sinks.definitions.entities.push(o),
-            Some(Parsed1::Source(o)) => sinks.definitions.sources.push(o),
-            Some(Parsed1::FeatureView(o)) => sinks.definitions.feature_views.push(o),
-            Some(Parsed1::FeatureService(o)) => sinks.definitions.feature_services.push(o),
+            Some(ParsedObject::Entity(o)) => sinks.definitions.entities.push(o),
+            Some(ParsedObject::Source(o)) => sinks.definitions.sources.push(o),
+            Some(ParsedObject::FeatureView(o)) => sinks.definitions.feature_views.push(o),
+            Some(ParsedObject::FeatureService(o)) => sinks.definitions.feature_services.push(o),
             None => {}
         }
     }
@@ -624,7 +624,8 @@ impl<'a> Walker<'a> {
     }
 }
 
-enum Parsed1 {
+/// One parsed object of any kind, on its way to its list in the definitions.
+enum ParsedObject {
     Entity(Entity),
     Source(Source),
     FeatureView(FeatureView),
