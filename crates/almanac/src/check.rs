@@ -206,10 +206,12 @@ fn check_view_features(checker: &mut Checker, view: &almanac_core::FeatureView, 
 }
 
 fn csv_compatible(dtype: &DType, data_type: &DataType) -> bool {
-    match (dtype, data_type) {
-        (DType::Int32, DataType::Int64) | (DType::Float32 | DType::Float64, DataType::Int64) | (DType::Float32, DataType::Float64) => true,
-        (DType::Timestamp, DataType::Utf8) => true,
-        (_, DataType::Null) => true,
-        _ => false,
-    }
+    matches!(
+        (dtype, data_type),
+        (DType::Int32, DataType::Int64)
+            | (DType::Float32 | DType::Float64, DataType::Int64)
+            | (DType::Float32, DataType::Float64)
+            | (DType::Timestamp, DataType::Utf8)
+            | (_, DataType::Null)
+    )
 }

@@ -246,6 +246,34 @@ fn comparable(data_type: &DataType) -> bool {
     !matches!(data_type, DataType::Null)
 }
 
+/// The winning row of every key among all history rows (no time bound; the
+/// caller pre-filters to a window): one index per distinct non-null key, in
+/// order of first appearance. Same winner rule as [`asof_join`].
+pub fn latest_per_key(history: &History) -> Result<UInt32Array, ArrowError> {
+    let (_, ids, groups) = group_history(history.keys)?;
+    let tie = TieBreak::new(history.features)?;
+    let created = history.created;
+    let better = |a: usize, b: usize| -> bool {
+        let order = history.ts[a]
+            .cmp(&history.ts[b])
+            .then_with(|| created.map_or(Ordering::Equal, |c| c[a].cmp(&c[b])))
+            .then_with(|| tie.compare(a, b));
+        order == Ordering::Greater
+    };
+    let mut best: Vec<Option<u32>> = vec![None; groups];
+    for (row, &id) in ids.iter().enumerate() {
+        let valid_ts = history.ts_valid.is_none_or(|v| v[row]);
+        if id == u32::MAX || !valid_ts {
+            continue;
+        }
+        let slot = &mut best[id as usize];
+        if slot.is_none_or(|current| better(row, current as usize)) {
+            *slot = Some(row as u32);
+        }
+    }
+    Ok(UInt32Array::from(best.into_iter().flatten().collect::<Vec<u32>>()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -304,32 +332,4 @@ mod tests {
         let got: Vec<Option<u32>> = asof_join(&history, &probes, None).expect("join").iter().collect();
         assert_eq!(got, vec![Some(1), Some(2), None]);
     }
-}
-
-/// The winning row of every key among all history rows (no time bound; the
-/// caller pre-filters to a window): one index per distinct non-null key, in
-/// order of first appearance. Same winner rule as [`asof_join`].
-pub fn latest_per_key(history: &History) -> Result<UInt32Array, ArrowError> {
-    let (_, ids, groups) = group_history(history.keys)?;
-    let tie = TieBreak::new(history.features)?;
-    let created = history.created;
-    let better = |a: usize, b: usize| -> bool {
-        let order = history.ts[a]
-            .cmp(&history.ts[b])
-            .then_with(|| created.map_or(Ordering::Equal, |c| c[a].cmp(&c[b])))
-            .then_with(|| tie.compare(a, b));
-        order == Ordering::Greater
-    };
-    let mut best: Vec<Option<u32>> = vec![None; groups];
-    for (row, &id) in ids.iter().enumerate() {
-        let valid_ts = history.ts_valid.is_none_or(|v| v[row]);
-        if id == u32::MAX || !valid_ts {
-            continue;
-        }
-        let slot = &mut best[id as usize];
-        if slot.is_none_or(|current| better(row, current as usize)) {
-            *slot = Some(row as u32);
-        }
-    }
-    Ok(UInt32Array::from(best.into_iter().flatten().collect::<Vec<u32>>()))
 }

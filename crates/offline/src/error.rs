@@ -27,7 +27,7 @@ pub enum OfflineError {
     ClashWithInput { name: String },
 
     #[error("source `{source_name}`: {error}")]
-    Source { source_name: String, error: SourceError },
+    Source { source_name: String, error: Box<SourceError> },
 
     #[error("cannot read {}: {reason}", path.display())]
     Unreadable { path: PathBuf, reason: String },

@@ -111,7 +111,7 @@ impl EmbeddedOfflineStore {
 
     /// A view's source files, resolved once per request.
     fn source_files(&self, request: &ViewRequest) -> Result<SourceFiles, OfflineError> {
-        list_source_files(&self.root, &request.source).map_err(|error| OfflineError::Source { source_name: request.source.name.clone(), error })
+        list_source_files(&self.root, &request.source).map_err(|error| OfflineError::Source { source_name: request.source.name.clone(), error: Box::new(error) })
     }
 
     /// Override the memory budget (bytes of scanned history per view).
@@ -125,7 +125,7 @@ impl EmbeddedOfflineStore {
     /// hash-partitioned by key into spill files as it streams in.
     fn load(&self, request: &ViewRequest, files: &SourceFiles, range: TimeRange) -> Result<Loaded, OfflineError> {
         let source = &request.source;
-        let schema = read_source_schema(files).map_err(|error| OfflineError::Source { source_name: source.name.clone(), error })?;
+        let schema = read_source_schema(files).map_err(|error| OfflineError::Source { source_name: source.name.clone(), error: Box::new(error) })?;
         let mut columns: Vec<String> = request.join_keys.iter().map(|(_, k)| source.file_column(&k.name).to_string()).collect();
         columns.push(source.file_column(&source.timestamp_field).to_string());
         if let Some(created) = &source.created_timestamp_column {

@@ -243,7 +243,7 @@ impl<'a> Walker<'a> {
         for &key in required {
             if map.get_node(key).is_none() && !suggested.contains(&key) {
                 // The mapping's own span starts at its first colon; its first key reads better.
-                let span = map.keys().next().map(|k| k.span().clone()).unwrap_or_else(|| map.span().clone());
+                let span = map.keys().next().map(|k| *k.span()).unwrap_or_else(|| *map.span());
                 self.error(&span, format!("{what} is missing the required key `{key}`"), Some(format!("add `{key}: ...`")));
             }
         }
@@ -274,7 +274,7 @@ impl<'a> Walker<'a> {
     /// column name and part of `view:feature` references).
     fn name_field(&mut self, map: &MarkedMappingNode, key: &str) -> Option<String> {
         let value = self.required_string(map, key)?;
-        let span = map.get_node(key).map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
+        let span = map.get_node(key).map(|n| *n.span()).unwrap_or_else(Span::new_blank);
         self.check_name(&value, &span, key)
     }
 
@@ -309,7 +309,7 @@ impl<'a> Walker<'a> {
         for (index, item) in items.iter().enumerate() {
             self.record(&format!("{key}[{index}]"), item.span());
             match self.scalar(item, key) {
-                Some(s) if !s.as_str().is_empty() => values.push((s.as_str().to_string(), item.span().clone())),
+                Some(s) if !s.as_str().is_empty() => values.push((s.as_str().to_string(), *item.span())),
                 Some(_) => {
                     self.error(item.span(), format!("empty item in `{key}`"), None);
                     ok = false;
@@ -355,7 +355,7 @@ impl<'a> Walker<'a> {
         match text.parse::<Duration>() {
             Ok(duration) => Some(Some(duration)),
             Err(error) => {
-                let span = map.get_node(key).map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
+                let span = map.get_node(key).map(|n| *n.span()).unwrap_or_else(Span::new_blank);
                 let message = format!("`{}` is not a valid `{key}`: {}", error.input, error.reason);
                 self.error(&span, message, Some(almanac_core::duration::HINT.to_string()));
                 None
@@ -373,7 +373,7 @@ impl<'a> Walker<'a> {
                 let help = suggest::closest(base, almanac_core::dtype::SCALAR_NAMES)
                     .map(|best| format!("did you mean `{}`?", text.replacen(base, best, 1)))
                     .unwrap_or_else(|| "use one of bool, int32, int64, float32, float64, string, bytes, timestamp, or list<T>".into());
-                self.error(node.span(), error.input.is_empty().then(|| "`dtype` must not be empty".to_string()).unwrap_or_else(|| format!("unknown dtype `{text}`")), Some(help));
+                self.error(node.span(), if error.input.is_empty() { "`dtype` must not be empty".to_string() } else { format!("unknown dtype `{text}`") }, Some(help));
                 None
             }
         }
@@ -483,7 +483,7 @@ impl<'a> Walker<'a> {
                 "parquet" => Some(Some(FileFormat::Parquet)),
                 "csv" => Some(Some(FileFormat::Csv)),
                 other => {
-                    let span = map.get_node("format").map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
+                    let span = map.get_node("format").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
                     let help = suggest::help(other, ["parquet", "csv"]);
                     self.error(&span, format!("unknown format `{other}`"), help);
                     None
@@ -571,7 +571,7 @@ impl<'a> Walker<'a> {
             }
         }
         if items.as_ref().is_some_and(|i| i.is_empty()) {
-            let span = map.get_node("features").map(|n| n.span().clone()).unwrap_or_else(Span::new_blank);
+            let span = map.get_node("features").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
             self.error(&span, "a feature service needs at least one feature", Some("list `view:feature` references or bare view names".into()));
         }
         Some(FeatureService { name: name?, features, governance: governance.unwrap_or_default() })
