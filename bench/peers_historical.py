@@ -53,10 +53,19 @@ def run_polars(repo, output):
 
     users = latest(f"{repo}/data/user_txn_stats.parquet", "user_id", ["txn_count_7d", "txn_amount_avg_7d"])
     merchants = latest(f"{repo}/data/merchant_stats.parquet", "merchant_id", ["merchant_fraud_rate_30d", "merchant_txn_count_1d"])
-    out = (
+    joined = (
         labels.sort("event_timestamp")
-        .join_asof(users, left_on="event_timestamp", right_on="user_id_ts", by="user_id", strategy="backward", tolerance=timedelta(days=3))
-        .join_asof(merchants, left_on="event_timestamp", right_on="merchant_id_ts", by="merchant_id", strategy="backward", tolerance=timedelta(days=7))
+        .join_asof(users, left_on="event_timestamp", right_on="user_id_ts", by="user_id", strategy="backward")
+        .join_asof(merchants, left_on="event_timestamp", right_on="merchant_id_ts", by="merchant_id", strategy="backward")
+    )
+    # The TTL is applied after the as-of match: a match older than T - ttl is no match.
+    user_fresh = pl.col("user_id_ts") >= pl.col("event_timestamp") - timedelta(days=3)
+    merchant_fresh = pl.col("merchant_id_ts") >= pl.col("event_timestamp") - timedelta(days=7)
+    out = (
+        joined.with_columns(
+            [pl.when(user_fresh).then(pl.col(c)).alias(c) for c in ["txn_count_7d", "txn_amount_avg_7d"]]
+            + [pl.when(merchant_fresh).then(pl.col(c)).alias(c) for c in ["merchant_fraud_rate_30d", "merchant_txn_count_1d"]]
+        )
         .sort("_row")
         .drop(["_row", "user_id_ts", "merchant_id_ts"])
     )

@@ -176,3 +176,26 @@ fn demo_runs_end_to_end_on_embedded_defaults() {
     assert!(repo.join(".almanac/registry.json").exists());
     assert!(repo.join("training_set.parquet").exists());
 }
+
+#[test]
+fn a_killed_apply_leaves_a_readable_registry() {
+    let (_dir, repo) = demo_repo();
+    run(&repo, &["apply"]).ok();
+    let path = repo.join("features.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replace("ttl: 3d", "ttl: 2d")).expect("write");
+    // Kill applies at staggered moments: whenever the kill lands, the
+    // registry must read as the old version or the new one, never torn.
+    for attempt in 0..25u64 {
+        let mut child = almanac().arg("--repo").arg(&repo).arg("apply").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+        std::thread::sleep(std::time::Duration::from_micros(attempt * 400));
+        let _ = child.kill();
+        let _ = child.wait();
+        let view = run(&repo, &["features", "describe", "user_txn_stats", "--json"]).ok().json();
+        let ttl = view[0]["definition"]["ttl"].as_str().unwrap_or_default().to_string();
+        assert!(ttl == "3d" || ttl == "2d", "attempt {attempt}: {view}");
+    }
+    run(&repo, &["apply"]).ok();
+    let view = run(&repo, &["features", "describe", "user_txn_stats", "--json"]).ok().json();
+    assert_eq!(view[0]["definition"]["ttl"], "2d", "a rerun completes the change");
+}

@@ -182,7 +182,12 @@ impl EmbeddedOfflineStore {
     fn join_view(&self, request: &ViewRequest, files: &SourceFiles, keys: &[ArrayRef], at: &[Option<i64>], range: TimeRange) -> Result<Vec<ArrayRef>, OfflineError> {
         let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
         let rows = at.len();
-        match self.load(request, files, range)? {
+        let started = std::time::Instant::now();
+        let loaded = self.load(request, files, range)?;
+        crate::report_stage(&format!("{}: scan + normalize", request.view.name), started);
+        let started = std::time::Instant::now();
+        let _report = Deferred(|| crate::report_stage(&format!("{}: as-of join + take", request.view.name), started));
+        match loaded {
             Loaded::InMemory(history) => {
                 let indices = asof::asof_join(&history.as_history(), &Probes { keys, at }, ttl)?;
                 request.features.iter().map(|f| Ok(cast(&take(history.features[schema_index(request, f)].as_ref(), &indices, None)?, &f.dtype.to_arrow())?)).collect()
@@ -226,6 +231,15 @@ impl EmbeddedOfflineStore {
                     .collect()
             }
         }
+    }
+}
+
+/// Runs a closure when dropped (reports a stage's time on every exit path).
+struct Deferred<F: Fn()>(F);
+
+impl<F: Fn()> Drop for Deferred<F> {
+    fn drop(&mut self) {
+        (self.0)()
     }
 }
 

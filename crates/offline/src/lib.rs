@@ -22,5 +22,14 @@ pub mod source;
 pub mod time;
 
 pub use error::OfflineError;
+
+/// With `ALMANAC_TIMINGS=1`, print how long a stage took to stderr (the
+/// benchmark uses it to report where the time goes). Costs nothing otherwise.
+pub fn report_stage(stage: &str, started: std::time::Instant) {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ENABLED.get_or_init(|| std::env::var_os("ALMANAC_TIMINGS").is_some_and(|v| v == "1")) {
+        eprintln!("{stage:<40} {:>8.3} s", started.elapsed().as_secs_f64());
+    }
+}
 pub use historical::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, TimeRange, ViewRequest};
 pub use source::{SourceError, SourceFiles, list_source_files, read_source_schema};

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use almanac::offline::io::{read_table, write_table};
-use almanac::offline::{HistoricalOptions, TimeRange};
+use almanac::offline::{HistoricalOptions, TimeRange, report_stage};
 use almanac::{FeatureSelection, FeatureStore};
 use anyhow::Context;
 use arrow::compute::concat_batches;
@@ -32,11 +32,17 @@ pub fn historical(repo: &Path, args: &HistoricalArgs, json: bool) -> anyhow::Res
         (None, Some(service)) => FeatureSelection::Service(service.clone()),
         (None, None) => anyhow::bail!("pass --features or --feature-service"),
     };
+    let stage = Instant::now();
     let (schema, batches) = read_table(&args.entities)?;
     let entities = concat_batches(&schema, &batches)?;
+    report_stage("read entity table", stage);
     let options = HistoricalOptions { timestamp_column: args.timestamp_column.clone(), full_feature_names: args.full_feature_names };
+    let stage = Instant::now();
     let result = store.get_historical_features(&entities, &selection, &options)?;
+    report_stage("point-in-time join (all views)", stage);
+    let stage = Instant::now();
     write_table(&args.output, result.schema(), std::slice::from_ref(&result))?;
+    report_stage("write output", stage);
     let seconds = started.elapsed().as_secs_f64();
     let features: Vec<String> = result.schema().fields().iter().skip(entities.num_columns()).map(|f| f.name().clone()).collect();
     if json {
