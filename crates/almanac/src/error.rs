@@ -40,6 +40,34 @@ pub enum Error {
 
     #[error("bad request: {0}")]
     BadRequest(String),
+
+    #[error(transparent)]
+    Online(#[from] almanac_online::OnlineError),
+
+    /// A stored online record of `view` could not be read as the view's
+    /// current schema (or is damaged).
+    #[error("online record of view `{view}`: {error}")]
+    OnlineRecord { view: String, error: almanac_online::OnlineError },
+
+    /// A push whose rows do not fit its source's views.
+    #[error("bad push: {0}")]
+    Push(crate::push::PushError),
+
+    /// Someone else holds a lock this operation needs.
+    #[error("{what}")]
+    Busy { what: String },
+}
+
+impl Error {
+    /// Whether the failure is the caller's (a 4xx) rather than the system's.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, Error::Unknown { .. } | Error::NotOnline { .. } | Error::BadRequest(_) | Error::NotApplied | Error::Definitions(_) | Error::Push(_))
+    }
+
+    /// Whether a store is down (the server answers 503 and retries later).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Online(e) if e.is_unavailable())
+    }
 }
 
 impl From<almanac_registry::RegistryError> for Error {

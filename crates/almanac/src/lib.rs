@@ -2,7 +2,7 @@
 //!
 //! The facade: one [`FeatureStore`] that opens a feature repo and offers what
 //! the CLI, the server and the Python SDK need (plan, apply, discovery, and,
-//! as they arrive, historical retrieval, materialization and online reads).
+//! historical retrieval, materialization and online reads).
 //!
 //! It wires the crates together and owns the checks that need more than one
 //! of them (definitions against the sources' real file schemas, which needs
@@ -10,8 +10,11 @@
 //! calls the stores directly: there is no provider layer in between.
 
 mod check;
-pub mod resolve;
 pub mod error;
+pub mod materialize;
+pub mod online;
+pub mod push;
+pub mod resolve;
 pub mod scaffold;
 mod store;
 
@@ -19,5 +22,8 @@ pub use almanac_core as core;
 pub use almanac_registry as registry;
 pub use error::Error;
 pub use almanac_offline as offline;
+pub use almanac_online as online_store;
+pub use materialize::{MaterializeRequest, ViewReport};
+pub use online::{EntityColumns, FieldStatus, OnlineColumn, OnlineResponse};
 pub use resolve::FeatureSelection;
 pub use store::{ApplyOutcome, FeatureStore};

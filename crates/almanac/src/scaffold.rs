@@ -16,8 +16,8 @@ project: my_project
 # offline:             # the engine for training sets (embedded: DataFusion + Almanac's as-of join)
 #   type: embedded
 # online:              # the low-latency store for serving
-#   type: embedded
-#   path: .almanac/online.redb
+#   type: embedded     # an LMDB folder; or `redis` with `url: redis://127.0.0.1:6379/0`,
+#   path: .almanac/online   # or `redis-cluster` with `nodes: [redis://127.0.0.1:7000, ...]`
 "#;
 
 const TEMPLATE_DEFINITIONS: &str = r#"# Definitions: any number of *.yaml files in this folder, each with lists

@@ -2,9 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
-use almanac_core::{Definitions, RegistryConfig, RepoConfig};
+use almanac_core::{Definitions, OnlineConfig, RegistryConfig, RepoConfig};
+use almanac_online::{EmbeddedStore, OnlineStore};
+use almanac_online_redis::{RedisClusterStore, RedisStore, Timeouts};
 use almanac_offline::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, TimeRange};
 use almanac_registry::{FileRegistry, Plan, Registry, RegistryState};
 use arrow::array::RecordBatch;
@@ -12,6 +14,8 @@ use chrono::Utc;
 
 use crate::check;
 use crate::error::Error;
+use crate::materialize::{self, MaterializeRequest, Progress, ViewReport};
+use crate::online::{EntityColumns, OnlineResponse, PlanCache};
 use crate::resolve::{self, FeatureSelection};
 
 /// An opened feature repo: its settings and its registry.
@@ -22,6 +26,11 @@ pub struct FeatureStore {
     /// Created on first use: starting its runtime is wasted work for
     /// commands that never read history (plan, apply, discovery).
     offline: OnceLock<EmbeddedOfflineStore>,
+    /// Connected on first use, for the same reason.
+    online: OnceLock<Arc<dyn OnlineStore>>,
+    /// The registry state serving reads from, until [`FeatureStore::refresh`].
+    serving_state: RwLock<Option<Arc<RegistryState>>>,
+    plans: PlanCache,
 }
 
 /// What `apply` did.
@@ -40,7 +49,7 @@ impl FeatureStore {
         let registry: Box<dyn Registry> = match &config.registry {
             RegistryConfig::File { path } => Box::new(FileRegistry::new(root.join(path))),
         };
-        Ok(FeatureStore { root, config, registry, offline: OnceLock::new() })
+        Ok(FeatureStore { root, config, registry, offline: OnceLock::new(), online: OnceLock::new(), serving_state: RwLock::new(None), plans: PlanCache::default() })
     }
 
     pub fn root(&self) -> &Path {
@@ -83,6 +92,105 @@ impl FeatureStore {
         let next = plan.apply_to(&current, &desired, Utc::now());
         self.registry.commit(current.version, &next)?;
         Ok(ApplyOutcome { version: next.version, plan })
+    }
+
+    /// The online store named in `almanac.yaml`, connected on first use.
+    pub fn online_store(&self) -> Result<&Arc<dyn OnlineStore>, Error> {
+        if let Some(store) = self.online.get() {
+            return Ok(store);
+        }
+        let store: Arc<dyn OnlineStore> = match &self.config.online {
+            OnlineConfig::Embedded { path } => Arc::new(EmbeddedStore::open(self.root.join(path))?),
+            OnlineConfig::Redis { url } => Arc::new(RedisStore::connect(url, &self.config.project, Timeouts::default())?),
+            OnlineConfig::RedisCluster { nodes } => Arc::new(RedisClusterStore::connect(nodes, &self.config.project, Timeouts::default())?),
+        };
+        Ok(self.online.get_or_init(|| store))
+    }
+
+    /// The registry state serving uses: loaded once, replaced by [`FeatureStore::refresh`].
+    pub fn serving_state(&self) -> Result<Arc<RegistryState>, Error> {
+        if let Some(state) = self.serving_state.read().ok().and_then(|s| s.clone()) {
+            return Ok(state);
+        }
+        self.refresh()?;
+        self.serving_state.read().ok().and_then(|s| s.clone()).ok_or(Error::NotApplied)
+    }
+
+    /// Re-read the registry; returns whether the definitions changed. Cached
+    /// serving plans of an older registry version are dropped lazily.
+    pub fn refresh(&self) -> Result<bool, Error> {
+        let fresh = Arc::new(self.registry_state()?);
+        let mut slot = self.serving_state.write().map_err(|_| Error::BadRequest("registry cache poisoned".into()))?;
+        let changed = slot.as_ref().is_none_or(|old| old.version != fresh.version || old.watermarks != fresh.watermarks);
+        *slot = Some(fresh);
+        Ok(changed)
+    }
+
+    /// Latest feature values for entities (DESIGN §3), with a status and
+    /// event time per value; TTLs are enforced against `now`.
+    pub fn get_online_features(&self, selection: &FeatureSelection, entities: &EntityColumns, full_feature_names: bool) -> Result<OnlineResponse, Error> {
+        let now = Utc::now().timestamp_micros();
+        self.get_online_features_at(selection, entities, full_feature_names, now)
+    }
+
+    /// [`FeatureStore::get_online_features`] as of an explicit instant (µs).
+    pub fn get_online_features_at(&self, selection: &FeatureSelection, entities: &EntityColumns, full_feature_names: bool, now_micros: i64) -> Result<OnlineResponse, Error> {
+        let state = self.serving_state()?;
+        let plan = self.plans.get_or_plan(&state, selection, full_feature_names)?;
+        plan.execute(self.online_store()?.as_ref(), entities, now_micros)
+    }
+
+    /// The registered dtype of a join key (for parsing CLI values).
+    pub fn join_key_dtype(&self, key: &str) -> Result<almanac_core::DType, Error> {
+        let state = self.serving_state()?;
+        let found = state.definitions.entities.iter().flat_map(|e| &e.join_keys).find(|k| k.name == key);
+        match found {
+            Some(k) => Ok(k.dtype.clone().unwrap_or(almanac_core::DType::Int64)),
+            None => {
+                let names: Vec<&str> = state.definitions.entities.iter().flat_map(|e| e.join_keys.iter().map(|k| k.name.as_str())).collect();
+                let help = almanac_core::suggest::closest(key, names.iter().copied()).map(|b| format!("did you mean `{b}`?"));
+                Err(Error::Unknown { what: "join key", name: key.to_string(), help })
+            }
+        }
+    }
+
+    /// Materialize online views (DESIGN §3): the winner per entity in the
+    /// window, written keep-if-newer; watermarks advance after success.
+    pub fn materialize(&self, request: &MaterializeRequest, progress: &dyn Progress) -> Result<Vec<ViewReport>, Error> {
+        let state = self.registry_state()?;
+        let job = materialize::Job {
+            root: &self.root,
+            state: &state,
+            offline: self.offline()?,
+            online: self.online_store()?.as_ref(),
+            registry: self.registry.as_ref(),
+            project: &self.config.project,
+        };
+        let reports = job.run(request, progress);
+        // Watermarks moved: later reads see the new registry state.
+        let _ = self.refresh();
+        reports
+    }
+
+    /// Write pushed rows to the online store, the offline history, or both
+    /// (see [`crate::push`]).
+    pub fn push(&self, push_source: &str, columns: &[(String, Vec<almanac_core::Value>)], to: crate::push::PushTo) -> Result<crate::push::PushReport, Error> {
+        let state = self.serving_state()?;
+        let push = crate::push::Push { root: &self.root, state: &state, online: self.online_store()?.as_ref() };
+        push.run(push_source, columns, to)
+    }
+
+    /// Whether the online store is the embedded one (reads never block on
+    /// the network, so the server runs them inline).
+    pub fn online_is_embedded(&self) -> bool {
+        matches!(self.config.online, OnlineConfig::Embedded { .. })
+    }
+
+    /// The registry's file, for watching it (the embedded registry).
+    pub fn registry_file(&self) -> Option<PathBuf> {
+        match &self.config.registry {
+            RegistryConfig::File { path } => Some(self.root.join(path)),
+        }
     }
 
     fn offline(&self) -> Result<&EmbeddedOfflineStore, Error> {

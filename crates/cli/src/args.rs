@@ -34,8 +34,82 @@ pub enum Command {
     Historical(HistoricalArgs),
     /// Export one view's rows in a time range, or the latest row per entity.
     Export(ExportArgs),
+    /// Write the latest value per entity in an event-time window into the online store.
+    Materialize(MaterializeArgs),
+    /// Materialize what is new since each view's watermark, up to --end.
+    MaterializeIncremental(IncrementalArgs),
+    /// Look up the latest feature values of entities in the online store.
+    Online(OnlineArgs),
+    /// Run the HTTP feature server (Feast-compatible API).
+    Serve(ServeArgs),
     /// Run the whole feature store on generated data, step by step.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to bind (0 = any free port; the chosen one is printed).
+    #[arg(long, default_value_t = 6566)]
+    pub port: u16,
+    /// Require `Authorization: Bearer <token>`, the token read from this file.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_body_bytes: usize,
+    /// Most entities in one online request.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_entities: usize,
+    /// Per-request timeout for store work, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    pub timeout_ms: u64,
+    /// Log format on stderr: text or json (level from ALMANAC_LOG, default info).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MaterializeArgs {
+    /// Window start, inclusive (RFC 3339 or `now`).
+    #[arg(long)]
+    pub start: String,
+    /// Window end, inclusive (RFC 3339 or `now`).
+    #[arg(long)]
+    pub end: String,
+    /// Only these views, comma-separated (default: every view with `online: true`).
+    #[arg(long)]
+    pub views: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IncrementalArgs {
+    /// Materialize up to this instant, inclusive (RFC 3339 or `now`).
+    #[arg(long)]
+    pub end: String,
+    /// Only these views, comma-separated (default: every view with `online: true`).
+    #[arg(long)]
+    pub views: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("selection").required(true).args(["features", "feature_service"])))]
+pub struct OnlineArgs {
+    /// Feature references, comma-separated: `view:feature` or a bare `view`.
+    #[arg(long)]
+    pub features: Option<String>,
+    /// A feature service instead of explicit references.
+    #[arg(long)]
+    pub feature_service: Option<String>,
+    /// One entity: `KEY=VALUE`, compound keys comma-separated
+    /// (`user_id=1,merchant_id=7`); repeat for more entities.
+    #[arg(long, required = true)]
+    pub entity: Vec<String>,
+    /// Name features `view__feature` instead of `feature`.
+    #[arg(long)]
+    pub full_feature_names: bool,
 }
 
 #[derive(Debug, Args)]

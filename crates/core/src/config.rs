@@ -39,15 +39,20 @@ pub enum OfflineConfig {
     Embedded,
 }
 
-/// The online store. The embedded default is a file under `.almanac/`.
+/// The online store. The embedded default is an LMDB folder under `.almanac/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OnlineConfig {
     Embedded { path: String },
+    /// One Redis server: `redis://host:port/db`.
+    Redis { url: String },
+    /// A Redis Cluster, reached through any of its seed nodes.
+    #[serde(rename = "redis-cluster")]
+    RedisCluster { nodes: Vec<String> },
 }
 
 impl Default for OnlineConfig {
     fn default() -> Self {
-        OnlineConfig::Embedded { path: ".almanac/online.redb".into() }
+        OnlineConfig::Embedded { path: ".almanac/online".into() }
     }
 }

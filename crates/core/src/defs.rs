@@ -131,6 +131,12 @@ pub struct Source {
     /// Column name in the files → name used by the definitions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub field_mapping: BTreeMap<String, String>,
+    /// Set for a *push* source: rows pushed to it (`POST /push`) go to the
+    /// online store of the views bound to it and/or are appended to this
+    /// batch source's folder. Its files, format and timestamp columns are
+    /// the batch source's (copied in when definitions are loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_source: Option<String>,
     #[serde(flatten)]
     pub governance: Governance,
 }

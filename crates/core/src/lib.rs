@@ -17,6 +17,7 @@ pub mod dtype;
 pub mod duration;
 pub mod reference;
 pub mod suggest;
+pub mod value;
 
 pub use config::{OfflineConfig, OnlineConfig, RegistryConfig, RepoConfig};
 pub use defs::{
@@ -27,3 +28,4 @@ pub use diagnostic::{Diagnostic, Diagnostics, Location};
 pub use dtype::DType;
 pub use duration::Duration;
 pub use reference::FeatureRef;
+pub use value::Value;

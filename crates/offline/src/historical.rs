@@ -67,6 +67,11 @@ pub trait OfflineStore: Send + Sync {
     /// The rows of one view with event time in `range`; with `latest`, only
     /// the winning row per entity (same winner rule as the join).
     fn export(&self, view: &ViewRequest, range: TimeRange, latest: bool) -> Result<RecordBatch, OfflineError>;
+
+    /// What materialization writes: the winning row per entity among rows
+    /// with event time in `range` (laid out as [`OfflineStore::export`]
+    /// lays rows out), and how many source rows the window held.
+    fn latest_per_entity(&self, view: &ViewRequest, range: TimeRange) -> Result<(RecordBatch, usize), OfflineError>;
 }
 
 /// The embedded engine: DataFusion scans of the sources' files plus the
@@ -429,49 +434,83 @@ impl OfflineStore for EmbeddedOfflineStore {
     }
 
     fn export(&self, request: &ViewRequest, range: TimeRange, latest: bool) -> Result<RecordBatch, OfflineError> {
-        let history = self.history(request, range)?;
-        let in_range: BooleanArray = history.ts.iter().zip(&history.ts_valid).map(|(t, valid)| Some(*valid && range.start.is_none_or(|s| *t >= s) && range.end.is_none_or(|e| *t <= e))).collect();
-        let mut fields = Vec::new();
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        for ((_, key), array) in request.join_keys.iter().zip(&history.keys) {
-            fields.push(ArrowField::new(&key.name, array.data_type().clone(), true));
-            columns.push(array.clone());
-        }
-        let timestamp = DType::Timestamp.to_arrow();
-        fields.push(ArrowField::new(&request.source.timestamp_field, timestamp.clone(), true));
-        columns.push(micros_column(&history.ts, Some(&history.ts_valid)));
-        if let (Some(name), Some(created)) = (&request.source.created_timestamp_column, &history.created) {
-            fields.push(ArrowField::new(name, timestamp.clone(), true));
-            columns.push(micros_column(created, None));
-        }
-        for field in &request.view.schema {
-            let array = &history.features[schema_index(request, field)];
-            let target = field.dtype.to_arrow();
-            fields.push(ArrowField::new(&field.name, target.clone(), true));
-            columns.push(cast(array, &target)?);
-        }
-        let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        if all.num_rows() == 0 {
-            return Ok(all);
-        }
-        let windowed = filter_record_batch(&all, &in_range)?;
-        if !latest {
-            return Ok(windowed);
-        }
-        let window_history = HistoryTable {
-            keys: windowed.columns()[..request.join_keys.len()].to_vec(),
-            ts: to_nanos(windowed.column(request.join_keys.len()), "event time")?.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect(),
-            ts_valid: vec![true; windowed.num_rows()],
-            created: match &request.source.created_timestamp_column {
-                Some(name) => Some(nanos_or_min(windowed.column(request.join_keys.len() + 1), name)?),
-                None => None,
-            },
-            features: windowed.columns()[windowed.num_columns() - request.view.schema.len()..].to_vec(),
-        };
-        let winners = asof::latest_per_key(&window_history.as_history())?;
-        let columns = windowed.columns().iter().map(|c| take(c.as_ref(), &winners, None)).collect::<Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new(windowed.schema(), columns)?)
+        let windowed = window_rows(request, &self.history(request, range)?, range)?;
+        if latest { latest_rows(request, &windowed) } else { Ok(windowed) }
     }
+
+    fn latest_per_entity(&self, request: &ViewRequest, range: TimeRange) -> Result<(RecordBatch, usize), OfflineError> {
+        match self.load(request, &self.source_files(request)?, range)? {
+            Loaded::InMemory(history) => {
+                let windowed = window_rows(request, &history, range)?;
+                Ok((latest_rows(request, &windowed)?, windowed.num_rows()))
+            }
+            Loaded::Spilled(spill) => {
+                // Partitions split the keys, so each one's winners are final:
+                // only one partition's history is in memory at a time.
+                let (mut parts, mut scanned) = (Vec::new(), 0);
+                for partition in 0..spill.partitions() {
+                    let Some(batch) = spill.read(partition)? else { continue };
+                    let windowed = window_rows(request, &HistoryTable::from_batches(request, vec![batch])?, range)?;
+                    scanned += windowed.num_rows();
+                    parts.push(latest_rows(request, &windowed)?);
+                }
+                let schema = match parts.first() {
+                    Some(part) => part.schema(),
+                    None => window_rows(request, &HistoryTable::from_batches(request, Vec::new())?, range)?.schema(),
+                };
+                Ok((arrow::compute::concat_batches(&schema, &parts)?, scanned))
+            }
+        }
+    }
+}
+
+/// A view's rows with event time in `range`, as exported: keys, event time,
+/// created time (when the source has one), then every feature, cast to its
+/// declared dtype.
+fn window_rows(request: &ViewRequest, history: &HistoryTable, range: TimeRange) -> Result<RecordBatch, OfflineError> {
+    let in_range: BooleanArray = history.ts.iter().zip(&history.ts_valid).map(|(t, valid)| Some(*valid && range.start.is_none_or(|s| *t >= s) && range.end.is_none_or(|e| *t <= e))).collect();
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for ((_, key), array) in request.join_keys.iter().zip(&history.keys) {
+        fields.push(ArrowField::new(&key.name, array.data_type().clone(), true));
+        columns.push(array.clone());
+    }
+    let timestamp = DType::Timestamp.to_arrow();
+    fields.push(ArrowField::new(&request.source.timestamp_field, timestamp.clone(), true));
+    columns.push(micros_column(&history.ts, Some(&history.ts_valid)));
+    if let (Some(name), Some(created)) = (&request.source.created_timestamp_column, &history.created) {
+        fields.push(ArrowField::new(name, timestamp.clone(), true));
+        columns.push(micros_column(created, None));
+    }
+    for field in &request.view.schema {
+        let array = &history.features[schema_index(request, field)];
+        let target = field.dtype.to_arrow();
+        fields.push(ArrowField::new(&field.name, target.clone(), true));
+        columns.push(cast(array, &target)?);
+    }
+    let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    if all.num_rows() == 0 {
+        return Ok(all);
+    }
+    Ok(filter_record_batch(&all, &in_range)?)
+}
+
+/// The winning row per entity of `window_rows` output (same rule as the join).
+fn latest_rows(request: &ViewRequest, windowed: &RecordBatch) -> Result<RecordBatch, OfflineError> {
+    let keys = request.join_keys.len();
+    let window_history = HistoryTable {
+        keys: windowed.columns()[..keys].to_vec(),
+        ts: to_nanos(windowed.column(keys), "event time")?.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect(),
+        ts_valid: vec![true; windowed.num_rows()],
+        created: match &request.source.created_timestamp_column {
+            Some(name) => Some(nanos_or_min(windowed.column(keys + 1), name)?),
+            None => None,
+        },
+        features: windowed.columns()[windowed.num_columns() - request.view.schema.len()..].to_vec(),
+    };
+    let winners = asof::latest_per_key(&window_history.as_history())?;
+    let columns = windowed.columns().iter().map(|c| take(c.as_ref(), &winners, None)).collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(windowed.schema(), columns)?)
 }
 
 /// Position of a requested feature in the view's schema (requests are

@@ -69,3 +69,28 @@ pub fn write_table(path: &Path, schema: Arc<Schema>, batches: &[RecordBatch]) ->
         }
     }
 }
+
+/// Write one Parquet file durably and atomically, for files that appear in
+/// a source folder while readers may be listing it: the data goes to a
+/// hidden temp file (source listings skip dot-files), is fsynced, renamed
+/// into place, and the folder is fsynced, so a crash leaves either no file
+/// or the whole file, never a torn one.
+pub fn write_parquet_durably(path: &Path, batch: &RecordBatch) -> Result<(), OfflineError> {
+    let unwritable = |reason: String| OfflineError::Unwritable { path: path.to_path_buf(), reason };
+    let dir = path.parent().ok_or_else(|| unwritable("no parent folder".into()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| -> Result<(), String> {
+        let file = File::create(&tmp).map_err(|e| e.to_string())?;
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| e.to_string())?;
+        writer.write(batch).map_err(|e| e.to_string())?;
+        let file = writer.into_inner().map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(unwritable)
+}

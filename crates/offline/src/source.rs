@@ -193,6 +193,7 @@ mod tests {
             timestamp_field: "ts".into(),
             created_timestamp_column: None,
             field_mapping: Default::default(),
+            batch_source: None,
             governance: Default::default(),
         }
     }

@@ -473,7 +473,10 @@ impl<'a> Walker<'a> {
     }
 
     fn source(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Source> {
-        let keys = with_governance(&["name", "path", "format", "timestamp_field", "created_timestamp_column", "field_mapping"]);
+        if map.get_node("batch_source").is_some() {
+            return self.push_source(map, what);
+        }
+        let keys = with_governance(&["name", "path", "format", "timestamp_field", "created_timestamp_column", "field_mapping", "batch_source"]);
         self.check_keys(map, &keys, &["name", "path", "timestamp_field"], what);
         let name = self.name_field(map, "name");
         let path = self.required_string(map, "path");
@@ -501,6 +504,26 @@ impl<'a> Walker<'a> {
             timestamp_field: timestamp_field.unwrap_or_default(),
             created_timestamp_column: created,
             field_mapping: field_mapping.unwrap_or_default(),
+            batch_source: None,
+            governance: governance.unwrap_or_default(),
+        })
+    }
+
+    /// A push source: a name and the batch source whose files and
+    /// timestamps it shares (filled in by `resolve_push_sources`).
+    fn push_source(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Source> {
+        self.check_keys(map, &with_governance(&["name", "batch_source"]), &["name", "batch_source"], what);
+        let name = self.name_field(map, "name");
+        let batch = self.required_string(map, "batch_source");
+        let governance = self.governance(map);
+        Some(Source {
+            name: name?,
+            path: String::new(),
+            format: None,
+            timestamp_field: String::new(),
+            created_timestamp_column: None,
+            field_mapping: Default::default(),
+            batch_source: Some(batch?),
             governance: governance.unwrap_or_default(),
         })
     }
@@ -615,12 +638,48 @@ impl<'a> Walker<'a> {
     }
 
     fn online_config(&mut self, node: &Node) -> Option<OnlineConfig> {
-        let (map, _) = self.store_type(node, "online", &["embedded"])?;
-        self.check_keys(map, &["type", "path"], &[], "`online`");
-        Some(match self.optional_string(map, "path") {
-            Some(path) => OnlineConfig::Embedded { path },
-            None => OnlineConfig::default(),
-        })
+        let (map, kind) = self.store_type(node, "online", &["embedded", "redis", "redis-cluster"])?;
+        match kind.as_str() {
+            "redis" => {
+                self.check_keys(map, &["type", "url"], &["url"], "`online`");
+                let url = self.required_string(map, "url")?;
+                self.check_redis_url(map, "url", &url)?;
+                Some(OnlineConfig::Redis { url })
+            }
+            "redis-cluster" => {
+                self.check_keys(map, &["type", "nodes"], &["nodes"], "`online`");
+                let nodes = self.string_list(map, "nodes")?;
+                if nodes.is_empty() {
+                    let span = map.get_node("nodes").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+                    self.error(&span, "a Redis Cluster needs at least one node", Some("list seed nodes: `nodes: [redis://10.0.0.1:7000, ...]`".into()));
+                    return None;
+                }
+                let mut ok = true;
+                for (url, span) in &nodes {
+                    if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                        self.error(span, format!("`{url}` is not a Redis URL"), Some("write nodes as `redis://HOST:PORT`".into()));
+                        ok = false;
+                    }
+                }
+                ok.then(|| OnlineConfig::RedisCluster { nodes: nodes.into_iter().map(|(url, _)| url).collect() })
+            }
+            _ => {
+                self.check_keys(map, &["type", "path"], &[], "`online`");
+                Some(match self.optional_string(map, "path") {
+                    Some(path) => OnlineConfig::Embedded { path },
+                    None => OnlineConfig::default(),
+                })
+            }
+        }
+    }
+
+    fn check_redis_url(&mut self, map: &MarkedMappingNode, key: &str, url: &str) -> Option<()> {
+        if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") {
+            return Some(());
+        }
+        let span = map.get_node(key).map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+        self.error(&span, format!("`{url}` is not a Redis URL"), Some("write `redis://HOST:PORT/DB`, e.g. `redis://127.0.0.1:6379/0`".into()));
+        None
     }
 }
 

@@ -44,6 +44,7 @@ pub fn load_definitions(root: &Path) -> Result<RepoDefinitions, RegistryError> {
         parse::parse_definitions(&relative, &text, &mut parsed);
         files.push((relative, text));
     }
+    validate::resolve_push_sources(&mut parsed);
     let cross = validate::validate(&parsed);
     parsed.diagnostics.extend(cross);
     attach_snippets(&mut parsed.diagnostics, &files);

@@ -10,6 +10,7 @@ use crate::parse::Parsed;
 
 pub fn validate(parsed: &Parsed) -> Diagnostics {
     let mut out = Diagnostics::default();
+    check_push_sources(parsed, &mut out);
     check_views(parsed, &mut out);
     check_services(parsed, &mut out);
     out
@@ -80,6 +81,38 @@ fn check_views(parsed: &Parsed, out: &mut Diagnostics) {
                         .with_help("timestamps are not features; remove it, or map the column to another name with `field_mapping`"),
                 );
             }
+        }
+    }
+}
+
+/// A push source must name a batch (file) source: that is where its rows
+/// are appended and what training sets read.
+fn check_push_sources(parsed: &Parsed, out: &mut Diagnostics) {
+    let defs = &parsed.definitions;
+    for source in &defs.sources {
+        let Some(batch) = &source.batch_source else { continue };
+        let location = at(parsed, ObjectKind::Source, &source.name, "batch_source");
+        let used_by = format!("push source `{}`", source.name);
+        match defs.source(batch) {
+            None if !declared(parsed, ObjectKind::Source).contains(&batch.as_str()) => out.push(unknown(parsed, ObjectKind::Source, batch, location, &used_by)),
+            Some(target) if target.batch_source.is_some() => out.push(Diagnostic::new(location, format!("{used_by} wraps `{batch}`, which is itself a push source")).with_help("name a batch source (one with `path` and `timestamp_field`)")),
+            _ => {}
+        }
+    }
+}
+
+/// Give each push source its batch source's files and timestamp columns,
+/// so everything downstream reads it like any batch source.
+pub fn resolve_push_sources(parsed: &mut Parsed) {
+    let batches: Vec<(String, almanac_core::Source)> = parsed.definitions.sources.iter().filter(|s| s.batch_source.is_none()).map(|s| (s.name.clone(), s.clone())).collect();
+    for source in parsed.definitions.sources.iter_mut() {
+        let Some(batch) = &source.batch_source else { continue };
+        if let Some((_, target)) = batches.iter().find(|(name, _)| name == batch) {
+            source.path = target.path.clone();
+            source.format = target.format;
+            source.timestamp_field = target.timestamp_field.clone();
+            source.created_timestamp_column = target.created_timestamp_column.clone();
+            source.field_mapping = target.field_mapping.clone();
         }
     }
 }

@@ -7,7 +7,8 @@ use almanac::offline::io::{read_table, write_table};
 use almanac::offline::{HistoricalOptions, TimeRange};
 use almanac::registry::Action;
 use almanac::scaffold::{self, InitKind};
-use almanac::{FeatureSelection, FeatureStore};
+use almanac::materialize::{self, MaterializeRequest};
+use almanac::{EntityColumns, FeatureSelection, FeatureStore, OnlineResponse};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
@@ -29,7 +30,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     println!("Almanac demo: a fraud-detection feature repo on generated data");
     println!("Repo: {}\n", dir.display());
-    const STEPS: usize = 3;
+    const STEPS: usize = 5;
 
     let started = Instant::now();
     let spec = dataset_spec(&args.data);
@@ -63,12 +64,35 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     print_rows(&training, 3);
     explain_leak(&store, &training)?;
 
+    let started = Instant::now();
+    let request = MaterializeRequest { start: None, end: super::online::parse_datetime("now")?, views: None, incremental: false };
+    let reports = store.materialize(&request, &materialize::Quiet)?;
+    let source_rows: usize = reports.iter().map(|r| r.source_rows).sum();
+    let entities: usize = reports.iter().map(|r| r.entities).sum();
+    step(4, STEPS, &format!("materialize: {} source rows → {} online records", render::count(source_rows), render::count(entities)), started);
+    let target = store.online_store()?.describe();
+    for report in &reports {
+        println!("        {}", super::online::summary(report, &target));
+    }
+
+    let started = Instant::now();
+    let entities = demo_entities(&labels, 3);
+    let response = store.get_online_features(&selection, &entities, false)?;
+    let lookup_time = started.elapsed();
+    step(5, STEPS, &format!("online: fraud_model_v1 for {} entities in {:.0} µs", entities.first().map(|(_, v)| v.len()).unwrap_or(0), lookup_time.as_secs_f64() * 1e6), started);
+    print_online(&response);
+
     println!("\nDone in {:.2} s. Explore the repo:", total_start.elapsed().as_secs_f64());
     let repo = dir.display();
     println!("  almanac --repo {repo} features list");
     println!("  almanac --repo {repo} features describe fraud_model_v1");
     println!("  almanac --repo {repo} features search fraud");
     println!("  almanac --repo {repo} historical --entities {repo}/data/labels.parquet --feature-service fraud_model_v1 --output train.parquet");
+    if let Some((_, users)) = entities.first() {
+        if let Some(almanac::core::Value::Int64(user)) = users.first() {
+            println!("  almanac --repo {repo} online --feature-service fraud_model_v1 --entity user_id={user},merchant_id=1");
+        }
+    }
     Ok(())
 }
 
@@ -107,4 +131,35 @@ fn explain_leak(store: &FeatureStore, training: &RecordBatch) -> anyhow::Result<
         return Ok(());
     }
     Ok(())
+}
+
+/// The first `n` labels' users and merchants, as an online request.
+fn demo_entities(labels: &RecordBatch, n: usize) -> EntityColumns {
+    let column = |name: &str| -> Vec<almanac::core::Value> {
+        labels
+            .column_by_name(name)
+            .map(|c| c.as_primitive::<Int64Type>().iter().take(n).map(|v| v.map_or(almanac::core::Value::Null, almanac::core::Value::Int64)).collect())
+            .unwrap_or_default()
+    };
+    vec![("user_id".to_string(), column("user_id")), ("merchant_id".to_string(), column("merchant_id"))]
+}
+
+fn print_online(response: &OnlineResponse) {
+    let header: Vec<&str> = response.feature_names.iter().map(String::as_str).collect();
+    let rows = response.columns.first().map(|c| c.values.len()).unwrap_or(0);
+    let body = (0..rows)
+        .map(|row| {
+            response
+                .columns
+                .iter()
+                .map(|c| match &c.values[row] {
+                    almanac::core::Value::Null => c.statuses[row].as_str().to_string(),
+                    value => almanac::online::value_json(value).to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    for line in render::table(&header, body).to_string().lines() {
+        println!("        {line}");
+    }
 }

@@ -4,7 +4,9 @@ mod demo;
 mod features;
 mod historical;
 mod init;
+mod online;
 mod plan;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -18,6 +20,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Features(command) => features::run(&cli.repo, command, cli.json),
         Command::Historical(args) => historical::historical(&cli.repo, &args, cli.json),
         Command::Export(args) => historical::export(&cli.repo, &args, cli.json),
+        Command::Materialize(args) => online::materialize(&cli.repo, &args, cli.json),
+        Command::MaterializeIncremental(args) => online::materialize_incremental(&cli.repo, &args, cli.json),
+        Command::Online(args) => online::online(&cli.repo, &args, cli.json),
+        Command::Serve(args) => serve::run(&cli.repo, &args),
         Command::Demo(args) => demo::run(&args),
     }?;
     Ok(ExitCode::SUCCESS)

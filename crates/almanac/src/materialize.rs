@@ -1,0 +1,224 @@
+//! Materialization (DESIGN §3): offline winners → online records.
+//!
+//! For each online view, the offline engine picks the winning row per
+//! entity among rows with event time in the window (the same winner rule
+//! and the same code as training sets), each winner is encoded as one
+//! record, and records are written keep-if-newer in chunks. Each chunk is
+//! atomic on the embedded store and per key on Redis, so a process killed
+//! at any moment leaves every record at a version that was written whole,
+//! and since writes never move an entity back in time, re-running the job
+//! converges to the same store as an uninterrupted run. The view's
+//! watermark moves only after all its chunks are written.
+//!
+//! Two materializations of one view cannot interleave: each takes an
+//! exclusive lock file for the view (`.almanac/locks/`) and the second
+//! fails at once with a clear error.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use almanac_offline::{OfflineStore, TimeRange};
+use almanac_online::{Entry, OnlineStore, RecordCodec, WriteStats, encode_key_row};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use chrono::{DateTime, Utc};
+
+use crate::error::Error;
+use crate::resolve;
+
+/// Records per write call: a unit of atomicity and of progress.
+fn chunk_size() -> usize {
+    std::env::var("ALMANAC_MATERIALIZE_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|&n: &usize| n > 0).unwrap_or(50_000)
+}
+
+/// Fault-injection knob for the crash tests: sleep this long after each
+/// chunk so a test can kill the process mid-job. Zero unless set.
+fn throttle() -> std::time::Duration {
+    std::time::Duration::from_millis(std::env::var("ALMANAC_MATERIALIZE_THROTTLE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// What to materialize.
+#[derive(Debug, Clone)]
+pub struct MaterializeRequest {
+    /// Inclusive start; `None` with `incremental` = each view's watermark.
+    pub start: Option<DateTime<Utc>>,
+    pub end: DateTime<Utc>,
+    /// Only these views (all online views when `None`).
+    pub views: Option<Vec<String>>,
+    /// Start each view after its watermark (or at `end - ttl` the first time).
+    pub incremental: bool,
+}
+
+/// What happened to one view.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ViewReport {
+    pub view: String,
+    /// The event-time window materialized (`None` start = from the beginning).
+    pub start: Option<DateTime<Utc>>,
+    pub end: DateTime<Utc>,
+    /// Source rows with event time in the window.
+    pub source_rows: usize,
+    /// Entities with a winner in the window (records offered to the store).
+    pub entities: usize,
+    pub written: u64,
+    /// Records the store kept because it already held a newer version.
+    pub kept_newer: u64,
+    pub seconds: f64,
+    /// True when the watermark was already at or past `end`.
+    pub up_to_date: bool,
+}
+
+/// Progress callbacks (the CLI draws a bar from them). All default to no-ops.
+pub trait Progress: Sync {
+    fn scanning(&self, _view: &str) {}
+    fn writing(&self, _view: &str, _records: u64) {}
+    fn wrote(&self, _records: u64) {}
+    fn finished(&self, _report: &ViewReport) {}
+}
+
+/// No progress output.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// An exclusive per-view lock, released on drop (and by the OS if the
+/// process dies, so a killed job never leaves a stale lock behind).
+struct ViewLock {
+    _file: File,
+}
+
+fn lock_view(root: &Path, view: &str) -> Result<ViewLock, Error> {
+    let dir = root.join(".almanac/locks");
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    let path: PathBuf = dir.join(format!("materialize-{view}.lock"));
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(ViewLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { what: format!("another materialization of view `{view}` is running (lock {}); wait for it to finish, then re-run", path.display()) }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path, source }),
+    }
+}
+
+pub(crate) struct Job<'a> {
+    pub root: &'a Path,
+    pub state: &'a almanac_registry::RegistryState,
+    pub offline: &'a dyn OfflineStore,
+    pub online: &'a dyn OnlineStore,
+    pub registry: &'a dyn almanac_registry::Registry,
+    pub project: &'a str,
+}
+
+/// The views a request names (each must exist and be online), or every
+/// online view.
+fn selected_views(state: &almanac_registry::RegistryState, names: Option<&[String]>) -> Result<Vec<String>, Error> {
+    let defs = &state.definitions;
+    match names {
+        None => Ok(defs.feature_views.iter().filter(|v| v.online).map(|v| v.name.clone()).collect()),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                let request = resolve::view_request(defs, name)?;
+                if !request.view.online {
+                    return Err(Error::NotOnline { view: name.clone() });
+                }
+                Ok(name.clone())
+            })
+            .collect(),
+    }
+}
+
+impl Job<'_> {
+    pub fn run(&self, request: &MaterializeRequest, progress: &dyn Progress) -> Result<Vec<ViewReport>, Error> {
+        if self.state.version == 0 {
+            return Err(Error::NotApplied);
+        }
+        if let Some(start) = request.start {
+            if start > request.end {
+                return Err(Error::BadRequest(format!("--start ({}) is after --end ({}); the window would be empty", start.to_rfc3339(), request.end.to_rfc3339())));
+            }
+        }
+        let views = selected_views(self.state, request.views.as_deref())?;
+        let mut reports = Vec::with_capacity(views.len());
+        for view in views {
+            let report = self.view(&view, request, progress)?;
+            progress.finished(&report);
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    fn window(&self, view: &almanac_core::FeatureView, request: &MaterializeRequest) -> (Option<DateTime<Utc>>, bool) {
+        if !request.incremental {
+            return (request.start, false);
+        }
+        match self.state.watermarks.get(&view.name) {
+            // The watermark is inclusive: start just after it.
+            Some(mark) => (Some(*mark + chrono::Duration::nanoseconds(1)), *mark >= request.end),
+            None => (view.ttl.filter(|t| !t.is_zero()).map(|ttl| request.end - chrono::Duration::microseconds(ttl.micros())), false),
+        }
+    }
+
+    fn view(&self, name: &str, request: &MaterializeRequest, progress: &dyn Progress) -> Result<ViewReport, Error> {
+        let started = Instant::now();
+        let _lock = lock_view(self.root, name)?;
+        let mut view_request = resolve::view_request(&self.state.definitions, name)?;
+        view_request.features = view_request.view.schema.clone();
+        let (start, up_to_date) = self.window(&view_request.view, request);
+        let mut report = ViewReport { view: name.to_string(), start, end: request.end, source_rows: 0, entities: 0, written: 0, kept_newer: 0, seconds: 0.0, up_to_date };
+        if up_to_date {
+            return Ok(report);
+        }
+        progress.scanning(name);
+        let range = TimeRange { start: start.and_then(|s| s.timestamp_nanos_opt()), end: request.end.timestamp_nanos_opt() };
+        let (winners, scanned) = self.offline.latest_per_entity(&view_request, range)?;
+        report.source_rows = scanned;
+        report.entities = winners.num_rows();
+        progress.writing(name, winners.num_rows() as u64);
+        let codec = RecordCodec::new(&view_request.view.schema);
+        let layout = Layout { keys: view_request.join_keys.len(), created: view_request.source.created_timestamp_column.is_some() };
+        let mut stats = WriteStats::default();
+        let chunk = chunk_size();
+        let pause = throttle();
+        for offset in (0..winners.num_rows()).step_by(chunk) {
+            let length = chunk.min(winners.num_rows() - offset);
+            let entries = encode(&codec, &layout, &winners.slice(offset, length))?;
+            stats += self.online.write(name, &entries)?;
+            progress.wrote(length as u64);
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        }
+        report.written = stats.written;
+        report.kept_newer = stats.kept_newer;
+        self.registry.advance_watermark(self.project, name, request.end)?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+}
+
+/// Where each part of a record sits in the winners batch (export layout:
+/// keys, event time, created time if any, features).
+struct Layout {
+    keys: usize,
+    created: bool,
+}
+
+/// Encode a slice of winners as store entries.
+fn encode(codec: &RecordCodec, layout: &Layout, batch: &RecordBatch) -> Result<Vec<Entry>, Error> {
+    let keys: &[ArrayRef] = &batch.columns()[..layout.keys];
+    let event = batch.column(layout.keys).as_primitive::<TimestampMicrosecondType>();
+    let created = layout.created.then(|| batch.column(layout.keys + 1).as_primitive::<TimestampMicrosecondType>());
+    let features = &batch.columns()[layout.keys + 1 + usize::from(layout.created)..];
+    let mut entries = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut key = Vec::with_capacity(16);
+        if !encode_key_row(keys, row, &mut key)? || event.is_null(row) {
+            continue;
+        }
+        let created_ts = created.and_then(|c| (!c.is_null(row)).then(|| c.value(row))).filter(|&c| c != i64::MIN);
+        let mut record = Vec::with_capacity(64);
+        codec.encode_row(features, row, event.value(row), created_ts, &mut record)?;
+        entries.push(Entry { key, record });
+    }
+    Ok(entries)
+}

@@ -1,0 +1,125 @@
+//! # almanac-bench
+//!
+//! Benchmark helpers that need to run in-process (so they measure Almanac,
+//! not process start-up): a dense dataset generator for materialization
+//! (N entities, one row each) and online read latency percentiles through
+//! the public `FeatureStore` API. Scripts in `bench/` drive it; figures go
+//! to BENCHMARKS.md. Not a test: it asserts nothing, it measures.
+//!
+//! ```text
+//! almanac-bench dense-repo DIR --entities N
+//! almanac-bench read-latency --repo DIR [--iterations N]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use almanac::core::Value;
+use almanac::{FeatureSelection, FeatureStore};
+use anyhow::Context;
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use parquet::arrow::ArrowWriter;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    match args.first().map(String::as_str) {
+        Some("dense-repo") => {
+            let dir = PathBuf::from(args.get(1).context("dense-repo DIR --entities N")?);
+            let entities: usize = flag("--entities").unwrap_or_else(|| "1000000".into()).parse()?;
+            dense_repo(&dir, entities)
+        }
+        Some("read-latency") => {
+            let repo = PathBuf::from(flag("--repo").context("read-latency --repo DIR")?);
+            let iterations: usize = flag("--iterations").unwrap_or_else(|| "20000".into()).parse()?;
+            read_latency(&repo, iterations)
+        }
+        _ => anyhow::bail!("usage: almanac-bench dense-repo DIR --entities N | read-latency --repo DIR [--iterations N]"),
+    }
+}
+
+/// A repo with one view over N entities, one row each (the dense
+/// materialization case: every source row becomes a record).
+fn dense_repo(dir: &Path, entities: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("data"))?;
+    std::fs::write(dir.join("almanac.yaml"), "project: dense\n")?;
+    std::fs::write(
+        dir.join("features.yaml"),
+        "entities:\n  - name: user\n    join_keys: [user_id]\nsources:\n  - name: dense\n    path: data/dense.parquet\n    timestamp_field: event_timestamp\nfeature_views:\n  - name: dense\n    entities: [user]\n    source: dense\n    schema:\n      - {name: a, dtype: int64}\n      - {name: b, dtype: float64}\n      - {name: c, dtype: float64}\n",
+    )?;
+    let base = 1_780_000_000_000_000i64;
+    let ids: Vec<i64> = (0..entities as i64).map(|i| (i * 7_919) % entities as i64).collect();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("user_id", Arc::new(Int64Array::from(ids.clone()))),
+        ("event_timestamp", Arc::new(TimestampMicrosecondArray::from_iter_values(ids.iter().map(|i| base + i * 1_000)).with_timezone("UTC"))),
+        ("a", Arc::new(Int64Array::from_iter_values(ids.iter().map(|i| i % 1000)))),
+        ("b", Arc::new(Float64Array::from_iter_values(ids.iter().map(|i| *i as f64 * 0.5)))),
+        ("c", Arc::new(Float64Array::from_iter_values(ids.iter().map(|i| (*i as f64).sqrt())))),
+    ];
+    let batch = RecordBatch::try_from_iter(columns)?;
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(dir.join("data/dense.parquet"))?, batch.schema(), None)?;
+    writer.write(&batch)?;
+    writer.close()?;
+    println!("wrote {entities} entities to {}", dir.display());
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// In-process `get_online_features` latency for the demo's feature service
+/// (2 views, 4 features): 1 entity and 100 entities per call.
+fn read_latency(repo: &Path, iterations: usize) -> anyhow::Result<()> {
+    let store = FeatureStore::open(repo)?;
+    let state = store.registry_state()?;
+    let selection = FeatureSelection::Service("fraud_model_v1".into());
+    let users = store.online_store()?.scan("user_txn_stats", Some(100_000))?;
+    let merchants = store.online_store()?.scan("merchant_stats", Some(100_000))?;
+    anyhow::ensure!(!users.is_empty() && !merchants.is_empty() && state.version > 0, "materialize the repo first");
+    let ids = |entries: &[almanac::online_store::Entry]| -> Vec<i64> {
+        entries.iter().filter_map(|e| match almanac::online_store::decode_key(&e.key).ok()?.first() {
+            Some(almanac::online_store::KeyPart::Int(v)) => Some(*v),
+            _ => None,
+        }).collect()
+    };
+    let (user_ids, merchant_ids) = (ids(&users), ids(&merchants));
+    // Read at the instant the data ends, so values are PRESENT (not withheld by TTL).
+    let now = state.watermarks.values().max().map(|t| t.timestamp_micros()).unwrap_or(0);
+    let mut report = serde_json::Map::new();
+    report.insert("store".into(), serde_json::json!(store.online_store()?.describe()));
+    for batch in [1usize, 100] {
+        let mut samples = Vec::with_capacity(iterations);
+        let mut present = 0usize;
+        for i in 0..iterations + iterations / 10 {
+            let entities = vec![
+                ("user_id".to_string(), (0..batch).map(|j| Value::Int64(user_ids[(i * 131 + j * 7) % user_ids.len()])).collect()),
+                ("merchant_id".to_string(), (0..batch).map(|j| Value::Int64(merchant_ids[(i * 17 + j * 3) % merchant_ids.len()])).collect()),
+            ];
+            let started = Instant::now();
+            let response = store.get_online_features_at(&selection, &entities, false, now)?;
+            let elapsed = started.elapsed().as_secs_f64() * 1e6;
+            // The first 10% warm caches and are not counted.
+            if i >= iterations / 10 {
+                samples.push(elapsed);
+                present += response.columns[2].statuses.iter().filter(|s| **s == almanac::FieldStatus::Present).count();
+            }
+        }
+        samples.sort_by(|a, b| a.total_cmp(b));
+        let figures = serde_json::json!({
+            "calls": samples.len(),
+            "p50_us": percentile(&samples, 50.0),
+            "p99_us": percentile(&samples, 99.0),
+            "p999_us": percentile(&samples, 99.9),
+            "present_share": present as f64 / (samples.len() * batch) as f64,
+        });
+        report.insert(format!("entities_{batch}_x_2_views"), figures);
+    }
+    println!("{}", serde_json::Value::Object(report));
+    Ok(())
+}

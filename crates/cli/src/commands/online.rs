@@ -1,0 +1,214 @@
+//! `almanac materialize`, `almanac materialize-incremental` and `almanac online`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Mutex;
+
+use almanac::materialize::{MaterializeRequest, Progress, ViewReport};
+use almanac::online::{parse_key_text, rfc3339_micros};
+use almanac::{FeatureSelection, FeatureStore};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{IncrementalArgs, MaterializeArgs, OnlineArgs};
+use crate::render;
+
+/// RFC 3339 or `now`.
+/// Truncated to microseconds, Almanac's timestamp precision.
+pub fn parse_datetime(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    use chrono::SubsecRound;
+    if text.eq_ignore_ascii_case("now") {
+        return Ok(Utc::now().trunc_subsecs(6));
+    }
+    Ok(DateTime::parse_from_rfc3339(text).with_context(|| format!("`{text}` is not an RFC 3339 timestamp such as `2026-06-10T14:00:00Z` (or `now`)"))?.to_utc().trunc_subsecs(6))
+}
+
+fn split_views(views: &Option<String>) -> Option<Vec<String>> {
+    views.as_ref().map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+}
+
+pub fn materialize(repo: &Path, args: &MaterializeArgs, json: bool) -> anyhow::Result<()> {
+    let request = MaterializeRequest { start: Some(parse_datetime(&args.start)?), end: parse_datetime(&args.end)?, views: split_views(&args.views), incremental: false };
+    run(repo, &request, json)
+}
+
+pub fn materialize_incremental(repo: &Path, args: &IncrementalArgs, json: bool) -> anyhow::Result<()> {
+    let request = MaterializeRequest { start: None, end: parse_datetime(&args.end)?, views: split_views(&args.views), incremental: true };
+    run(repo, &request, json)
+}
+
+fn run(repo: &Path, request: &MaterializeRequest, json: bool) -> anyhow::Result<()> {
+    let store = FeatureStore::open(repo)?;
+    let progress = Bar::new(!json && std::io::stderr().is_terminal());
+    let reports = store.materialize(request, &progress)?;
+    if json {
+        return render::json(&reports);
+    }
+    let target = store.online_store()?.describe();
+    for report in &reports {
+        println!("{}", summary(report, &target));
+    }
+    Ok(())
+}
+
+fn window(report: &ViewReport) -> String {
+    let end = report.end.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    match report.start {
+        Some(start) => format!("{} .. {end}", start.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        None => format!("<= {end}"),
+    }
+}
+
+/// One line per view: what was read, what was written, how fast.
+pub fn summary(report: &ViewReport, target: &str) -> String {
+    if report.up_to_date {
+        return format!("{}: already materialized up to {}; nothing to do", report.view, report.end.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    }
+    let rate = if report.seconds > 0.0 { report.source_rows as f64 / report.seconds } else { 0.0 };
+    format!(
+        "{}: {} source rows (event time {}) → {} entities, {} written, {} kept (store had newer) into {target} in {:.2} s ({} rows/s)",
+        report.view,
+        render::count(report.source_rows),
+        window(report),
+        render::count(report.entities),
+        render::count(report.written as usize),
+        render::count(report.kept_newer as usize),
+        report.seconds,
+        render::count(rate as usize),
+    )
+}
+
+/// An indicatif bar per view on a terminal; nothing otherwise (the summary
+/// lines are printed at the end either way).
+struct Bar {
+    enabled: bool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Bar {
+    fn new(enabled: bool) -> Self {
+        Bar { enabled, bar: Mutex::new(None) }
+    }
+
+    fn replace(&self, bar: Option<ProgressBar>) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(old) = slot.take() {
+                old.finish_and_clear();
+            }
+            *slot = bar;
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn scanning(&self, view: &str) {
+        if self.enabled {
+            let spinner = ProgressBar::new_spinner().with_message(format!("{view}: scanning the offline store"));
+            spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+            self.replace(Some(spinner));
+        }
+    }
+
+    fn writing(&self, view: &str, records: u64) {
+        if self.enabled {
+            let bar = ProgressBar::new(records).with_message(view.to_string());
+            let style = ProgressStyle::with_template("{msg}: [{bar:30}] {human_pos}/{human_len} records, {per_sec}, ETA {eta}").map(|s| s.progress_chars("=> "));
+            if let Ok(style) = style {
+                bar.set_style(style);
+            }
+            self.replace(Some(bar));
+        }
+    }
+
+    fn wrote(&self, records: u64) {
+        if let Ok(slot) = self.bar.lock() {
+            if let Some(bar) = slot.as_ref() {
+                bar.inc(records);
+            }
+        }
+    }
+
+    fn finished(&self, _report: &ViewReport) {
+        self.replace(None);
+    }
+}
+
+pub fn online(repo: &Path, args: &OnlineArgs, json: bool) -> anyhow::Result<()> {
+    let store = FeatureStore::open(repo)?;
+    let selection = match (&args.features, &args.feature_service) {
+        (Some(features), _) => FeatureSelection::parse_refs(features)?,
+        (None, Some(service)) => FeatureSelection::Service(service.clone()),
+        (None, None) => anyhow::bail!("pass --features or --feature-service"),
+    };
+    let entities = entity_columns(&store, &args.entity)?;
+    let response = store.get_online_features(&selection, &entities, args.full_feature_names)?;
+    if json {
+        println!("{}", serde_json::to_string(&response.to_feast_json())?);
+        return Ok(());
+    }
+    let rows = response.columns.first().map(|c| c.values.len()).unwrap_or(0);
+    let keys = entities.len();
+    let mut header: Vec<String> = response.feature_names.clone();
+    header.push("status / event time".into());
+    let mut body = Vec::new();
+    for row in 0..rows {
+        let mut line: Vec<String> = response.columns.iter().map(|c| render_value(&c.values[row])).collect();
+        let statuses: Vec<String> = response.columns[keys..]
+            .iter()
+            .map(|c| match c.event_timestamps[row] {
+                Some(ts) => format!("{} @ {}", c.statuses[row].as_str(), rfc3339_micros(ts)),
+                None => c.statuses[row].as_str().to_string(),
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        line.push(statuses.join("; "));
+        body.push(line);
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    println!("{}", render::table(&header, body));
+    Ok(())
+}
+
+fn render_value(value: &almanac::core::Value) -> String {
+    match value {
+        almanac::core::Value::Null => "null".into(),
+        other => almanac::online::value_json(other).to_string().trim_matches('"').to_string(),
+    }
+}
+
+/// `--entity user_id=1,merchant_id=7` (one entity row per flag) as columns,
+/// each value parsed to its key's registered dtype. A key missing from a
+/// row is null there.
+fn entity_columns(store: &FeatureStore, flags: &[String]) -> anyhow::Result<almanac::EntityColumns> {
+    let mut rows: Vec<Vec<(String, String)>> = Vec::new();
+    for flag in flags {
+        let mut row = Vec::new();
+        for pair in flag.split(',').filter(|p| !p.trim().is_empty()) {
+            let (key, value) = pair.split_once('=').with_context(|| format!("`{pair}` is not KEY=VALUE; write `--entity user_id=42` (compound keys: `--entity user_id=1,merchant_id=7`)"))?;
+            row.push((key.trim().to_string(), value.trim().to_string()));
+        }
+        rows.push(row);
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (key, _) in rows.iter().flatten() {
+        if !names.contains(key) {
+            names.push(key.clone());
+        }
+    }
+    let mut columns = Vec::with_capacity(names.len());
+    for name in names {
+        let dtype = store.join_key_dtype(&name)?;
+        let values = rows
+            .iter()
+            .map(|row| match row.iter().find(|(k, _)| *k == name) {
+                Some((_, text)) => Ok(parse_key_text(&name, text, &dtype)?),
+                None => Ok(almanac::core::Value::Null),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        columns.push((name, values));
+    }
+    anyhow::ensure!(!columns.is_empty(), "no entities given; pass --entity KEY=VALUE (e.g. --entity user_id=42)");
+    Ok(columns)
+}

@@ -1,0 +1,48 @@
+//! `almanac serve`: the HTTP feature server.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use almanac::FeatureStore;
+use almanac_server::{Limits, ServeOptions};
+use anyhow::Context;
+
+use crate::args::ServeArgs;
+
+pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_format);
+    let host: IpAddr = args.host.parse().with_context(|| format!("`{}` is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0", args.host))?;
+    let token = match &args.token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path).with_context(|| format!("cannot read the token file {}", path.display()))?.trim().to_string();
+            anyhow::ensure!(!token.is_empty(), "the token file {} is empty", path.display());
+            Some(token)
+        }
+        None => None,
+    };
+    if !host.is_loopback() && token.is_none() {
+        eprintln!("WARNING: serving on {host}, reachable from other machines, with no authentication.");
+        eprintln!("WARNING: anyone who can reach this port can read and push features; pass --token-file to require a bearer token.");
+    }
+    let store = Arc::new(FeatureStore::open(repo)?);
+    let options = ServeOptions {
+        addr: SocketAddr::new(host, args.port),
+        limits: Limits { max_body_bytes: args.max_body_bytes, max_entities: args.max_entities, request_timeout: Duration::from_millis(args.timeout_ms) },
+        token,
+        reload_every: Duration::from_millis(500),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(almanac_server::serve(store, options, |addr| {
+        // Tests and scripts read this line to find the port (`--port 0`).
+        println!("Serving on http://{addr}");
+    }))?;
+    Ok(())
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ALMANAC_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}

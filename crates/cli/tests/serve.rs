@@ -1,0 +1,382 @@
+//! The feature server end to end: the real binary on a free port, real
+//! stores (embedded, and the local Redis), real HTTP.
+
+mod util;
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use parquet::arrow::ArrowWriter;
+use serde_json::{Value as Json, json};
+use util::{Server, demo_repo, http, run};
+
+const END: &str = "2026-07-01T00:00:00Z";
+
+fn materialized_demo() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, repo) = demo_repo();
+    run(&repo, &["apply"]).ok();
+    run(&repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", END]).ok();
+    (dir, repo)
+}
+
+#[test]
+fn responses_equal_the_rust_api_and_keep_feasts_shape() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &[]);
+    let body = json!({
+        "features": ["merchant_stats:merchant_txn_count_1d", "user_txn_stats:txn_count_7d", "user_txn_stats:txn_amount_avg_7d"],
+        "entities": {"user_id": [1, 2, 999999999], "merchant_id": [3, 4, 5]},
+        "full_feature_names": false,
+        "include_feature_view_version_metadata": false
+    });
+    let (status, text) = server.post("/get-online-features", &body.to_string());
+    assert_eq!(status, 200, "{text}");
+    let served: Json = serde_json::from_str(&text).expect("json");
+    // The CLI's --json goes through the Rust API: byte-for-byte the same answer.
+    let cli = run(&repo, &["online", "--features", "merchant_stats:merchant_txn_count_1d,user_txn_stats:txn_count_7d,user_txn_stats:txn_amount_avg_7d", "--entity", "user_id=1,merchant_id=3", "--entity", "user_id=2,merchant_id=4", "--entity", "user_id=999999999,merchant_id=5", "--json"]).ok().json();
+    assert_eq!(served, cli);
+    // Join keys first, in request order, then features in request order.
+    assert_eq!(served["metadata"]["feature_names"], json!(["user_id", "merchant_id", "merchant_txn_count_1d", "txn_count_7d", "txn_amount_avg_7d"]));
+    let results = served["results"].as_array().expect("results");
+    assert_eq!(results[0]["values"], json!([1, 2, 999999999]));
+    assert_eq!(results[0]["statuses"], json!(["PRESENT", "PRESENT", "PRESENT"]));
+    assert_eq!(results[0]["event_timestamps"], json!(["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"]));
+    for result in results {
+        let object = result.as_object().expect("object");
+        assert_eq!(object.len(), 3, "exactly values/statuses/event_timestamps: {result}");
+        assert_eq!(result["values"].as_array().expect("values").len(), 3);
+    }
+    assert_eq!(results[3]["statuses"][2], "NOT_FOUND");
+
+    // Full feature names and a feature service.
+    let full = server.post_json("/get-online-features", &json!({"feature_service": "fraud_model_v1", "entities": {"user_id": [1], "merchant_id": [1]}, "full_feature_names": true}), 200);
+    assert_eq!(full["metadata"]["feature_names"], json!(["user_id", "merchant_id", "user_txn_stats__txn_count_7d", "user_txn_stats__txn_amount_avg_7d", "merchant_stats__merchant_fraud_rate_30d", "merchant_stats__merchant_txn_count_1d"]));
+}
+
+#[test]
+fn operational_endpoints_answer() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &[]);
+    assert_eq!(server.get("/health"), (200, r#"{"status":"ok"}"#.to_string()));
+    let (status, ready) = server.get("/ready");
+    assert_eq!(status, 200, "{ready}");
+    let catalog: Json = serde_json::from_str(&server.get("/features").1).expect("catalog");
+    assert_eq!(catalog["feature_views"].as_array().expect("views").len(), 2);
+    assert_eq!(catalog["feature_views"][1]["watermark"], json!("2026-07-01T00:00:00Z"));
+    server.post_json("/get-online-features", &json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}}), 200);
+    server.post_json("/get-online-features", &json!({"features": ["nope:x"], "entities": {"user_id": [1]}}), 404);
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains(r#"almanac_http_requests_total{endpoint="/get-online-features",status="200"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"almanac_errors_total{kind="not_found"} 1"#), "{metrics}");
+    assert!(metrics.contains("almanac_http_request_seconds_bucket") && metrics.contains("almanac_online_store_read_seconds") && metrics.contains("almanac_entities_per_request"), "{metrics}");
+}
+
+#[test]
+fn bad_requests_are_4xx_json_never_a_panic() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &["--max-body-bytes", "2000", "--max-entities", "50"]);
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("malformed", "{\"features\": [".into(), 400, "malformed JSON"],
+        ("not an object", "[1,2]".into(), 400, "invalid request"),
+        ("no features", json!({"entities": {"user_id": [1]}}).to_string(), 400, "missing `features`"),
+        ("wrong types", json!({"features": "user_txn_stats:txn_count_7d", "entities": {"user_id": [1]}}).to_string(), 400, "invalid request"),
+        ("float key", json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1.5]}}).to_string(), 400, "join keys are integers"),
+        ("string for int key", json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": ["a"]}}).to_string(), 400, "join key `user_id` is an int64"),
+        ("unknown feature", json!({"features": ["user_txn_stats:txn_count_7"], "entities": {"user_id": [1]}}).to_string(), 404, "did you mean `user_txn_stats:txn_count_7d`?"),
+        ("unknown service", json!({"feature_service": "fraud_model", "entities": {"user_id": [1]}}).to_string(), 404, "did you mean `fraud_model_v1`?"),
+        ("bad reference", json!({"features": ["::"], "entities": {"user_id": [1]}}).to_string(), 400, ""),
+        ("missing join key", json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"merchant_id": [1]}}).to_string(), 400, "needs join key `user_id`"),
+        ("mixed lengths", json!({"features": ["fraud_model_v1"], "feature_service": null, "entities": {"user_id": [1, 2], "merchant_id": [1]}}).to_string(), 400, "different lengths"),
+        ("no entities", json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {}}).to_string(), 400, "no entities given"),
+        ("too many entities", json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": (0..60).collect::<Vec<_>>()}}).to_string(), 400, "limit is 50"),
+        ("oversized", json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": vec![1; 2000]}}).to_string(), 413, "limit of 2000 bytes"),
+        ("push unknown source", json!({"push_source_name": "nope", "df": {"user_id": [1]}, "to": "online"}).to_string(), 404, "unknown push source"),
+        ("push bad target", json!({"push_source_name": "x", "df": {}, "to": "everywhere"}).to_string(), 400, "use \\\"online\\\""),
+    ];
+    for (name, body, status, needle) in cases {
+        let path = if name.starts_with("push") { "/push" } else { "/get-online-features" };
+        let (code, text) = server.post(path, &body);
+        assert_eq!(code, status, "{name}: {text}");
+        let parsed: Json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"));
+        assert!(parsed["error"].is_string() && parsed["detail"].is_string(), "{name}: {text}");
+        assert!(text.contains(needle), "{name}: expected {needle:?} in {text}");
+    }
+    let (code, text) = server.get("/no-such-endpoint");
+    assert_eq!(code, 404, "{text}");
+    assert!(text.contains("\"error\""));
+    // Still serving.
+    server.post_json("/get-online-features", &json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}}), 200);
+}
+
+/// Deterministic pseudo-random bytes (no extra crates, reproducible).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+#[test]
+fn fuzzed_bodies_never_break_the_server() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &[]);
+    let seeds = [
+        json!({"features": ["user_txn_stats:txn_count_7d", "merchant_stats"], "entities": {"user_id": [1, 2], "merchant_id": [1, 2]}}).to_string(),
+        json!({"feature_service": "fraud_model_v1", "entities": {"user_id": [1], "merchant_id": [7]}, "full_feature_names": true}).to_string(),
+    ];
+    let alphabet = br#"{}[]":,0123456789-.eE truefalsnul\ufeffé"#;
+    let mut rng = Lcg(42);
+    for round in 0..400 {
+        let mut body = seeds[round % 2].clone().into_bytes();
+        for _ in 0..(1 + rng.next() % 6) {
+            let at = (rng.next() as usize) % (body.len() + 1);
+            match rng.next() % 4 {
+                0 if at < body.len() => {
+                    body.remove(at);
+                }
+                1 => body.insert(at, alphabet[(rng.next() as usize) % alphabet.len()]),
+                2 if at < body.len() => body[at] = (rng.next() % 256) as u8,
+                _ => body.truncate(at),
+            }
+        }
+        let path = if round % 5 == 0 { "/push" } else { "/get-online-features" };
+        let (status, text) = http(&server.addr, "POST", path, &body, &[]);
+        assert!(status == 200 || (400..500).contains(&status), "round {round}: {status} {text} for {:?}", String::from_utf8_lossy(&body));
+        if status != 200 {
+            let parsed: Json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("round {round}: not JSON ({e}): {text}"));
+            assert!(parsed["detail"].is_string());
+        }
+    }
+    server.post_json("/get-online-features", &json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}}), 200);
+}
+
+/// A repo with a folder batch source and a push source over it.
+fn push_repo(dir: &Path, online: &str) {
+    std::fs::create_dir_all(dir.join("data/scores")).expect("dir");
+    std::fs::write(dir.join("almanac.yaml"), format!("project: push_test_{}\n{online}\n", std::process::id())).expect("config");
+    std::fs::write(
+        dir.join("defs.yaml"),
+        r#"
+entities:
+  - name: user
+    join_keys: [user_id]
+sources:
+  - name: scores_batch
+    path: data/scores
+    timestamp_field: event_timestamp
+    created_timestamp_column: created_at
+  - name: scores_push
+    batch_source: scores_batch
+feature_views:
+  - name: scores
+    entities: [user]
+    source: scores_push
+    ttl: 3650d
+    schema:
+      - {name: score, dtype: float64}
+      - {name: clicks, dtype: int64}
+"#,
+    )
+    .expect("defs");
+    let ts = |v: i64| Arc::new(TimestampMicrosecondArray::from(vec![v]).with_timezone("UTC")) as ArrayRef;
+    let batch = RecordBatch::try_from_iter(vec![
+        ("user_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        ("event_timestamp", ts(1_780_000_000_000_000)),
+        ("created_at", ts(1_780_000_000_000_000)),
+        ("score", Arc::new(Float64Array::from(vec![0.5])) as ArrayRef),
+        ("clicks", Arc::new(Int64Array::from(vec![3])) as ArrayRef),
+    ])
+    .expect("batch");
+    let mut writer = ArrowWriter::try_new(File::create(dir.join("data/scores/part-0.parquet")).expect("file"), batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+fn push_then_read(online: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path();
+    push_repo(repo, online);
+    run(repo, &["apply"]).ok();
+    run(repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", END]).ok();
+    let server = Server::start(repo, &[]);
+    let read = |user: i64| server.post_json("/get-online-features", &json!({"features": ["scores:score", "scores:clicks"], "entities": {"user_id": [user]}}), 200);
+    assert_eq!(read(1)["results"][1]["values"], json!([0.5]));
+
+    // Online only: visible online, not in history.
+    let pushed = server.post_json("/push", &json!({"push_source_name": "scores_push", "df": {"user_id": [1, 2], "event_timestamp": ["2026-06-20T00:00:00Z", "2026-06-20T00:00:00Z"], "score": [1.0, 2], "clicks": [10, null]}, "to": "online"}), 200);
+    assert_eq!(pushed["online_written"], json!(2));
+    let user1 = read(1);
+    assert_eq!(user1["results"][1]["values"], json!([1.0]), "{user1}");
+    assert_eq!(user1["results"][1]["event_timestamps"], json!(["2026-06-20T00:00:00Z"]));
+    let user2 = read(2);
+    assert_eq!(user2["results"][2]["statuses"], json!(["NULL_VALUE"]));
+    assert_eq!(std::fs::read_dir(repo.join("data/scores")).expect("dir").count(), 1, "an online push writes no file");
+
+    // A late push (older event time) never moves an entity back in time.
+    let late = server.post_json("/push", &json!({"push_source_name": "scores_push", "df": {"user_id": [1], "event_timestamp": ["2026-06-01T00:00:00Z"], "score": [-1.0], "clicks": [0]}, "to": "online"}), 200);
+    assert_eq!(late["online_kept_newer"], json!(1));
+    assert_eq!(read(1)["results"][1]["values"], json!([1.0]));
+
+    // Online and offline: the same value in both stores.
+    let both = server.post_json("/push", &json!({"push_source_name": "scores_push", "df": {"user_id": [3], "event_timestamp": ["2026-06-25T12:00:00Z"], "created_at": ["2026-06-25T12:00:01Z"], "score": [7.25], "clicks": [70]}, "to": "online_and_offline"}), 200);
+    let file = both["offline_file"].as_str().expect("file").to_string();
+    assert!(Path::new(&file).is_file());
+    assert_eq!(read(3)["results"][1]["values"], json!([7.25]));
+    let entities = repo.join("entities.csv");
+    std::fs::write(&entities, "user_id,event_timestamp\n3,2026-06-26T00:00:00Z\n3,2026-06-25T11:00:00Z\n").expect("entities");
+    let out = repo.join("train.csv");
+    run(repo, &["historical", "--entities", entities.to_str().expect("path"), "--features", "scores:score,scores:clicks", "--output", out.to_str().expect("path")]).ok();
+    let csv = std::fs::read_to_string(&out).expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[1].ends_with(",7.25,70"), "pushed row visible to training at its event time: {csv}");
+    assert!(lines[2].ends_with(",,"), "and not before it: {csv}");
+
+    // A push whose columns do not match the view is refused, nothing written.
+    let files_before = std::fs::read_dir(repo.join("data/scores")).expect("dir").count();
+    for (body, needle) in [
+        (json!({"push_source_name": "scores_push", "df": {"user_id": [1], "event_timestamp": ["2026-06-30T00:00:00Z"], "score": [1.0]}, "to": "online_and_offline"}), "missing column `clicks`"),
+        (json!({"push_source_name": "scores_push", "df": {"user_id": [1], "event_timestamp": ["2026-06-30T00:00:00Z"], "score": [1.0], "clicks": [1], "scroe": [2]}, "to": "offline"}), "column `scroe` is not part of push source"),
+        (json!({"push_source_name": "scores_push", "df": {"user_id": [1], "event_timestamp": ["yesterday"], "score": [1.0], "clicks": [1]}, "to": "offline"}), "is not a timestamp"),
+        (json!({"push_source_name": "scores_push", "df": {"user_id": [1], "event_timestamp": ["2026-06-30T00:00:00Z"], "score": ["high"], "clicks": [1]}, "to": "offline"}), "column `score`, row 0: expected float64"),
+        (json!({"push_source_name": "scores_batch", "df": {"user_id": [1]}, "to": "online"}), "is a batch source, not a push source"),
+    ] {
+        let refused = server.post_json("/push", &body, 400);
+        assert!(refused["detail"].as_str().expect("detail").contains(needle), "{refused}");
+    }
+    assert_eq!(std::fs::read_dir(repo.join("data/scores")).expect("dir").count(), files_before);
+    assert_eq!(read(1)["results"][1]["values"], json!([1.0]));
+}
+
+#[test]
+fn push_reaches_both_stores_embedded() {
+    push_then_read("");
+}
+
+#[test]
+fn push_reaches_both_stores_redis() {
+    let url = almanac_online_redis::harness::ensure_redis(6379, 0).expect("a Redis server is required");
+    push_then_read(&format!("online: {{type: redis, url: \"{url}\"}}"));
+}
+
+#[test]
+fn redis_backed_server_matches_the_embedded_one() {
+    let url = almanac_online_redis::harness::ensure_redis(6379, 0).expect("a Redis server is required");
+    let (_dir, repo) = materialized_demo();
+    let (_dir2, redis_repo) = demo_repo();
+    std::fs::write(redis_repo.join("almanac.yaml"), format!("project: serve_parity_{}\nonline: {{type: redis, url: \"{url}\"}}\n", std::process::id())).expect("config");
+    run(&redis_repo, &["apply"]).ok();
+    run(&redis_repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", END]).ok();
+    let embedded = Server::start(&repo, &[]);
+    let redis = Server::start(&redis_repo, &[]);
+    let body = json!({"feature_service": "fraud_model_v1", "entities": {"user_id": (1..40).collect::<Vec<_>>(), "merchant_id": (1..40).collect::<Vec<_>>()}});
+    assert_eq!(embedded.post_json("/get-online-features", &body, 200), redis.post_json("/get-online-features", &body, 200));
+}
+
+#[test]
+fn the_registry_reloads_after_apply_without_a_restart() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &[]);
+    let request = json!({"feature_service": "fraud_model_v2", "entities": {"user_id": [1]}});
+    server.post_json("/get-online-features", &request, 404);
+    let defs = std::fs::read_to_string(repo.join("features.yaml")).expect("defs");
+    std::fs::write(repo.join("features.yaml"), format!("{defs}\n  - name: fraud_model_v2\n    features: [user_txn_stats:txn_count_7d]\n")).expect("write");
+    let applied = run(&repo, &["apply"]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let started = Instant::now();
+    loop {
+        let (status, text) = server.post("/get-online-features", &request.to_string());
+        if status == 200 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "not reloaded: {status} {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_token_is_required_when_configured() {
+    let (dir, repo) = materialized_demo();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").expect("token");
+    let server = Server::start(&repo, &["--token-file", token.to_str().expect("path")]);
+    let body = json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}}).to_string();
+    let (status, text) = server.post("/get-online-features", &body);
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("Bearer"));
+    assert_eq!(http(&server.addr, "POST", "/get-online-features", body.as_bytes(), &[("Authorization", "Bearer wrong")]).0, 401);
+    assert_eq!(http(&server.addr, "POST", "/get-online-features", body.as_bytes(), &[("Authorization", "Bearer s3cret")]).0, 200);
+    assert_eq!(server.get("/health").0, 200, "health stays open for probes");
+}
+
+#[test]
+fn a_redis_outage_is_a_quick_503_and_the_server_recovers() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let start_redis = || {
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server")
+    };
+    let mut redis = start_redis();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let started = Instant::now();
+    while almanac_online_redis::harness::ensure_redis(port, 0).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    let (_dir, repo) = demo_repo();
+    std::fs::write(repo.join("almanac.yaml"), format!("project: outage\nonline: {{type: redis, url: \"{url}\"}}\n")).expect("config");
+    run(&repo, &["apply"]).ok();
+    run(&repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", END]).ok();
+    let server = Server::start(&repo, &["--timeout-ms", "2000"]);
+    let body = json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}});
+    server.post_json("/get-online-features", &body, 200);
+
+    redis.kill().expect("kill redis");
+    redis.wait().expect("wait");
+    let asked = Instant::now();
+    let down = server.post_json("/get-online-features", &body, 503);
+    assert!(asked.elapsed() < Duration::from_secs(4), "503 took {:?}", asked.elapsed());
+    assert!(down["detail"].as_str().expect("detail").contains(&url), "{down}");
+    assert_eq!(server.get("/ready").0, 503);
+    assert_eq!(server.get("/health").0, 200);
+
+    let mut redis = start_redis();
+    let started = Instant::now();
+    loop {
+        let (status, _) = server.post("/get-online-features", &body.to_string());
+        if status == 200 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "did not recover");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let (_dir, repo) = materialized_demo();
+    let mut server = Server::start(&repo, &[]);
+    let pid = server.child.id().to_string();
+    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,193 @@
+//! The embedded online store: an LMDB environment (a folder under the repo's
+//! `.almanac/`), one named database per feature view.
+//!
+//! Why LMDB rather than redb: serving and materialization are separate
+//! processes (`almanac serve` keeps reading while a cron runs `almanac
+//! materialize-incremental`). redb locks its file to one process; LMDB is
+//! built for exactly this: any number of reader processes and one writer,
+//! readers never block and are never blocked (MVCC over a memory map), and a
+//! killed writer leaves the last committed transaction intact. Reads are a
+//! B-tree lookup in mapped memory, well under a microsecond.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions, WithoutTls};
+
+use crate::error::OnlineError;
+use crate::record::replaces;
+use crate::{Entry, Lookup, OnlineStore, WriteStats};
+
+/// The address space reserved for the map. LMDB files are sparse: this is a
+/// ceiling on the store's size, not disk or memory used.
+const MAP_SIZE: usize = 1 << 40;
+const MAX_VIEWS: u32 = 4096;
+
+/// A handle on an embedded store. Cheap to clone; every handle on one
+/// folder within a process shares one LMDB environment (LMDB forbids opening
+/// an environment twice in a process: closing one would drop the other's
+/// locks).
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    env: Env<WithoutTls>,
+    views: RwLock<HashMap<String, Database<Bytes, Bytes>>>,
+}
+
+/// Environments open in this process, by canonical folder.
+fn opened() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
+    static OPENED: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
+    OPENED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl EmbeddedStore {
+    /// Open (creating if needed) the store in folder `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OnlineError> {
+        let path = path.as_ref().to_path_buf();
+        let fail = |reason: String| OnlineError::Embedded { path: path.display().to_string(), reason };
+        std::fs::create_dir_all(&path).map_err(|e| fail(e.to_string()))?;
+        let canonical = path.canonicalize().map_err(|e| fail(e.to_string()))?;
+        let mut opened = opened().lock().map_err(|e| fail(e.to_string()))?;
+        if let Some(inner) = opened.get(&canonical).and_then(Weak::upgrade) {
+            return Ok(EmbeddedStore { inner });
+        }
+        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        options.map_size(MAP_SIZE).max_dbs(MAX_VIEWS).max_readers(1024);
+        // SAFETY: the environment's files are only ever modified through LMDB
+        // (by this code, in this or another process); nothing truncates or
+        // rewrites them underneath the memory map.
+        #[allow(unsafe_code)]
+        let env = unsafe { options.open(&path) }.map_err(|e| fail(e.to_string()))?;
+        let inner = Arc::new(Inner { path, env, views: RwLock::new(HashMap::new()) });
+        opened.insert(canonical, Arc::downgrade(&inner));
+        Ok(EmbeddedStore { inner })
+    }
+
+    fn fail(&self, error: impl std::fmt::Display) -> OnlineError {
+        OnlineError::Embedded { path: self.inner.path.display().to_string(), reason: error.to_string() }
+    }
+
+    /// The view's database if it exists (reads never create one).
+    fn existing(&self, view: &str) -> Result<Option<Database<Bytes, Bytes>>, OnlineError> {
+        if let Some(db) = self.inner.views.read().map_err(|e| self.fail(e))?.get(view) {
+            return Ok(Some(*db));
+        }
+        let rtxn = self.inner.env.read_txn().map_err(|e| self.fail(e))?;
+        let db = self.inner.env.open_database::<Bytes, Bytes>(&rtxn, Some(view)).map_err(|e| self.fail(e))?;
+        rtxn.commit().map_err(|e| self.fail(e))?;
+        if let Some(db) = db {
+            self.inner.views.write().map_err(|e| self.fail(e))?.insert(view.to_string(), db);
+        }
+        Ok(db)
+    }
+}
+
+impl OnlineStore for EmbeddedStore {
+    fn describe(&self) -> String {
+        format!("embedded at {}", self.inner.path.display())
+    }
+
+    fn read(&self, lookups: &[Lookup<'_>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError> {
+        let mut dbs: Vec<(&str, Option<Database<Bytes, Bytes>>)> = Vec::new();
+        for lookup in lookups {
+            if !dbs.iter().any(|(v, _)| *v == lookup.view) {
+                dbs.push((lookup.view, self.existing(lookup.view)?));
+            }
+        }
+        let rtxn = self.inner.env.read_txn().map_err(|e| self.fail(e))?;
+        lookups
+            .iter()
+            .map(|lookup| {
+                let db = dbs.iter().find(|(v, _)| *v == lookup.view).and_then(|(_, db)| *db);
+                match db {
+                    Some(db) => db.get(&rtxn, lookup.key).map(|v| v.map(<[u8]>::to_vec)).map_err(|e| self.fail(e)),
+                    None => Ok(None),
+                }
+            })
+            .collect()
+    }
+
+    fn write(&self, view: &str, entries: &[Entry]) -> Result<WriteStats, OnlineError> {
+        let mut stats = WriteStats::default();
+        if entries.is_empty() {
+            return Ok(stats);
+        }
+        // Sorted keys turn random B-tree inserts into mostly sequential ones.
+        let mut order: Vec<&Entry> = entries.iter().collect();
+        order.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let mut wtxn = self.inner.env.write_txn().map_err(|e| self.fail(e))?;
+        let db = self.inner.env.create_database::<Bytes, Bytes>(&mut wtxn, Some(view)).map_err(|e| self.fail(e))?;
+        for entry in order {
+            let newer = match db.get(&wtxn, &entry.key).map_err(|e| self.fail(e))? {
+                Some(old) => replaces(&entry.record, old),
+                None => true,
+            };
+            if newer {
+                db.put(&mut wtxn, &entry.key, &entry.record).map_err(|e| self.fail(e))?;
+                stats.written += 1;
+            } else {
+                stats.kept_newer += 1;
+            }
+        }
+        wtxn.commit().map_err(|e| self.fail(e))?;
+        self.inner.views.write().map_err(|e| self.fail(e))?.insert(view.to_string(), db);
+        Ok(stats)
+    }
+
+    fn delete_view(&self, view: &str) -> Result<u64, OnlineError> {
+        let Some(db) = self.existing(view)? else { return Ok(0) };
+        let mut wtxn = self.inner.env.write_txn().map_err(|e| self.fail(e))?;
+        let count = db.len(&wtxn).map_err(|e| self.fail(e))?;
+        db.clear(&mut wtxn).map_err(|e| self.fail(e))?;
+        wtxn.commit().map_err(|e| self.fail(e))?;
+        Ok(count)
+    }
+
+    fn scan(&self, view: &str, limit: Option<usize>) -> Result<Vec<Entry>, OnlineError> {
+        let Some(db) = self.existing(view)? else { return Ok(Vec::new()) };
+        let rtxn = self.inner.env.read_txn().map_err(|e| self.fail(e))?;
+        let mut out = Vec::new();
+        for item in db.iter(&rtxn).map_err(|e| self.fail(e))? {
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            let (key, record) = item.map_err(|e| self.fail(e))?;
+            out.push(Entry { key: key.to_vec(), record: record.to_vec() });
+        }
+        Ok(out)
+    }
+
+    fn ping(&self) -> Result<(), OnlineError> {
+        self.inner.env.read_txn().map(|_| ()).map_err(|e| self.fail(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_store_passes_the_conformance_kit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path().join("online")).expect("open");
+        crate::testkit::run_all(&store, "t");
+    }
+
+    #[test]
+    fn handles_on_one_folder_share_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let writer = EmbeddedStore::open(dir.path().join("online")).expect("open");
+        let reader = EmbeddedStore::open(dir.path().join("online")).expect("open");
+        assert!(Arc::ptr_eq(&writer.inner, &reader.inner));
+        let entry = crate::testkit::entry(b"k", 10, None, 1);
+        assert_eq!(reader.read(&[Lookup { view: "v", key: b"k" }]).expect("read"), vec![None]);
+        writer.write("v", std::slice::from_ref(&entry)).expect("write");
+        assert_eq!(reader.read(&[Lookup { view: "v", key: b"k" }]).expect("read"), vec![Some(entry.record)]);
+    }
+}

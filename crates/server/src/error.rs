@@ -1,0 +1,59 @@
+//! One error type for every route, rendered as Feast's clients expect:
+//! `{"error": ..., "detail": ...}` with a 4xx for anything the caller can
+//! fix, 503 only when a store is really down (Feast's client retries 5xx
+//! three times and then fails without a message, so a 5xx must mean "try
+//! again later", never "your request is wrong").
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// A short stable kind (`bad_request`, `unknown_feature`, ...), also the
+    /// `kind` label of the errors metric.
+    pub error: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+        ApiError { status, error, detail: detail.into() }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+}
+
+impl From<almanac::Error> for ApiError {
+    fn from(error: almanac::Error) -> Self {
+        use almanac::Error as E;
+        let detail = error.to_string();
+        match &error {
+            E::Unknown { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+            E::NotOnline { .. } => ApiError::new(StatusCode::BAD_REQUEST, "not_online", detail),
+            E::BadRequest(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message.clone()),
+            E::NotApplied => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_applied", detail),
+            E::Definitions(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail),
+            E::Push(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_push", detail),
+            E::Busy { .. } => ApiError::new(StatusCode::CONFLICT, "busy", detail),
+            _ if error.is_unavailable() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail),
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.error, "detail": self.detail});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorKind(self.error));
+        response
+    }
+}
+
+/// Attached to error responses so the metrics layer can count them by kind.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorKind(pub &'static str);

@@ -1,0 +1,359 @@
+//! # almanac-server
+//!
+//! The HTTP feature server: Feast's API (`/get-online-features`, `/push`)
+//! plus `/health`, `/ready`, `/metrics` and `/features`, over one
+//! [`FeatureStore`]. [`router`] builds the axum router from shared state;
+//! [`serve`] binds it, reloads the registry when `apply` changes it, and
+//! shuts down gracefully on SIGTERM or Ctrl-C.
+//!
+//! Handlers are thin: they parse, call the facade, and render. Planning a
+//! request (resolving references to views, keys and decoders) is cached by
+//! the facade per request shape, so latency does not grow with the
+//! registry. This crate owns HTTP concerns only: limits, timeouts, auth,
+//! status codes, metrics and logs.
+
+mod error;
+mod metrics;
+mod request;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use almanac::core::Value;
+use almanac::{FeatureSelection, FeatureStore};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::ApiError;
+use error::ErrorKind;
+pub use metrics::Metrics;
+use request::{OnlineBody, PushBody};
+
+/// Operational limits; every one is configurable from the CLI.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// Most entity rows in one online request (400 above it).
+    pub max_entities: usize,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: 4 << 20, max_entities: 10_000, request_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Arc<FeatureStore>,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    /// `Authorization: Bearer <token>` required on every route but `/health`.
+    pub token: Option<String>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<FeatureStore>, limits: Limits, token: Option<String>) -> Result<Arc<Self>, ApiError> {
+        let metrics = Metrics::new().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        Ok(Arc::new(AppState { store, metrics, limits, token }))
+    }
+}
+
+/// The router; state is shared, so tests can build one without a socket.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/get-online-features", post(get_online_features))
+        .route("/push", post(push))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/features", get(features))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Count and time every request by endpoint and status; count errors by kind.
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let endpoint = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    let code = status.as_str();
+    state.metrics.requests.with_label_values(&[endpoint.as_str(), code]).inc();
+    state.metrics.latency.with_label_values(&[endpoint.as_str(), code]).observe(started.elapsed().as_secs_f64());
+    if let Some(ErrorKind(kind)) = response.extensions().get::<ErrorKind>() {
+        state.metrics.errors.with_label_values(&[kind]).inc();
+        if status.is_server_error() {
+            tracing::warn!(endpoint, status = code, kind, "request failed");
+        } else {
+            tracing::debug!(endpoint, status = code, kind, "request rejected");
+        }
+    }
+    response
+}
+
+async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else { return next.run(request).await };
+    if request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send `Authorization: Bearer <token>` with the server's token").into_response()
+}
+
+/// Compare secrets without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see POST /get-online-features, POST /push, GET /health, /ready, /metrics, /features")
+}
+
+/// The body, or a JSON 413 when it is over the limit.
+fn body_bytes(result: Result<Bytes, axum::extract::rejection::BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    result.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is over the server's limit of {limit} bytes (`almanac serve --max-body-bytes`)"))
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {rejection}"))
+        }
+    })
+}
+
+/// Run store work off the async workers when it may block on the network
+/// (Redis); the embedded store answers in microseconds and runs inline.
+async fn run_store_work<T: Send + 'static>(state: &Arc<AppState>, work: impl FnOnce(&FeatureStore) -> Result<T, almanac::Error> + Send + 'static) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    let timeout = state.limits.request_timeout;
+    if store.online_is_embedded() {
+        return Ok(work(&store)?);
+    }
+    let task = tokio::task::spawn_blocking(move || work(&store));
+    match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(result)) => Ok(result?),
+        Ok(Err(join)) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("request task failed: {join}"))),
+        Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("the online store did not answer within {} ms", timeout.as_millis()))),
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn get_online_features(State(state): State<Arc<AppState>>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, ApiError> {
+    let bytes = body_bytes(body, state.limits.max_body_bytes)?;
+    let body: OnlineBody = request::parse(&bytes)?;
+    let selection = match (body.features, body.feature_service) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give either `features` or `feature_service`, not both")),
+        (Some(features), None) => {
+            let refs = features.iter().map(|f| f.parse()).collect::<Result<Vec<_>, _>>().map_err(|e: almanac::core::reference::FeatureRefError| ApiError::bad_request(e.to_string()))?;
+            if refs.is_empty() {
+                return Err(ApiError::bad_request("`features` is empty; list references such as \"user_txn_stats:txn_count_7d\""));
+            }
+            FeatureSelection::Refs(refs)
+        }
+        (None, Some(service)) => FeatureSelection::Service(service),
+        (None, None) => return Err(ApiError::bad_request("missing `features` (a list of \"view:feature\") or `feature_service`")),
+    };
+    let mut entities = Vec::with_capacity(body.entities.0.len());
+    for (name, values) in body.entities.0 {
+        let values = values.iter().map(|v| request::key_value(&name, v)).collect::<Result<Vec<Value>, _>>()?;
+        entities.push((name, values));
+    }
+    let rows = entities.first().map(|(_, v)| v.len()).unwrap_or(0);
+    if rows > state.limits.max_entities {
+        return Err(ApiError::bad_request(format!("{rows} entities in one request; the server's limit is {} (`almanac serve --max-entities`)", state.limits.max_entities)));
+    }
+    state.metrics.entities.observe(rows as f64);
+    let full = body.full_feature_names.unwrap_or(false);
+    let started = Instant::now();
+    let response = run_store_work(&state, move |store| store.get_online_features(&selection, &entities, full)).await?;
+    state.metrics.store_latency.observe(started.elapsed().as_secs_f64());
+    let bytes = serde_json::to_vec(&response.to_feast_json()).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(json_response(StatusCode::OK, bytes))
+}
+
+/// A JSON column value as a [`Value`], loosely typed; the facade checks and
+/// converts it against the view's schema.
+fn push_value(value: &serde_json::Value) -> Value {
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int64(i),
+            None => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::String(s.clone()),
+        serde_json::Value::Array(items) => Value::List(items.iter().map(push_value).collect()),
+        serde_json::Value::Object(_) => Value::String(value.to_string()),
+    }
+}
+
+async fn push(State(state): State<Arc<AppState>>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, ApiError> {
+    let bytes = body_bytes(body, state.limits.max_body_bytes)?;
+    let body: PushBody = request::parse(&bytes)?;
+    let to = match body.to.as_deref().unwrap_or("online") {
+        "online" => almanac::push::PushTo::Online,
+        "offline" => almanac::push::PushTo::Offline,
+        "online_and_offline" => almanac::push::PushTo::OnlineAndOffline,
+        other => return Err(ApiError::bad_request(format!("`to` is {other:?}; use \"online\", \"offline\" or \"online_and_offline\""))),
+    };
+    let columns: Vec<(String, Vec<Value>)> = body.df.0.into_iter().map(|(name, values)| (name, values.iter().map(push_value).collect())).collect();
+    let source = body.push_source_name;
+    let report = run_store_work(&state, move |store| store.push(&source, &columns, to)).await?;
+    let bytes = serde_json::to_vec(&report).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(json_response(StatusCode::OK, bytes))
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+}
+
+/// Ready = the registry is loaded and the online store answers.
+async fn ready(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let version = run_store_work(&state, |store| {
+        let version = store.serving_state()?.version;
+        store.online_store()?.ping()?;
+        Ok(version)
+    })
+    .await?;
+    if version == 0 {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_applied", "nothing is applied yet; run `almanac apply`"));
+    }
+    Ok(json_response(StatusCode::OK, serde_json::json!({"status": "ready", "registry_version": version}).to_string().into_bytes()))
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let mut response = Response::new(Body::from(state.metrics.render()));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}
+
+/// The catalog: every feature view with its keys, TTL and schema, and the
+/// services.
+async fn features(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let registry = state.store.serving_state()?;
+    let defs = &registry.definitions;
+    let views: Vec<serde_json::Value> = defs
+        .feature_views
+        .iter()
+        .map(|view| {
+            serde_json::json!({
+                "name": view.name,
+                "entities": view.entities,
+                "join_keys": defs.view_join_keys(view).iter().map(|k| serde_json::json!({"name": k.name, "dtype": k.dtype.as_ref().map(|d| d.to_string())})).collect::<Vec<_>>(),
+                "ttl": view.ttl.map(|t| t.to_string()),
+                "online": view.online,
+                "owner": view.governance.owner,
+                "description": view.governance.description,
+                "tags": view.governance.tags,
+                "features": view.schema.iter().map(|f| serde_json::json!({"name": f.name, "dtype": f.dtype.to_string(), "description": f.description})).collect::<Vec<_>>(),
+                "watermark": registry.watermarks.get(&view.name),
+            })
+        })
+        .collect();
+    let services: Vec<serde_json::Value> = defs
+        .feature_services
+        .iter()
+        .map(|s| serde_json::json!({"name": s.name, "features": defs.resolve_service(s).iter().map(|r| r.to_string()).collect::<Vec<_>>(), "owner": s.governance.owner, "description": s.governance.description}))
+        .collect();
+    let body = serde_json::json!({"project": registry.project, "registry_version": registry.version, "feature_views": views, "feature_services": services});
+    Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
+}
+
+/// How `serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    pub limits: Limits,
+    pub token: Option<String>,
+    /// How often to look for a changed registry.
+    pub reload_every: Duration,
+}
+
+/// Bind, serve until SIGTERM/Ctrl-C (in-flight requests finish), and
+/// reload the registry in the background whenever its file changes.
+pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), std::io::Error> {
+    let state = AppState::new(store.clone(), options.limits.clone(), options.token.clone()).map_err(|e| std::io::Error::other(e.detail))?;
+    // Plan and connect before the first request, so it is not the slow one.
+    if let Err(error) = store.serving_state() {
+        tracing::warn!(%error, "registry not loaded yet");
+    }
+    if let Err(error) = store.online_store() {
+        tracing::warn!(%error, "online store not reachable yet; /ready will say so");
+    }
+    let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(watch_registry(store.clone(), store.registry_file(), options.reload_every));
+    ready(addr);
+    tracing::info!(%addr, "serving");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+}
+
+/// Poll the registry file's modification time; reload on change. A reload
+/// swaps one `Arc`, so requests in flight finish on the old state and new
+/// ones plan against the new one: no pause, no lock held while serving.
+async fn watch_registry(store: Arc<FeatureStore>, file: Option<PathBuf>, every: Duration) {
+    let Some(file) = file else { return };
+    let modified = |file: &PathBuf| std::fs::metadata(file).and_then(|m| m.modified()).ok();
+    let mut last: Option<SystemTime> = modified(&file);
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let now = modified(&file);
+        if now == last {
+            continue;
+        }
+        last = now;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.refresh()).await {
+            Ok(Ok(true)) => tracing::info!(file = %file.display(), "registry reloaded"),
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "registry reload failed; still serving the previous version"),
+            Err(error) => tracing::warn!(%error, "registry reload task failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

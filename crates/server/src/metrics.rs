@@ -1,0 +1,43 @@
+//! Prometheus metrics, exported as text on `GET /metrics`.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// Latency buckets from 10 µs to 1 s: the interesting part of a feature
+/// server's distribution is well under a millisecond.
+const LATENCY_BUCKETS: &[f64] = &[0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0];
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub store_latency: Histogram,
+    pub entities: Histogram,
+    pub errors: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(Opts::new("almanac_http_requests_total", "HTTP requests by endpoint and status"), &["endpoint", "status"])?;
+        let latency = HistogramVec::new(HistogramOpts::new("almanac_http_request_seconds", "HTTP request latency by endpoint and status").buckets(LATENCY_BUCKETS.to_vec()), &["endpoint", "status"])?;
+        let store_latency = Histogram::with_opts(HistogramOpts::new("almanac_online_store_read_seconds", "Online store read latency (planning excluded)").buckets(LATENCY_BUCKETS.to_vec()))?;
+        let entities = Histogram::with_opts(HistogramOpts::new("almanac_entities_per_request", "Entity rows per online request").buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 10000.0]))?;
+        let errors = IntCounterVec::new(Opts::new("almanac_errors_total", "Error responses by kind"), &["kind"])?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(store_latency.clone()))?;
+        registry.register(Box::new(entities.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        Ok(Metrics { registry, requests, latency, store_latency, entities, errors })
+    }
+
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
