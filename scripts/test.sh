@@ -10,6 +10,19 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked || true
 fi
 
+# Services and tools the end-to-end tests use (they fail loudly without them):
+# Redis on 127.0.0.1:6379 (started here if it is not answering; tests that
+# need a Redis Cluster start their own from redis-server), and headless
+# Chromium for the monitoring report test.
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "Redis is not answering on 127.0.0.1:6379; starting redis-server" >&2
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "Chromium not found; installing it from Debian's packages (one-time)..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium" >&2
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

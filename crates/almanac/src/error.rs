@@ -53,6 +53,9 @@ pub enum Error {
     #[error("bad push: {0}")]
     Push(crate::push::PushError),
 
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
     /// Someone else holds a lock this operation needs.
     #[error("{what}")]
     Busy { what: String },

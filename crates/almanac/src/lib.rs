@@ -12,7 +12,9 @@
 mod check;
 pub mod error;
 pub mod materialize;
+pub mod monitor;
 pub mod online;
+pub mod parity;
 pub mod push;
 pub mod resolve;
 pub mod scaffold;

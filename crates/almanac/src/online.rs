@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn feast_json_keeps_floats_floats() {
         assert_eq!(value_json(&Value::Float64(3.0)).to_string(), "3.0");
-        assert_eq!(value_json(&Value::Float64(1e300)).to_string(), "1e300");
+        assert_eq!(value_json(&Value::Float64(1e300)).to_string(), "1e+300");
         assert_eq!(value_json(&Value::Float32(0.1)).to_string(), "0.1");
         assert_eq!(value_json(&Value::Float64(f64::NAN)), json!("NaN"));
         assert_eq!(value_json(&Value::Float64(f64::NEG_INFINITY)), json!("-Infinity"));

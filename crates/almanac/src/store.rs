@@ -193,7 +193,7 @@ impl FeatureStore {
         }
     }
 
-    fn offline(&self) -> Result<&EmbeddedOfflineStore, Error> {
+    pub(crate) fn offline(&self) -> Result<&EmbeddedOfflineStore, Error> {
         if let Some(store) = self.offline.get() {
             return Ok(store);
         }

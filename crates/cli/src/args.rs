@@ -42,8 +42,54 @@ pub enum Command {
     Online(OnlineArgs),
     /// Run the HTTP feature server (Feast-compatible API).
     Serve(ServeArgs),
+    /// Check that online values equal point-in-time values for sampled entities
+    /// (exit 0: all equal, 1: divergence, 2: error).
+    Parity(ParityArgs),
+    /// Staleness, null rates and drift per view and feature (exit 1 on any alert).
+    Monitor(MonitorArgs),
     /// Run the whole feature store on generated data, step by step.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Only these views, comma-separated (default: every view).
+    #[arg(long)]
+    pub views: Option<String>,
+    /// The instant monitored (RFC 3339 or `now`).
+    #[arg(long, default_value = "now")]
+    pub at: String,
+    /// Length of the current window, ending at --at.
+    #[arg(long, default_value = "7d")]
+    pub window: String,
+    /// Length of the reference window, just before the current one.
+    #[arg(long, default_value = "28d")]
+    pub reference_window: String,
+    /// Use a training set (Parquet or CSV with the features as columns) as the reference instead.
+    #[arg(long)]
+    pub reference_file: Option<PathBuf>,
+    /// Also write a self-contained HTML report with the distributions overlaid.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// Only these views, comma-separated (default: every online view).
+    #[arg(long)]
+    pub views: Option<String>,
+    /// Entities sampled per view (half from the online store, half from the source).
+    #[arg(long, default_value_t = 1000)]
+    pub sample: usize,
+    /// Seed of the sample (the same seed checks the same entities).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Relative tolerance for float features (0 = exact).
+    #[arg(long, default_value_t = 0.0)]
+    pub tolerance: f64,
+    /// The instant compared (RFC 3339 or `now`).
+    #[arg(long, default_value = "now")]
+    pub at: String,
 }
 
 #[derive(Debug, Args)]

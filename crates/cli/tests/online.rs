@@ -78,7 +78,7 @@ fn fresh_values_are_present_with_their_event_time() {
     let parts = almanac::online_store::decode_key(&users[0].0).expect("key");
     let almanac::online_store::KeyPart::Int(user) = parts[0] else { panic!("int key") };
     let body = run(&repo, &["online", "--features", "user_txn_stats", "--entity", &format!("user_id={user}"), "--json"]).ok().json();
-    let statuses: Vec<&str> = body["results"][1..].iter().map(|r| r["statuses"][0].as_str().expect("status")).collect();
+    let statuses: Vec<&str> = body["results"].as_array().expect("results")[1..].iter().map(|r| r["statuses"][0].as_str().expect("status")).collect();
     assert!(statuses.iter().all(|s| *s == "PRESENT" || *s == "NULL_VALUE" || *s == "OUTSIDE_MAX_AGE"), "{statuses:?}");
     let count = &body["results"][1];
     if count["statuses"][0] == "PRESENT" {

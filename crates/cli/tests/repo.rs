@@ -168,13 +168,19 @@ fn demo_runs_end_to_end_on_embedded_defaults() {
     let repo = dir.path().join("demo");
     let out: util::Run = almanac().args(["demo", "--scale", "0.005"]).arg(&repo).output().expect("demo").into();
     let out = out.ok();
-    assert!(out.stdout.contains("[1/3] init"), "{}", out.stdout);
-    assert!(out.stdout.contains("[2/3] apply"), "{}", out.stdout);
+    assert!(out.stdout.contains("[1/7] init"), "{}", out.stdout);
+    assert!(out.stdout.contains("[2/7] apply"), "{}", out.stdout);
     assert!(out.stdout.contains("7 to add"), "{}", out.stdout);
-    assert!(out.stdout.contains("[3/3] historical"), "{}", out.stdout);
+    assert!(out.stdout.contains("[3/7] historical"), "{}", out.stdout);
     assert!(out.stdout.contains("Leakage avoided, e.g. label"), "{}", out.stdout);
+    assert!(out.stdout.contains("[4/7] materialize"), "{}", out.stdout);
+    assert!(out.stdout.contains("[5/7] online: fraud_model_v1 for 3 entities"), "{}", out.stdout);
+    assert!(out.stdout.contains("PRESENT") || out.stdout.lines().any(|l| l.contains('.')), "{}", out.stdout);
+    assert!(out.stdout.contains("[6/7] parity") && out.stdout.contains(", 0 differ"), "{}", out.stdout);
+    assert!(out.stdout.contains("[7/7] monitor"), "{}", out.stdout);
     assert!(repo.join(".almanac/registry.json").exists());
     assert!(repo.join("training_set.parquet").exists());
+    assert!(repo.join("monitor.html").exists());
 }
 
 #[test]

@@ -15,6 +15,16 @@ pub struct RepoConfig {
     pub offline: OfflineConfig,
     #[serde(default)]
     pub online: OnlineConfig,
+    /// Run parity and monitoring inside `almanac serve` on a schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<ParitySchedule>,
+}
+
+/// `parity: {every: 10m, sample: 1000}` in `almanac.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParitySchedule {
+    pub every: crate::duration::Duration,
+    pub sample: usize,
 }
 
 /// Where the registry lives. The embedded default is one JSON file in the repo.

@@ -163,9 +163,29 @@ pub struct Field {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Alert thresholds for `almanac monitor` (defaults apply when absent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Monitoring {
+    /// Alert when the newest materialized value is older than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_staleness: Option<Duration>,
+    /// Alert when a feature's null share in the current window is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_null_rate: Option<f64>,
+    /// Alert when a feature's population stability index is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psi_alert: Option<f64>,
+}
+
+impl Monitoring {
+    pub fn is_empty(&self) -> bool {
+        self == &Monitoring::default()
+    }
+}
+
 /// A schema of features bound to one source and zero or more entities; the
 /// unit of materialization and of online storage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureView {
     pub name: String,
     /// Empty for a global view (one record, no keys).
@@ -176,6 +196,8 @@ pub struct FeatureView {
     pub ttl: Option<Duration>,
     pub online: bool,
     pub schema: Vec<Field>,
+    #[serde(default, skip_serializing_if = "Monitoring::is_empty")]
+    pub monitoring: Monitoring,
     #[serde(flatten)]
     pub governance: Governance,
 }
@@ -197,7 +219,7 @@ pub struct FeatureService {
 
 /// Everything a repo defines, each list sorted by name so that two applies of
 /// the same files produce byte-identical registries.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Definitions {
     pub entities: Vec<Entity>,
     pub sources: Vec<Source>,

@@ -19,9 +19,9 @@ pub mod reference;
 pub mod suggest;
 pub mod value;
 
-pub use config::{OfflineConfig, OnlineConfig, RegistryConfig, RepoConfig};
+pub use config::{OfflineConfig, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig};
 pub use defs::{
-    Definitions, Entity, FeatureService, FeatureView, Field, FileFormat, JoinKey, ObjectKind,
+    Definitions, Entity, FeatureService, FeatureView, Field, FileFormat, JoinKey, Monitoring, ObjectKind,
     Source,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Location};

@@ -58,15 +58,25 @@ fn timestamp_literal(data_type: &DataType, nanos: i64, round_up: bool) -> Option
     }))
 }
 
+fn nullable_schema(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::Schema {
+    let fields: Vec<datafusion::arrow::datatypes::Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
 /// The scan as a stream of batches, so a large history never has to be in
 /// memory at once.
 pub async fn scan(ctx: &SessionContext, request: &ScanRequest<'_>) -> Result<SendableRecordBatchStream, OfflineError> {
     let fail = |e: datafusion::error::DataFusionError| OfflineError::Scan { source_name: request.source.name.clone(), reason: e.to_string() };
     let paths: Vec<String> = request.files.files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    // Every column is read as nullable: files of one source written by
+    // different tools disagree on nullability (a file without nulls often
+    // says "not null"), and the first file's word must not fail the scan
+    // of a later file that has nulls.
+    let nullable = nullable_schema(&request.schema);
     let frame = match request.files.format {
-        FileFormat::Parquet => ctx.read_parquet(paths, ParquetReadOptions::default().parquet_pruning(true)).await,
+        FileFormat::Parquet => ctx.read_parquet(paths, ParquetReadOptions::default().parquet_pruning(true).schema(&nullable)).await,
         FileFormat::Csv => {
-            let options = CsvReadOptions::new().has_header(true).schema(request.schema.as_ref()).file_extension("");
+            let options = CsvReadOptions::new().has_header(true).schema(&nullable).file_extension("");
             ctx.read_csv(paths, options).await
         }
     }

@@ -184,6 +184,7 @@ fn view_request(name: &str, compound: bool, with_created: bool, ttl: Option<i64>
             source: name.into(),
             ttl: ttl.map(Duration::from_seconds),
             online: true,
+            monitoring: Default::default(),
             schema: schema.clone(),
             governance: Default::default(),
         },

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use almanac_core::defs::Governance;
 use almanac_core::{
     Definitions, Diagnostic, Diagnostics, DType, Duration, Entity, FeatureRef, FeatureService,
-    FeatureView, Field, FileFormat, JoinKey, Location, ObjectKind, OfflineConfig, OnlineConfig,
-    RegistryConfig, RepoConfig, Source, suggest,
+    FeatureView, Field, FileFormat, JoinKey, Location, Monitoring, ObjectKind, OfflineConfig, OnlineConfig,
+    ParitySchedule, RegistryConfig, RepoConfig, Source, suggest,
 };
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node, Span};
@@ -105,7 +105,7 @@ pub fn parse_config(display_path: &Path, text: &str, diagnostics: &mut Diagnosti
     let mut walker = Walker::new(display_path, text, diagnostics);
     let root = walker.load()?;
     let root = walker.mapping(&root, "almanac.yaml")?;
-    walker.check_keys(root, &["project", "registry", "offline", "online"], &["project"], "almanac.yaml");
+    walker.check_keys(root, &["project", "registry", "offline", "online", "parity"], &["project"], "almanac.yaml");
     let project = walker.name_field(root, "project");
     let registry = match root.get_node("registry") {
         None => Some(RegistryConfig::default()),
@@ -119,7 +119,11 @@ pub fn parse_config(display_path: &Path, text: &str, diagnostics: &mut Diagnosti
         None => Some(OnlineConfig::default()),
         Some(node) => walker.online_config(node),
     };
-    Some(RepoConfig { project: project?, registry: registry?, offline: offline?, online: online? })
+    let parity = match root.get_node("parity") {
+        None => Some(None),
+        Some(node) => walker.parity_schedule(node).map(Some),
+    };
+    Some(RepoConfig { project: project?, registry: registry?, offline: offline?, online: online?, parity: parity? })
 }
 
 struct Walker<'a> {
@@ -529,8 +533,12 @@ impl<'a> Walker<'a> {
     }
 
     fn feature_view(&mut self, map: &MarkedMappingNode, what: &str) -> Option<FeatureView> {
-        let keys = with_governance(&["name", "entities", "source", "ttl", "online", "schema"]);
+        let keys = with_governance(&["name", "entities", "source", "ttl", "online", "schema", "monitoring"]);
         self.check_keys(map, &keys, &["name", "source", "schema"], what);
+        let monitoring = match map.get_node("monitoring") {
+            None => Some(Monitoring::default()),
+            Some(node) => self.monitoring(node),
+        };
         let name = self.name_field(map, "name");
         let entities = self.string_list(map, "entities").map(|v| v.into_iter().map(|(s, _)| s).collect());
         let source = self.required_string(map, "source");
@@ -545,8 +553,31 @@ impl<'a> Walker<'a> {
             ttl: ttl.flatten(),
             online: online.flatten().unwrap_or(true),
             schema: schema.unwrap_or_default(),
+            monitoring: monitoring.unwrap_or_default(),
             governance: governance.unwrap_or_default(),
         })
+    }
+
+    /// `monitoring: {max_staleness: 1h, max_null_rate: 0.1, psi_alert: 0.2}`.
+    fn monitoring(&mut self, node: &Node) -> Option<Monitoring> {
+        let map = self.mapping(node, "`monitoring`")?;
+        self.check_keys(map, &["max_staleness", "max_null_rate", "psi_alert"], &[], "`monitoring`");
+        let max_staleness = self.duration(map, "max_staleness");
+        let max_null_rate = self.number(map, "max_null_rate", 0.0, 1.0, "a share between 0 and 1, e.g. `0.1`");
+        let psi_alert = self.number(map, "psi_alert", 0.0, f64::MAX, "a positive number; 0.1 is a small shift, 0.2 a significant one");
+        Some(Monitoring { max_staleness: max_staleness?, max_null_rate: max_null_rate?, psi_alert: psi_alert? })
+    }
+
+    fn number(&mut self, map: &MarkedMappingNode, key: &str, min: f64, max: f64, hint: &str) -> Option<Option<f64>> {
+        let Some(text) = self.optional_string(map, key) else { return Some(None) };
+        match text.trim().parse::<f64>() {
+            Ok(value) if value.is_finite() && value >= min && value <= max => Some(Some(value)),
+            _ => {
+                let span = map.get_node(key).map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+                self.error(&span, format!("`{text}` is not a valid `{key}`"), Some(format!("write {hint}")));
+                None
+            }
+        }
     }
 
     fn schema(&mut self, map: &MarkedMappingNode) -> Option<Vec<Field>> {
@@ -671,6 +702,20 @@ impl<'a> Walker<'a> {
                 })
             }
         }
+    }
+
+    fn parity_schedule(&mut self, node: &Node) -> Option<ParitySchedule> {
+        let map = self.mapping(node, "`parity`")?;
+        self.check_keys(map, &["every", "sample"], &["every"], "`parity`");
+        let every = self.duration(map, "every")?;
+        let sample = self.number(map, "sample", 1.0, 1e7, "a number of entities per view, e.g. `1000`")?;
+        let every = every?;
+        if every.is_zero() {
+            let span = map.get_node("every").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+            self.error(&span, "`every` must be longer than zero", Some("write e.g. `every: 10m`".into()));
+            return None;
+        }
+        Some(ParitySchedule { every, sample: sample.map(|s| s as usize).unwrap_or(1000) })
     }
 
     fn check_redis_url(&mut self, map: &MarkedMappingNode, key: &str, url: &str) -> Option<()> {

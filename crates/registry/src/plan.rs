@@ -208,6 +208,7 @@ mod tests {
             source: "src".into(),
             ttl: None,
             online: true,
+            monitoring: Default::default(),
             schema: features.iter().map(|(n, d)| Field { name: (*n).into(), dtype: d.clone(), description: String::new(), tags: Default::default() }).collect(),
             governance: Default::default(),
         }

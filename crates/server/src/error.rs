@@ -39,6 +39,9 @@ impl From<almanac::Error> for ApiError {
             E::Definitions(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail),
             E::Push(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_push", detail),
             E::Busy { .. } => ApiError::new(StatusCode::CONFLICT, "busy", detail),
+            // Stored records disagree with the applied schema: not worth a
+            // client retry (a 5xx would be retried); re-materializing fixes it.
+            E::OnlineRecord { .. } => ApiError::new(StatusCode::CONFLICT, "stale_records", detail),
             _ if error.is_unavailable() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail),
         }

@@ -304,11 +304,15 @@ pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl 
         tracing::warn!(%error, "online store not reachable yet; /ready will say so");
     }
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    let state_for_router = state.clone();
     let addr = listener.local_addr()?;
     tokio::spawn(watch_registry(store.clone(), store.registry_file(), options.reload_every));
+    if let Some(schedule) = store.config().parity.clone() {
+        tokio::spawn(scheduled_checks(state.clone(), schedule));
+    }
     ready(addr);
     tracing::info!(%addr, "serving");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, router(state_for_router)).with_graceful_shutdown(shutdown_signal()).await
 }
 
 /// Poll the registry file's modification time; reload on change. A reload
@@ -334,6 +338,54 @@ async fn watch_registry(store: Arc<FeatureStore>, file: Option<PathBuf>, every: 
             Err(error) => tracing::warn!(%error, "registry reload task failed"),
         }
     }
+}
+
+/// Parity and monitoring on a schedule, results exported as gauges.
+async fn scheduled_checks(state: Arc<AppState>, schedule: almanac::core::ParitySchedule) {
+    let every = Duration::from_secs(schedule.every.micros() as u64 / 1_000_000).max(Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let worker = state.clone();
+        let sample = schedule.sample;
+        let outcome = tokio::task::spawn_blocking(move || run_checks(&worker, sample)).await;
+        match outcome {
+            Ok(Ok(())) => tracing::info!("scheduled parity and monitoring finished"),
+            Ok(Err(error)) => tracing::warn!(%error, "scheduled check failed"),
+            Err(error) => tracing::warn!(%error, "scheduled check task failed"),
+        }
+    }
+}
+
+fn run_checks(state: &AppState, sample: usize) -> Result<(), almanac::Error> {
+    let now = chrono::Utc::now();
+    let store = &state.store;
+    let metrics = &state.metrics;
+    let parity = store.parity(&almanac::parity::ParityRequest { views: None, sample, seed: now.timestamp() as u64, tolerance: 0.0, at_micros: now.timestamp_micros() })?;
+    for view in &parity.views {
+        let checked: usize = view.features.iter().map(|f| f.checked).sum();
+        metrics.parity_checked.with_label_values(&[view.view.as_str()]).set(checked as f64);
+        metrics.parity_divergent.with_label_values(&[view.view.as_str()]).set(view.divergent() as f64);
+    }
+    metrics.checks_last_run.with_label_values(&["parity"]).set(now.timestamp() as f64);
+    let day = 86_400_000_000i64;
+    let monitor = store.monitor(&almanac::monitor::MonitorRequest { views: None, at_micros: now.timestamp_micros(), window_micros: day, reference: almanac::monitor::Reference::Window { micros: 7 * day } })?;
+    for view in &monitor.views {
+        if let Some(seconds) = view.staleness_online_seconds {
+            metrics.staleness.with_label_values(&[view.view.as_str()]).set(seconds);
+        }
+        for feature in &view.features {
+            let labels = [view.view.as_str(), feature.feature.as_str()];
+            if let Some(rate) = feature.null_rate_current {
+                metrics.null_rate.with_label_values(&labels).set(rate);
+            }
+            if let Some(psi) = feature.psi {
+                metrics.psi.with_label_values(&labels).set(psi);
+            }
+        }
+    }
+    metrics.checks_last_run.with_label_values(&["monitor"]).set(chrono::Utc::now().timestamp() as f64);
+    Ok(())
 }
 
 async fn shutdown_signal() {

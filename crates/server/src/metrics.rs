@@ -1,6 +1,6 @@
 //! Prometheus metrics, exported as text on `GET /metrics`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Latency buckets from 10 µs to 1 s: the interesting part of a feature
 /// server's distribution is well under a millisecond.
@@ -13,6 +13,13 @@ pub struct Metrics {
     pub store_latency: Histogram,
     pub entities: Histogram,
     pub errors: IntCounterVec,
+    /// Filled by the scheduled parity and monitoring run (`parity:` in almanac.yaml).
+    pub parity_checked: GaugeVec,
+    pub parity_divergent: GaugeVec,
+    pub staleness: GaugeVec,
+    pub null_rate: GaugeVec,
+    pub psi: GaugeVec,
+    pub checks_last_run: GaugeVec,
 }
 
 impl Metrics {
@@ -28,11 +35,18 @@ impl Metrics {
         registry.register(Box::new(store_latency.clone()))?;
         registry.register(Box::new(entities.clone()))?;
         registry.register(Box::new(errors.clone()))?;
-        Ok(Metrics { registry, requests, latency, store_latency, entities, errors })
-    }
-
-    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
-        self.registry.register(collector)
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
+            let gauge = GaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
+        let parity_checked = gauge("almanac_parity_checked_values", "Values compared by the last parity run", &["view"])?;
+        let parity_divergent = gauge("almanac_parity_divergent_values", "Values that differed between online and point-in-time in the last parity run", &["view"])?;
+        let staleness = gauge("almanac_staleness_seconds", "Now minus the newest event time held online, per view", &["view"])?;
+        let null_rate = gauge("almanac_feature_null_rate", "Null share in the current window (last monitoring run)", &["view", "feature"])?;
+        let psi = gauge("almanac_feature_psi", "Population stability index, current window vs reference (last monitoring run)", &["view", "feature"])?;
+        let checks_last_run = gauge("almanac_checks_last_run_timestamp_seconds", "When the scheduled check last finished", &["check"])?;
+        Ok(Metrics { registry, requests, latency, store_latency, entities, errors, parity_checked, parity_divergent, staleness, null_rate, psi, checks_last_run })
     }
 
     pub fn render(&self) -> String {

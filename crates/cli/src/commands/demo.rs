@@ -8,6 +8,8 @@ use almanac::offline::{HistoricalOptions, TimeRange};
 use almanac::registry::Action;
 use almanac::scaffold::{self, InitKind};
 use almanac::materialize::{self, MaterializeRequest};
+use almanac::monitor::{MonitorRequest, Reference};
+use almanac::parity::ParityRequest;
 use almanac::{EntityColumns, FeatureSelection, FeatureStore, OnlineResponse};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::concat_batches;
@@ -30,7 +32,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     println!("Almanac demo: a fraud-detection feature repo on generated data");
     println!("Repo: {}\n", dir.display());
-    const STEPS: usize = 5;
+    const STEPS: usize = 7;
 
     let started = Instant::now();
     let spec = dataset_spec(&args.data);
@@ -82,6 +84,34 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     step(5, STEPS, &format!("online: fraud_model_v1 for {} entities in {:.0} µs", entities.first().map(|(_, v)| v.len()).unwrap_or(0), lookup_time.as_secs_f64() * 1e6), started);
     print_online(&response);
 
+    let started = Instant::now();
+    let now = chrono::Utc::now().timestamp_micros();
+    let parity = store.parity(&ParityRequest { views: None, sample: 1000, seed: 0, tolerance: 0.0, at_micros: now })?;
+    let checked: usize = parity.views.iter().flat_map(|v| &v.features).map(|f| f.checked).sum();
+    step(6, STEPS, &format!("parity: {} online values checked against the point-in-time join, {} differ", render::count(checked), parity.divergent()), started);
+    for view in &parity.views {
+        let equal: usize = view.features.iter().map(|f| f.equal).sum();
+        let total: usize = view.features.iter().map(|f| f.checked).sum();
+        println!("        {}: {} of {} values equal ({} entities sampled)", view.view, render::count(equal), render::count(total), view.sampled_from_online + view.sampled_from_offline);
+    }
+
+    let started = Instant::now();
+    let day = 86_400_000_000i64;
+    let report = store.monitor(&MonitorRequest { views: None, at_micros: now, window_micros: 7 * day, reference: Reference::Window { micros: 28 * day } })?;
+    let page = dir.join("monitor.html");
+    std::fs::write(&page, almanac::monitor::html(&report))?;
+    step(7, STEPS, &format!("monitor: staleness, null rates and drift; {} alerts", report.alerts()), started);
+    for view in &report.views {
+        let worst = view.features.iter().filter_map(|f| f.psi.map(|p| (p, f.feature.as_str()))).fold(None, |best: Option<(f64, &str)>, x| if best.is_none_or(|b| x.0 > b.0) { Some(x) } else { best });
+        println!(
+            "        {}: newest online value {:.0} min old; highest PSI {}",
+            view.view,
+            view.staleness_online_seconds.unwrap_or(0.0) / 60.0,
+            worst.map(|(p, f)| format!("{p:.3} ({f})")).unwrap_or_else(|| "-".into())
+        );
+    }
+    println!("        report: {}", page.display());
+
     println!("\nDone in {:.2} s. Explore the repo:", total_start.elapsed().as_secs_f64());
     let repo = dir.display();
     println!("  almanac --repo {repo} features list");
@@ -93,6 +123,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             println!("  almanac --repo {repo} online --feature-service fraud_model_v1 --entity user_id={user},merchant_id=1");
         }
     }
+    println!("  almanac --repo {repo} serve");
+    println!("  almanac --repo {repo} parity");
+    println!("  almanac --repo {repo} monitor --html monitor.html");
     Ok(())
 }
 

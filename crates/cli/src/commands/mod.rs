@@ -4,7 +4,9 @@ mod demo;
 mod features;
 mod historical;
 mod init;
+mod monitor;
 mod online;
+mod parity;
 mod plan;
 mod serve;
 
@@ -13,6 +15,11 @@ use std::process::ExitCode;
 use crate::args::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Parity(args) => return Ok(parity::run(&cli.repo, args, cli.json)),
+        Command::Monitor(args) => return Ok(monitor::run(&cli.repo, args, cli.json)),
+        _ => {}
+    }
     match cli.command {
         Command::Init(args) => init::run(&args, cli.json),
         Command::Plan => plan::plan(&cli.repo, cli.json),
@@ -24,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::MaterializeIncremental(args) => online::materialize_incremental(&cli.repo, &args, cli.json),
         Command::Online(args) => online::online(&cli.repo, &args, cli.json),
         Command::Serve(args) => serve::run(&cli.repo, &args),
+        Command::Parity(_) | Command::Monitor(_) => Ok(()),
         Command::Demo(args) => demo::run(&args),
     }?;
     Ok(ExitCode::SUCCESS)

@@ -34,11 +34,15 @@ pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         reload_every: Duration::from_millis(500),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(almanac_server::serve(store, options, |addr| {
+    let served = runtime.block_on(almanac_server::serve(store.clone(), options, |addr| {
         // Tests and scripts read this line to find the port (`--port 0`).
         println!("Serving on http://{addr}");
-    }))?;
-    Ok(())
+    }));
+    // The store owns a runtime of its own (the offline engine's): it must be
+    // dropped outside this one, after the server's tasks are gone.
+    drop(runtime);
+    drop(store);
+    Ok(served?)
 }
 
 fn init_logging(format: &str) {

@@ -1,0 +1,309 @@
+//! Parity reconciliation (DESIGN §3): does the online store hold, for each
+//! entity, exactly what the point-in-time join says is true at the same
+//! instant?
+//!
+//! Per online view, entities are sampled from both sides (the online
+//! store's records and the offline source's entities), so an entity that
+//! never made it online is caught as well as a wrong value. For each, the
+//! online value is read through the serving path at instant `T`, and the
+//! expected value is computed by the historical as-of join at `T` — a
+//! different code path from materialization's "latest per entity", which
+//! is the point: agreement between two implementations is evidence, one
+//! implementation agreeing with itself is not. The offline winner's event
+//! time (from the latest-per-entity scan) is used only to explain a
+//! divergence.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use almanac_core::{DType, Value};
+use almanac_offline::{HistoricalOptions, OfflineStore, TimeRange};
+use almanac_online::{KeyPart, decode_key};
+use almanac_registry::RegistryState;
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::online::{EntityColumns, FieldStatus};
+use crate::resolve::FeatureSelection;
+use crate::store::FeatureStore;
+
+#[derive(Debug, Clone)]
+pub struct ParityRequest {
+    pub views: Option<Vec<String>>,
+    /// Entities per view (half from each side when both have enough).
+    pub sample: usize,
+    pub seed: u64,
+    /// Relative tolerance for floats; 0 = exact.
+    pub tolerance: f64,
+    /// The instant compared, µs since the epoch.
+    pub at_micros: i64,
+}
+
+/// One divergent value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Example {
+    pub entity: Vec<String>,
+    pub online: serde_json::Value,
+    pub offline: serde_json::Value,
+    pub online_event_time: Option<String>,
+    pub offline_event_time: Option<String>,
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeatureParity {
+    pub feature: String,
+    pub checked: usize,
+    pub equal: usize,
+    pub different: usize,
+    pub missing_online: usize,
+    pub absent_offline: usize,
+    pub examples: Vec<Example>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewParity {
+    pub view: String,
+    pub sampled_from_online: usize,
+    pub sampled_from_offline: usize,
+    pub watermark: Option<String>,
+    /// Set when the whole view could not be compared (e.g. its online
+    /// records were written under another schema).
+    pub error: Option<String>,
+    pub features: Vec<FeatureParity>,
+}
+
+impl ViewParity {
+    pub fn divergent(&self) -> usize {
+        self.features.iter().map(|f| f.different + f.missing_online + f.absent_offline).sum::<usize>() + usize::from(self.error.is_some())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityReport {
+    pub at: String,
+    pub tolerance: f64,
+    pub views: Vec<ViewParity>,
+}
+
+impl ParityReport {
+    pub fn divergent(&self) -> usize {
+        self.views.iter().map(ViewParity::divergent).sum()
+    }
+}
+
+/// A small deterministic PRNG (splitmix64): reproducible samples from `--seed`.
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Up to `n` items, chosen without replacement (partial Fisher–Yates).
+fn sample<T: Clone>(items: &[T], n: usize, rng: &mut SplitMix) -> Vec<T> {
+    let mut indices: Vec<usize> = (0..items.len()).collect();
+    let n = n.min(items.len());
+    for i in 0..n {
+        let j = i + (rng.next() as usize) % (indices.len() - i);
+        indices.swap(i, j);
+    }
+    indices[..n].iter().map(|&i| items[i].clone()).collect()
+}
+
+fn key_text(parts: &[KeyPart]) -> Vec<String> {
+    parts.iter().map(|p| match p { KeyPart::Int(v) => v.to_string(), KeyPart::Str(s) => s.clone() }).collect()
+}
+
+fn micros_text(micros: Option<i64>) -> Option<String> {
+    micros.map(crate::online::rfc3339_micros)
+}
+
+fn value_at(column: &ArrayRef, row: usize) -> Value {
+    if column.is_null(row) {
+        return Value::Null;
+    }
+    match column.data_type() {
+        DataType::Int64 => Value::Int64(column.as_primitive::<Int64Type>().value(row)),
+        DataType::Int32 => Value::Int32(column.as_primitive::<Int32Type>().value(row)),
+        DataType::Float64 => Value::Float64(column.as_primitive::<Float64Type>().value(row)),
+        DataType::Float32 => Value::Float32(column.as_primitive::<Float32Type>().value(row)),
+        DataType::Boolean => Value::Bool(column.as_boolean().value(row)),
+        DataType::Utf8 => Value::String(column.as_string::<i32>().value(row).to_string()),
+        DataType::Binary => Value::Bytes(column.as_binary::<i32>().value(row).to_vec()),
+        DataType::Timestamp(_, _) => Value::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row)),
+        _ => Value::String(arrow::util::display::array_value_to_string(column, row).unwrap_or_default()),
+    }
+}
+
+impl FeatureStore {
+    /// Compare online values with point-in-time values for sampled entities.
+    pub fn parity(&self, request: &ParityRequest) -> Result<ParityReport, Error> {
+        self.refresh()?;
+        let state = self.serving_state()?;
+        if state.version == 0 {
+            return Err(Error::NotApplied);
+        }
+        let names: Vec<String> = match &request.views {
+            Some(views) => views.clone(),
+            None => state.definitions.feature_views.iter().filter(|v| v.online).map(|v| v.name.clone()).collect(),
+        };
+        let mut rng = SplitMix(request.seed);
+        let mut views = Vec::with_capacity(names.len());
+        for name in names {
+            views.push(self.view_parity(&state, &name, request, &mut rng)?);
+        }
+        Ok(ParityReport { at: crate::online::rfc3339_micros(request.at_micros), tolerance: request.tolerance, views })
+    }
+
+    fn view_parity(&self, state: &Arc<RegistryState>, name: &str, request: &ParityRequest, rng: &mut SplitMix) -> Result<ViewParity, Error> {
+        let mut view_request = crate::resolve::view_request(&state.definitions, name)?;
+        if !view_request.view.online {
+            return Err(Error::NotOnline { view: name.to_string() });
+        }
+        view_request.features = view_request.view.schema.clone();
+        let view = view_request.view.clone();
+        let key_dtypes: Vec<(String, DType)> = view_request.join_keys.iter().map(|(_, k)| (k.name.clone(), k.dtype.clone().unwrap_or(DType::Int64))).collect();
+        let watermark = state.watermarks.get(name).map(|w| w.timestamp_micros());
+
+        // Offline side: the latest row per entity as of T (entities + their winners' times).
+        let at_nanos = request.at_micros.saturating_mul(1_000);
+        let (latest, _) = self.offline()?.latest_per_entity(&view_request, TimeRange { start: None, end: Some(at_nanos) })?;
+        let nkeys = key_dtypes.len();
+        let mut offline_entities: Vec<Vec<KeyPart>> = Vec::with_capacity(latest.num_rows());
+        let mut offline_ts: HashMap<Vec<KeyPart>, i64> = HashMap::with_capacity(latest.num_rows());
+        let ts_column = latest.column(nkeys).as_primitive::<TimestampMicrosecondType>();
+        for row in 0..latest.num_rows() {
+            let parts: Option<Vec<KeyPart>> = latest.columns()[..nkeys]
+                .iter()
+                .map(|c| match value_at(c, row) {
+                    Value::Int64(v) => Some(KeyPart::Int(v)),
+                    Value::String(s) => Some(KeyPart::Str(s)),
+                    _ => None,
+                })
+                .collect();
+            if let Some(parts) = parts {
+                offline_ts.insert(parts.clone(), ts_column.value(row));
+                offline_entities.push(parts);
+            }
+        }
+        // Online side: the store's records.
+        let online_entries = self.online_store()?.scan(name, None)?;
+        let online_entities: Vec<Vec<KeyPart>> = online_entries.iter().filter_map(|e| decode_key(&e.key).ok()).collect();
+
+        // Half from each side; whatever one side lacks, the other makes up.
+        let half = request.sample.div_ceil(2);
+        let mut from_online = sample(&online_entities, half, rng);
+        let taken: std::collections::HashSet<&Vec<KeyPart>> = from_online.iter().collect();
+        let remaining: Vec<Vec<KeyPart>> = offline_entities.iter().filter(|k| !taken.contains(k)).cloned().collect();
+        let from_offline = sample(&remaining, request.sample.saturating_sub(from_online.len()), rng);
+        if from_online.len() + from_offline.len() < request.sample {
+            let taken: std::collections::HashSet<&Vec<KeyPart>> = from_online.iter().chain(&from_offline).collect();
+            let extra: Vec<Vec<KeyPart>> = online_entities.iter().filter(|k| !taken.contains(k)).cloned().collect();
+            from_online.extend(sample(&extra, request.sample - from_online.len() - from_offline.len(), rng));
+        }
+        let chosen: Vec<Vec<KeyPart>> = from_online.iter().chain(&from_offline).cloned().collect();
+
+        let mut report = ViewParity {
+            view: name.to_string(),
+            sampled_from_online: from_online.len(),
+            sampled_from_offline: from_offline.len(),
+            watermark: micros_text(watermark),
+            error: None,
+            features: view.schema.iter().map(|f| FeatureParity { feature: f.name.clone(), ..FeatureParity::default() }).collect(),
+        };
+        if chosen.is_empty() {
+            return Ok(report);
+        }
+
+        // Online values through the serving path.
+        let entities: EntityColumns = key_dtypes
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (key.clone(), chosen.iter().map(|parts| match &parts[i] { KeyPart::Int(v) => Value::Int64(*v), KeyPart::Str(s) => Value::String(s.clone()) }).collect()))
+            .collect();
+        let refs = FeatureSelection::Refs(view.schema.iter().map(|f| almanac_core::FeatureRef::new(&view.name, &f.name)).collect());
+        let online = match self.get_online_features_at(&refs, &entities, true, request.at_micros) {
+            Ok(online) => online,
+            Err(Error::OnlineRecord { error, .. }) => {
+                report.error = Some(format!("online records cannot be read with the view's current schema ({error}): the schema changed since materialization; re-materialize the view"));
+                return Ok(report);
+            }
+            Err(other) => return Err(other),
+        };
+
+        // Point-in-time values through the historical join.
+        let table = entity_table(&key_dtypes, &chosen, request.at_micros)?;
+        let options = HistoricalOptions { full_feature_names: true, ..HistoricalOptions::default() };
+        let expected = self.get_historical_features(&table, &refs, &options)?;
+
+        for index in 0..view.schema.len() {
+            let column = &online.columns[nkeys + index];
+            let offline_column = expected.column(nkeys + 1 + index);
+            let out = &mut report.features[index];
+            for (row, entity) in chosen.iter().enumerate() {
+                out.checked += 1;
+                let got = &column.values[row];
+                let want = value_at(offline_column, row);
+                if got.approx_eq(&want, request.tolerance) {
+                    out.equal += 1;
+                    continue;
+                }
+                let online_ts = column.event_timestamps[row];
+                let offline_winner = offline_ts.get(entity).copied();
+                let status = column.statuses[row];
+                let cause = explain(status, online_ts, offline_winner, watermark, &want);
+                match (status, want.is_null()) {
+                    (FieldStatus::NotFound | FieldStatus::OutsideMaxAge, false) => out.missing_online += 1,
+                    (_, true) => out.absent_offline += 1,
+                    _ => out.different += 1,
+                }
+                if out.examples.len() < 5 {
+                    out.examples.push(Example {
+                        entity: key_text(entity),
+                        online: crate::online::value_json(got),
+                        offline: crate::online::value_json(&want),
+                        online_event_time: micros_text(online_ts),
+                        offline_event_time: micros_text(offline_winner),
+                        cause,
+                    });
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The likely cause of one divergence, from the two sides' event times.
+fn explain(status: FieldStatus, online_ts: Option<i64>, offline_ts: Option<i64>, watermark: Option<i64>, want: &Value) -> String {
+    match (online_ts, offline_ts) {
+        (_, Some(off)) if watermark.is_none_or(|w| off > w) => "materialization lag: the offline winner is newer than the view's watermark; run `almanac materialize-incremental`".into(),
+        (None, Some(_)) => "missing online although materialized: the record was deleted or never written".into(),
+        (Some(on), Some(off)) if on < off => "the online record is older than the offline winner although the watermark covers it: a write was lost or an older value was written directly".into(),
+        (Some(on), Some(off)) if on == off => "same event time, different value: a second code path computes this feature (online writes not produced by materialization from this source)".into(),
+        (Some(_), Some(_)) => "the online record is newer than anything in the offline source: pushed online only, or the source lost rows".into(),
+        (Some(_), None) if status == FieldStatus::OutsideMaxAge => "online record older than the TTL".into(),
+        (Some(_), None) => "present online but absent offline: pushed online only, or the source lost rows".into(),
+        (None, None) if want.is_null() => "no data on either side".into(),
+        (None, None) => "unexplained".into(),
+    }
+}
+
+fn entity_table(keys: &[(String, DType)], chosen: &[Vec<KeyPart>], at: i64) -> Result<RecordBatch, Error> {
+    let mut columns: Vec<(String, ArrayRef)> = Vec::with_capacity(keys.len() + 1);
+    for (i, (name, dtype)) in keys.iter().enumerate() {
+        let array: ArrayRef = match dtype {
+            DType::String => Arc::new(StringArray::from(chosen.iter().map(|k| match &k[i] { KeyPart::Str(s) => Some(s.clone()), KeyPart::Int(_) => None }).collect::<Vec<_>>())),
+            _ => Arc::new(Int64Array::from(chosen.iter().map(|k| match &k[i] { KeyPart::Int(v) => Some(*v), KeyPart::Str(_) => None }).collect::<Vec<_>>())),
+        };
+        columns.push((name.clone(), array));
+    }
+    columns.push(("event_timestamp".into(), Arc::new(TimestampMicrosecondArray::from(vec![at; chosen.len()]).with_timezone("UTC"))));
+    RecordBatch::try_from_iter(columns).map_err(|e| Error::BadRequest(e.to_string()))
+}

@@ -1,0 +1,84 @@
+//! `almanac parity`: online values against point-in-time values.
+//! Exit code 0 when everything agrees, 1 on any divergence, 2 on error, so
+//! cron and CI can alert on it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use almanac::FeatureStore;
+use almanac::parity::{ParityReport, ParityRequest};
+
+use crate::args::ParityArgs;
+use crate::render;
+
+pub fn run(repo: &Path, args: &ParityArgs, json: bool) -> ExitCode {
+    match check(repo, args) {
+        Ok(report) => {
+            let shown = if json { render::json(&report) } else { print(&report) };
+            if let Err(error) = shown {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+            if report.divergent() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check(repo: &Path, args: &ParityArgs) -> anyhow::Result<ParityReport> {
+    let store = FeatureStore::open(repo)?;
+    let at = super::online::parse_datetime(&args.at)?;
+    let views = args.views.as_ref().map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    anyhow::ensure!(args.tolerance >= 0.0, "--tolerance must be zero or positive (a relative difference such as 1e-9)");
+    let request = ParityRequest { views, sample: args.sample, seed: args.seed, tolerance: args.tolerance, at_micros: at.timestamp_micros() };
+    Ok(store.parity(&request)?)
+}
+
+fn print(report: &ParityReport) -> anyhow::Result<()> {
+    println!("Parity at {} (tolerance {}):", report.at, report.tolerance);
+    for view in &report.views {
+        println!(
+            "\n{}: {} entities sampled ({} from the online store, {} from the offline source); watermark {}",
+            view.view,
+            view.sampled_from_online + view.sampled_from_offline,
+            view.sampled_from_online,
+            view.sampled_from_offline,
+            view.watermark.as_deref().unwrap_or("none")
+        );
+        if let Some(error) = &view.error {
+            println!("  DIVERGENT: {error}");
+            continue;
+        }
+        let rows = view
+            .features
+            .iter()
+            .map(|f| vec![f.feature.clone(), f.checked.to_string(), f.equal.to_string(), f.different.to_string(), f.missing_online.to_string(), f.absent_offline.to_string()])
+            .collect();
+        for line in render::table(&["feature", "checked", "equal", "different", "missing online", "absent offline"], rows).to_string().lines() {
+            println!("  {line}");
+        }
+        for feature in &view.features {
+            for example in &feature.examples {
+                println!(
+                    "  ✗ {} [{}]: online {} @ {} vs point-in-time {} @ {} — {}",
+                    feature.feature,
+                    example.entity.join(","),
+                    example.online,
+                    example.online_event_time.as_deref().unwrap_or("-"),
+                    example.offline,
+                    example.offline_event_time.as_deref().unwrap_or("-"),
+                    example.cause
+                );
+            }
+        }
+    }
+    let divergent = report.divergent();
+    println!("\n{}", if divergent == 0 { "All sampled values agree.".to_string() } else { format!("{divergent} divergent values.") });
+    Ok(())
+}
