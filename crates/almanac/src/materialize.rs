@@ -176,14 +176,17 @@ impl Job<'_> {
         progress.writing(name, winners.num_rows() as u64);
         let codec = RecordCodec::new(&view_request.view.schema);
         let layout = Layout { keys: view_request.join_keys.len(), created: view_request.source.created_timestamp_column.is_some() };
+        // Encode everything, then write in key order: each chunk covers one
+        // contiguous key range, so an ordered store (LMDB's B-tree) touches
+        // each page about once instead of once per chunk.
+        let mut entries = encode(&codec, &layout, &winners)?;
+        drop(winners);
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let mut stats = WriteStats::default();
-        let chunk = chunk_size();
         let pause = throttle();
-        for offset in (0..winners.num_rows()).step_by(chunk) {
-            let length = chunk.min(winners.num_rows() - offset);
-            let entries = encode(&codec, &layout, &winners.slice(offset, length))?;
-            stats += self.online.write(name, &entries)?;
-            progress.wrote(length as u64);
+        for chunk in entries.chunks(chunk_size()) {
+            stats += self.online.write(name, chunk)?;
+            progress.wrote(chunk.len() as u64);
             if !pause.is_zero() {
                 std::thread::sleep(pause);
             }

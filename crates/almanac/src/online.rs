@@ -330,7 +330,89 @@ pub fn value_json(value: &Value) -> serde_json::Value {
     }
 }
 
+/// Serializes a response as Feast's body straight into the output buffer
+/// (no intermediate JSON tree: this is the serving hot path).
+pub struct FeastBody<'a>(pub &'a OnlineResponse);
+
+struct JsonValue<'a>(&'a Value);
+
+impl serde::Serialize for JsonValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self.0 {
+            Value::Null => serializer.serialize_none(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int32(i) => serializer.serialize_i32(*i),
+            Value::Int64(i) => serializer.serialize_i64(*i),
+            Value::Float64(f) if f.is_finite() => serializer.serialize_f64(*f),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::List(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&JsonValue(item))?;
+                }
+                seq.end()
+            }
+            other => value_json(other).serialize(serializer),
+        }
+    }
+}
+
+struct Column<'a>(&'a OnlineColumn);
+
+impl serde::Serialize for Column<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Values<'a>(&'a [Value]);
+        impl serde::Serialize for Values<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(JsonValue))
+            }
+        }
+        struct Times<'a>(&'a [Option<i64>]);
+        impl serde::Serialize for Times<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|t| match t {
+                    None => std::borrow::Cow::Borrowed("1970-01-01T00:00:00Z"),
+                    Some(t) => std::borrow::Cow::Owned(rfc3339_micros(*t)),
+                }))
+            }
+        }
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("event_timestamps", &Times(&self.0.event_timestamps))?;
+        map.serialize_entry("statuses", &self.0.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
+        map.serialize_entry("values", &Values(&self.0.values))?;
+        map.end()
+    }
+}
+
+impl serde::Serialize for FeastBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Metadata<'a>(&'a [String]);
+        impl serde::Serialize for Metadata<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("feature_names", self.0)?;
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("metadata", &Metadata(&self.0.feature_names))?;
+        map.serialize_entry("results", &self.0.columns.iter().map(Column).collect::<Vec<_>>())?;
+        map.end()
+    }
+}
+
 impl OnlineResponse {
+    /// Exactly the body Feast's feature server answers, as bytes.
+    pub fn to_feast_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + 96 * self.columns.len() * self.columns.first().map_or(1, |c| c.values.len()));
+        // Serializing plain data into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &FeastBody(self));
+        out
+    }
+
     /// Exactly the body Feast's feature server answers.
     pub fn to_feast_json(&self) -> serde_json::Value {
         let results: Vec<serde_json::Value> = self
@@ -351,6 +433,22 @@ impl OnlineResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_streamed_body_equals_the_json_tree() {
+        let column = |values: Vec<Value>| OnlineColumn { statuses: vec![FieldStatus::Present; values.len()], event_timestamps: (0..values.len() as i64).map(|i| (i > 0).then_some(i * 1_500_000)).collect(), values };
+        let response = OnlineResponse {
+            feature_names: vec!["k".into(), "f".into(), "g".into()],
+            columns: vec![
+                column(vec![Value::Int64(1), Value::String("x\"y".into()), Value::Null]),
+                column(vec![Value::Float64(3.0), Value::Float64(f64::NAN), Value::Float32(0.1)]),
+                column(vec![Value::List(vec![Value::Int64(1), Value::Null]), Value::Timestamp(5), Value::Bool(true)]),
+            ],
+        };
+        let streamed: serde_json::Value = serde_json::from_slice(&response.to_feast_bytes()).expect("json");
+        assert_eq!(streamed, response.to_feast_json());
+        assert!(String::from_utf8(response.to_feast_bytes()).expect("utf8").contains("[3.0,\"NaN\",0.1]"));
+    }
 
     #[test]
     fn feast_json_keeps_floats_floats() {

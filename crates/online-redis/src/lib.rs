@@ -128,6 +128,9 @@ impl RedisStore {
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .min_idle(Some(1))
+            // No PING per checkout: it would double every read's round trips.
+            // A broken connection is detected on use and dropped by the pool.
+            .test_on_check_out(false)
             .connection_timeout(timeouts.connect)
             .connection_customizer(Box::new(WithTimeouts(timeouts)))
             .build(client)
@@ -274,7 +277,7 @@ impl RedisClusterStore {
             .response_timeout(timeouts.response)
             .build()
             .map_err(|e| unavailable(&describe, e))?;
-        let pool = r2d2::Pool::builder().max_size(16).min_idle(Some(1)).connection_timeout(timeouts.connect).build(client).map_err(|e| unavailable(&describe, e))?;
+        let pool = r2d2::Pool::builder().max_size(16).min_idle(Some(1)).test_on_check_out(false).connection_timeout(timeouts.connect).build(client).map_err(|e| unavailable(&describe, e))?;
         Ok(RedisClusterStore { nodes: nodes.to_vec(), prefix: project.to_string(), pool, timeouts })
     }
 

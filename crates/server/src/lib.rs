@@ -190,8 +190,7 @@ async fn get_online_features(State(state): State<Arc<AppState>>, body: Result<By
     let started = Instant::now();
     let response = run_store_work(&state, move |store| store.get_online_features(&selection, &entities, full)).await?;
     state.metrics.store_latency.observe(started.elapsed().as_secs_f64());
-    let bytes = serde_json::to_vec(&response.to_feast_json()).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(json_response(StatusCode::OK, bytes))
+    Ok(json_response(StatusCode::OK, response.to_feast_bytes()))
 }
 
 /// A JSON column value as a [`Value`], loosely typed; the facade checks and

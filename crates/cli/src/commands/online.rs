@@ -144,7 +144,7 @@ pub fn online(repo: &Path, args: &OnlineArgs, json: bool) -> anyhow::Result<()> 
     let entities = entity_columns(&store, &args.entity)?;
     let response = store.get_online_features(&selection, &entities, args.full_feature_names)?;
     if json {
-        println!("{}", serde_json::to_string(&response.to_feast_json())?);
+        println!("{}", String::from_utf8_lossy(&response.to_feast_bytes()));
         return Ok(());
     }
     let rows = response.columns.first().map(|c| c.values.len()).unwrap_or(0);
