@@ -386,3 +386,43 @@ fn sigterm_shuts_down_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn scheduled_parity_and_monitoring_land_in_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    util::almanac().args(["init", "--demo", "--scale", "0.005"]).arg(&repo).output().expect("init");
+    let config = std::fs::read_to_string(repo.join("almanac.yaml")).expect("config");
+    std::fs::write(repo.join("almanac.yaml"), format!("{config}\nparity: {{every: 1s, sample: 50}}\n")).expect("config");
+    // Thresholds from the definition: an impossible null-rate limit alerts.
+    let defs = std::fs::read_to_string(repo.join("features.yaml")).expect("defs");
+    let defs = defs.replacen("    online: true\n", "    online: true\n    monitoring: {max_staleness: 1h, max_null_rate: 0.0, psi_alert: 0.5}\n", 1);
+    std::fs::write(repo.join("features.yaml"), defs).expect("defs");
+    run(&repo, &["apply"]).ok();
+    run(&repo, &["materialize-incremental", "--end", "now"]).ok();
+    let server = Server::start(&repo, &[]);
+    let started = Instant::now();
+    let metrics = loop {
+        let (_, text) = server.get("/metrics");
+        if text.contains("almanac_checks_last_run_timestamp_seconds{check=\"monitor\"}") {
+            break text;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no scheduled check results: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(metrics.contains("almanac_parity_checked_values{view=\"user_txn_stats\"}"), "{metrics}");
+    assert!(metrics.contains("almanac_parity_divergent_values{view=\"user_txn_stats\"} 0"), "{metrics}");
+    assert!(metrics.contains("almanac_staleness_seconds{view=\"merchant_stats\"}"), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("almanac_feature_null_rate{") && l.contains("txn_amount_avg_7d")), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("almanac_feature_psi{")), "{metrics}");
+    drop(server);
+    // The same thresholds drive `almanac monitor`: the null share of
+    // txn_amount_avg_7d (~5%) is over max_null_rate 0.0.
+    let monitor = run(&repo, &["monitor", "--json"]);
+    assert_eq!(monitor.code, 1, "{}", monitor.stdout);
+    assert!(monitor.stdout.contains("is above max_null_rate 0.0%"), "{}", monitor.stdout);
+    let bad = std::fs::read_to_string(repo.join("features.yaml")).expect("defs").replace("max_null_rate: 0.0", "max_null_rate: 2");
+    std::fs::write(repo.join("features.yaml"), bad).expect("defs");
+    let refused = run(&repo, &["plan"]).fails();
+    assert!(refused.stderr.contains("is not a valid `max_null_rate`") && refused.stderr.contains("features.yaml:"), "{}", refused.stderr);
+}
