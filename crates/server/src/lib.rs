@@ -304,6 +304,10 @@ pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl 
     }
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     let state_for_router = state.clone();
+    // Install the signal handlers before announcing readiness: a SIGTERM
+    // that arrives right after "ready" must shut down gracefully, not kill.
+    #[cfg(unix)]
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let addr = listener.local_addr()?;
     tokio::spawn(watch_registry(store.clone(), store.registry_file(), options.reload_every));
     if let Some(schedule) = store.config().parity.clone() {
@@ -311,7 +315,11 @@ pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl 
     }
     ready(addr);
     tracing::info!(%addr, "serving");
-    axum::serve(listener, router(state_for_router)).with_graceful_shutdown(shutdown_signal()).await
+    #[cfg(unix)]
+    let shutdown = shutdown_signal(terminate);
+    #[cfg(not(unix))]
+    let shutdown = shutdown_signal();
+    axum::serve(listener, router(state_for_router)).with_graceful_shutdown(shutdown).await
 }
 
 /// Poll the registry file's modification time; reload on change. A reload
@@ -387,24 +395,17 @@ fn run_checks(state: &AppState, sample: usize) -> Result<(), almanac::Error> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+#[cfg(unix)]
+async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
     }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down: finishing requests in flight");
 }
