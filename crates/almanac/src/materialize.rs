@@ -170,7 +170,9 @@ impl Job<'_> {
         }
         progress.scanning(name);
         let range = TimeRange { start: start.and_then(|s| s.timestamp_nanos_opt()), end: request.end.timestamp_nanos_opt() };
+        let stage = Instant::now();
         let (winners, scanned) = self.offline.latest_per_entity(&view_request, range)?;
+        almanac_offline::report_stage(&format!("{name}: scan + latest per entity"), stage);
         report.source_rows = scanned;
         report.entities = winners.num_rows();
         progress.writing(name, winners.num_rows() as u64);
@@ -179,9 +181,11 @@ impl Job<'_> {
         // Encode everything, then write in key order: each chunk covers one
         // contiguous key range, so an ordered store (LMDB's B-tree) touches
         // each page about once instead of once per chunk.
-        let mut entries = encode(&codec, &layout, &winners)?;
+        let stage = Instant::now();
+        let entries = encode_in_key_order(&codec, &layout, &winners)?;
         drop(winners);
-        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        almanac_offline::report_stage(&format!("{name}: encode + sort records"), stage);
+        let stage = Instant::now();
         let mut stats = WriteStats::default();
         let pause = throttle();
         for chunk in entries.chunks(chunk_size()) {
@@ -191,6 +195,7 @@ impl Job<'_> {
                 std::thread::sleep(pause);
             }
         }
+        almanac_offline::report_stage(&format!("{name}: write to the online store"), stage);
         report.written = stats.written;
         report.kept_newer = stats.kept_newer;
         self.registry.advance_watermark(self.project, name, request.end)?;
@@ -206,22 +211,53 @@ struct Layout {
     created: bool,
 }
 
-/// Encode a slice of winners as store entries.
-fn encode(codec: &RecordCodec, layout: &Layout, batch: &RecordBatch) -> Result<Vec<Entry>, Error> {
+/// The winners' row indices in the order of their encoded keys. A single
+/// int64 key encodes as `i` + big-endian two's complement, whose byte order
+/// is the order of the value reinterpreted as `u64`: an integer sort, no
+/// bytes compared. Other keys are encoded and their bytes sorted.
+fn key_order(keys: &[ArrayRef], rows: usize) -> Result<Vec<u32>, Error> {
+    let mut order: Vec<u32> = (0..rows as u32).collect();
+    if let [key] = keys {
+        if let Some(ints) = key.as_primitive_opt::<arrow::datatypes::Int64Type>() {
+            order.sort_unstable_by_key(|&row| ints.value(row as usize) as u64);
+            return Ok(order);
+        }
+    }
+    let mut encoded = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let mut key = Vec::with_capacity(16);
+        encode_key_row(keys, row, &mut key)?;
+        encoded.push(key);
+    }
+    order.sort_unstable_by(|&a, &b| encoded[a as usize].cmp(&encoded[b as usize]));
+    Ok(order)
+}
+
+/// Encode the winners as store entries, in key order, in parallel.
+fn encode_in_key_order(codec: &RecordCodec, layout: &Layout, batch: &RecordBatch) -> Result<Vec<Entry>, Error> {
+    use rayon::prelude::*;
     let keys: &[ArrayRef] = &batch.columns()[..layout.keys];
+    let order = key_order(keys, batch.num_rows())?;
     let event = batch.column(layout.keys).as_primitive::<TimestampMicrosecondType>();
     let created = layout.created.then(|| batch.column(layout.keys + 1).as_primitive::<TimestampMicrosecondType>());
     let features = &batch.columns()[layout.keys + 1 + usize::from(layout.created)..];
-    let mut entries = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        let mut key = Vec::with_capacity(16);
-        if !encode_key_row(keys, row, &mut key)? || event.is_null(row) {
-            continue;
-        }
-        let created_ts = created.and_then(|c| (!c.is_null(row)).then(|| c.value(row))).filter(|&c| c != i64::MIN);
-        let mut record = Vec::with_capacity(64);
-        codec.encode_row(features, row, event.value(row), created_ts, &mut record)?;
-        entries.push(Entry { key, record });
-    }
-    Ok(entries)
+    let parts: Vec<Vec<Entry>> = order
+        .par_chunks(16_384)
+        .map(|rows| {
+            let mut entries = Vec::with_capacity(rows.len());
+            for &row in rows {
+                let row = row as usize;
+                let mut key = Vec::with_capacity(16);
+                if !encode_key_row(keys, row, &mut key)? || event.is_null(row) {
+                    continue;
+                }
+                let created_ts = created.and_then(|c| (!c.is_null(row)).then(|| c.value(row))).filter(|&c| c != i64::MIN);
+                let mut record = Vec::with_capacity(64);
+                codec.encode_row(features, row, event.value(row), created_ts, &mut record)?;
+                entries.push(Entry { key, record });
+            }
+            Ok(entries)
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(parts.concat())
 }

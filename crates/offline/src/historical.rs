@@ -440,19 +440,16 @@ impl OfflineStore for EmbeddedOfflineStore {
 
     fn latest_per_entity(&self, request: &ViewRequest, range: TimeRange) -> Result<(RecordBatch, usize), OfflineError> {
         match self.load(request, &self.source_files(request)?, range)? {
-            Loaded::InMemory(history) => {
-                let windowed = window_rows(request, &history, range)?;
-                Ok((latest_rows(request, &windowed)?, windowed.num_rows()))
-            }
+            Loaded::InMemory(history) => latest_in_range(request, &history, range),
             Loaded::Spilled(spill) => {
                 // Partitions split the keys, so each one's winners are final:
                 // only one partition's history is in memory at a time.
                 let (mut parts, mut scanned) = (Vec::new(), 0);
                 for partition in 0..spill.partitions() {
                     let Some(batch) = spill.read(partition)? else { continue };
-                    let windowed = window_rows(request, &HistoryTable::from_batches(request, vec![batch])?, range)?;
-                    scanned += windowed.num_rows();
-                    parts.push(latest_rows(request, &windowed)?);
+                    let (winners, rows) = latest_in_range(request, &HistoryTable::from_batches(request, vec![batch])?, range)?;
+                    scanned += rows;
+                    parts.push(winners);
                 }
                 let schema = match parts.first() {
                     Some(part) => part.schema(),
@@ -493,6 +490,37 @@ fn window_rows(request: &ViewRequest, history: &HistoryTable, range: TimeRange) 
         return Ok(all);
     }
     Ok(filter_record_batch(&all, &in_range)?)
+}
+
+/// The winning row per entity among history rows with event time in
+/// `range` (the join's winner rule), laid out as `window_rows` lays rows
+/// out, and how many rows the window held. Winners are picked on the
+/// normalized history directly; only the winners' rows are materialized.
+fn latest_in_range(request: &ViewRequest, history: &HistoryTable, range: TimeRange) -> Result<(RecordBatch, usize), OfflineError> {
+    let valid: Vec<bool> = history.ts.iter().zip(&history.ts_valid).map(|(t, valid)| *valid && range.start.is_none_or(|s| *t >= s) && range.end.is_none_or(|e| *t <= e)).collect();
+    let scanned = valid.iter().filter(|v| **v).count();
+    let in_range = History { keys: &history.keys, ts: &history.ts, created: history.created.as_deref(), ts_valid: Some(&valid), features: &history.features };
+    let winners = asof::latest_per_key(&in_range)?;
+    let rows: Vec<usize> = winners.values().iter().map(|&w| w as usize).collect();
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for ((_, key), array) in request.join_keys.iter().zip(&history.keys) {
+        fields.push(ArrowField::new(&key.name, array.data_type().clone(), true));
+        columns.push(take(array.as_ref(), &winners, None)?);
+    }
+    let timestamp = DType::Timestamp.to_arrow();
+    fields.push(ArrowField::new(&request.source.timestamp_field, timestamp.clone(), true));
+    columns.push(micros_column(&rows.iter().map(|&r| history.ts[r]).collect::<Vec<_>>(), None));
+    if let (Some(name), Some(created)) = (&request.source.created_timestamp_column, &history.created) {
+        fields.push(ArrowField::new(name, timestamp.clone(), true));
+        columns.push(micros_column(&rows.iter().map(|&r| created[r]).collect::<Vec<_>>(), None));
+    }
+    for field in &request.view.schema {
+        let target = field.dtype.to_arrow();
+        fields.push(ArrowField::new(&field.name, target.clone(), true));
+        columns.push(cast(&take(history.features[schema_index(request, field)].as_ref(), &winners, None)?, &target)?);
+    }
+    Ok((RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?, scanned))
 }
 
 /// The winning row per entity of `window_rows` output (same rule as the join).
