@@ -216,13 +216,15 @@ struct Layout {
 /// is the order of the value reinterpreted as `u64`: an integer sort, no
 /// bytes compared. Other keys are encoded and their bytes sorted.
 fn key_order(keys: &[ArrayRef], rows: usize) -> Result<Vec<u32>, Error> {
-    let mut order: Vec<u32> = (0..rows as u32).collect();
     if let [key] = keys {
         if let Some(ints) = key.as_primitive_opt::<arrow::datatypes::Int64Type>() {
-            order.sort_unstable_by_key(|&row| ints.value(row as usize) as u64);
-            return Ok(order);
+            // Contiguous (key, row) pairs: the sort never chases into the column.
+            let mut pairs: Vec<(u64, u32)> = ints.values().iter().enumerate().map(|(row, &v)| (v as u64, row as u32)).collect();
+            pairs.sort_unstable();
+            return Ok(pairs.into_iter().map(|(_, row)| row).collect());
         }
     }
+    let mut order: Vec<u32> = (0..rows as u32).collect();
     let mut encoded = Vec::with_capacity(rows);
     for row in 0..rows {
         let mut key = Vec::with_capacity(16);
@@ -241,19 +243,31 @@ fn encode_in_key_order(codec: &RecordCodec, layout: &Layout, batch: &RecordBatch
     let event = batch.column(layout.keys).as_primitive::<TimestampMicrosecondType>();
     let created = layout.created.then(|| batch.column(layout.keys + 1).as_primitive::<TimestampMicrosecondType>());
     let features = &batch.columns()[layout.keys + 1 + usize::from(layout.created)..];
+    let encoder = codec.row_encoder(features)?;
+    let int_key = match keys {
+        [key] => key.as_primitive_opt::<arrow::datatypes::Int64Type>(),
+        _ => None,
+    };
     let parts: Vec<Vec<Entry>> = order
         .par_chunks(16_384)
         .map(|rows| {
             let mut entries = Vec::with_capacity(rows.len());
             for &row in rows {
                 let row = row as usize;
-                let mut key = Vec::with_capacity(16);
-                if !encode_key_row(keys, row, &mut key)? || event.is_null(row) {
+                if event.is_null(row) {
                     continue;
+                }
+                let mut key = Vec::with_capacity(9);
+                match int_key {
+                    // The common single int64 key, without the generic path.
+                    Some(ints) if ints.is_valid(row) => almanac_online::encode_key(&[almanac_online::KeyPart::Int(ints.value(row))], &mut key),
+                    Some(_) => continue,
+                    None if !encode_key_row(keys, row, &mut key)? => continue,
+                    None => {}
                 }
                 let created_ts = created.and_then(|c| (!c.is_null(row)).then(|| c.value(row))).filter(|&c| c != i64::MIN);
                 let mut record = Vec::with_capacity(64);
-                codec.encode_row(features, row, event.value(row), created_ts, &mut record)?;
+                encoder.encode(row, event.value(row), created_ts, &mut record);
                 entries.push(Entry { key, record });
             }
             Ok(entries)

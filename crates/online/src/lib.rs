@@ -23,7 +23,7 @@ pub mod testkit;
 pub use embedded::EmbeddedStore;
 pub use error::OnlineError;
 pub use key::{KeyPart, decode_key, encode_key, encode_key_row};
-pub use record::{Decoded, RecordCodec, RecordHeader};
+pub use record::{Decoded, RecordCodec, RecordHeader, RowEncoder};
 
 /// One record to read: a view and an encoded entity key.
 #[derive(Debug, Clone, Copy)]

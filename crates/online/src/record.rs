@@ -126,19 +126,20 @@ impl RecordCodec {
     /// Encode row `row` of `features` (one array per schema field, already
     /// cast to the fields' canonical Arrow types).
     pub fn encode_row(&self, features: &[ArrayRef], row: usize, event_ts: i64, created_ts: Option<i64>, out: &mut Vec<u8>) -> Result<(), OnlineError> {
-        self.header(event_ts, created_ts, out);
-        let bitmap_at = out.len();
-        out.resize(bitmap_at + self.dtypes.len().div_ceil(8), 0);
-        for (i, (array, dtype)) in features.iter().zip(self.dtypes.iter()).enumerate() {
-            if array.is_null(row) {
-                out[bitmap_at + i / 8] |= 1 << (i % 8);
-            } else {
-                write_array_value(array.as_ref(), dtype, row, out)?;
-            }
-        }
+        self.row_encoder(features)?.encode(row, event_ts, created_ts, out);
         Ok(())
     }
 
+    /// An encoder over `features` with every column's concrete type resolved
+    /// once, so encoding a row is a branch per value, not a downcast (the
+    /// materialization hot path).
+    pub fn row_encoder<'a>(&'a self, features: &'a [ArrayRef]) -> Result<RowEncoder<'a>, OnlineError> {
+        if features.len() != self.dtypes.len() {
+            return Err(OnlineError::Encode(format!("{} columns for {} features", features.len(), self.dtypes.len())));
+        }
+        let columns = features.iter().zip(self.dtypes.iter()).map(|(array, dtype)| TypedColumn::of(array.as_ref(), dtype)).collect::<Result<_, _>>()?;
+        Ok(RowEncoder { codec: self, columns })
+    }
     /// Encode one row given as values (the push path). Each value must match
     /// its field's dtype (integers and floats widen losslessly).
     pub fn encode_values(&self, values: &[Value], event_ts: i64, created_ts: Option<i64>, out: &mut Vec<u8>) -> Result<(), OnlineError> {
@@ -183,6 +184,100 @@ impl RecordCodec {
             return Err(OnlineError::Corrupt(format!("{} trailing bytes", record.len() - reader.at)));
         }
         Ok(Decoded { event_ts: header.event_ts, created_ts: header.created_ts, values })
+    }
+}
+
+/// One feature column with its concrete Arrow type resolved.
+enum TypedColumn<'a> {
+    Bool(&'a arrow::array::BooleanArray),
+    Int32(&'a arrow::array::Int32Array),
+    Int64(&'a arrow::array::Int64Array),
+    Float32(&'a arrow::array::Float32Array),
+    Float64(&'a arrow::array::Float64Array),
+    Timestamp(&'a arrow::array::TimestampMicrosecondArray),
+    String(&'a arrow::array::StringArray),
+    Bytes(&'a arrow::array::BinaryArray),
+    List(&'a dyn Array, &'a DType),
+}
+
+impl<'a> TypedColumn<'a> {
+    fn of(array: &'a dyn Array, dtype: &'a DType) -> Result<Self, OnlineError> {
+        let bad = || mismatch(dtype, &array.data_type().to_string());
+        Ok(match dtype {
+            DType::Bool => TypedColumn::Bool(array.as_boolean_opt().ok_or_else(bad)?),
+            DType::Int32 => TypedColumn::Int32(array.as_primitive_opt::<Int32Type>().ok_or_else(bad)?),
+            DType::Int64 => TypedColumn::Int64(array.as_primitive_opt::<Int64Type>().ok_or_else(bad)?),
+            DType::Float32 => TypedColumn::Float32(array.as_primitive_opt::<Float32Type>().ok_or_else(bad)?),
+            DType::Float64 => TypedColumn::Float64(array.as_primitive_opt::<Float64Type>().ok_or_else(bad)?),
+            DType::Timestamp => TypedColumn::Timestamp(array.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(bad)?),
+            DType::String => TypedColumn::String(array.as_string_opt::<i32>().ok_or_else(bad)?),
+            DType::Bytes => TypedColumn::Bytes(array.as_binary_opt::<i32>().ok_or_else(bad)?),
+            DType::List(_) => {
+                array.as_list_opt::<i32>().ok_or_else(bad)?;
+                TypedColumn::List(array, dtype)
+            }
+        })
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            TypedColumn::Bool(a) => a.is_null(row),
+            TypedColumn::Int32(a) => a.is_null(row),
+            TypedColumn::Int64(a) => a.is_null(row),
+            TypedColumn::Float32(a) => a.is_null(row),
+            TypedColumn::Float64(a) => a.is_null(row),
+            TypedColumn::Timestamp(a) => a.is_null(row),
+            TypedColumn::String(a) => a.is_null(row),
+            TypedColumn::Bytes(a) => a.is_null(row),
+            TypedColumn::List(a, _) => a.is_null(row),
+        }
+    }
+
+    /// Append the (non-null) value at `row`. Types were checked in `of`.
+    fn write(&self, row: usize, out: &mut Vec<u8>) {
+        match self {
+            TypedColumn::Bool(a) => out.push(u8::from(a.value(row))),
+            TypedColumn::Int32(a) => out.extend_from_slice(&a.value(row).to_le_bytes()),
+            TypedColumn::Int64(a) => out.extend_from_slice(&a.value(row).to_le_bytes()),
+            TypedColumn::Float32(a) => out.extend_from_slice(&a.value(row).to_le_bytes()),
+            TypedColumn::Float64(a) => out.extend_from_slice(&a.value(row).to_le_bytes()),
+            TypedColumn::Timestamp(a) => out.extend_from_slice(&a.value(row).to_le_bytes()),
+            TypedColumn::String(a) => {
+                let value = a.value(row);
+                write_len(value.len(), out);
+                out.extend_from_slice(value.as_bytes());
+            }
+            TypedColumn::Bytes(a) => {
+                let value = a.value(row);
+                write_len(value.len(), out);
+                out.extend_from_slice(value);
+            }
+            // Checked to be a list array in `of`, so this cannot fail.
+            TypedColumn::List(a, dtype) => {
+                let _ = write_array_value(*a, dtype, row, out);
+            }
+        }
+    }
+}
+
+/// Encodes rows of one batch (see [`RecordCodec::row_encoder`]).
+pub struct RowEncoder<'a> {
+    codec: &'a RecordCodec,
+    columns: Vec<TypedColumn<'a>>,
+}
+
+impl RowEncoder<'_> {
+    pub fn encode(&self, row: usize, event_ts: i64, created_ts: Option<i64>, out: &mut Vec<u8>) {
+        self.codec.header(event_ts, created_ts, out);
+        let bitmap_at = out.len();
+        out.resize(bitmap_at + self.columns.len().div_ceil(8), 0);
+        for (i, column) in self.columns.iter().enumerate() {
+            if column.is_null(row) {
+                out[bitmap_at + i / 8] |= 1 << (i % 8);
+            } else {
+                column.write(row, out);
+            }
+        }
     }
 }
 
