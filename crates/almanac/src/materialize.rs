@@ -132,11 +132,10 @@ impl Job<'_> {
         if self.state.version == 0 {
             return Err(Error::NotApplied);
         }
-        if let Some(start) = request.start {
-            if start > request.end {
+        if let Some(start) = request.start
+            && start > request.end {
                 return Err(Error::BadRequest(format!("--start ({}) is after --end ({}); the window would be empty", start.to_rfc3339(), request.end.to_rfc3339())));
             }
-        }
         let views = selected_views(self.state, request.views.as_deref())?;
         let mut reports = Vec::with_capacity(views.len());
         for view in views {
@@ -216,14 +215,13 @@ struct Layout {
 /// is the order of the value reinterpreted as `u64`: an integer sort, no
 /// bytes compared. Other keys are encoded and their bytes sorted.
 fn key_order(keys: &[ArrayRef], rows: usize) -> Result<Vec<u32>, Error> {
-    if let [key] = keys {
-        if let Some(ints) = key.as_primitive_opt::<arrow::datatypes::Int64Type>() {
+    if let [key] = keys
+        && let Some(ints) = key.as_primitive_opt::<arrow::datatypes::Int64Type>() {
             // Contiguous (key, row) pairs: the sort never chases into the column.
             let mut pairs: Vec<(u64, u32)> = ints.values().iter().enumerate().map(|(row, &v)| (v as u64, row as u32)).collect();
             pairs.sort_unstable();
             return Ok(pairs.into_iter().map(|(_, row)| row).collect());
         }
-    }
     let mut order: Vec<u32> = (0..rows as u32).collect();
     let mut encoded = Vec::with_capacity(rows);
     for row in 0..rows {

@@ -232,8 +232,8 @@ fn compare(view: &FeatureView, name: &str, dtype: &DType, reference: Option<&Arr
         Sample::Numbers(v) => v.len() >= MIN_ROWS,
         Sample::Categories(v) => v.len() >= MIN_ROWS,
     };
-    if let Some(histogram) = &histogram {
-        if enough(&ref_sample) && enough(&cur_sample) {
+    if let Some(histogram) = &histogram
+        && enough(&ref_sample) && enough(&cur_sample) {
             let value = psi(&histogram.reference, &histogram.current);
             out.psi = Some(value);
             let limit = view.monitoring.psi_alert.unwrap_or(DEFAULT_PSI_ALERT);
@@ -241,7 +241,6 @@ fn compare(view: &FeatureView, name: &str, dtype: &DType, reference: Option<&Arr
                 out.alerts.push(format!("drift: PSI {value:.3} is above {limit}"));
             }
         }
-    }
     out.histogram = histogram;
     out
 }

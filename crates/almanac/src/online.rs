@@ -180,11 +180,10 @@ impl OnlinePlan {
 fn check_clashes(outputs: &[(usize, usize, String)], order: &[(String, String)]) -> Result<(), Error> {
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for ((_, _, name), (view, _)) in outputs.iter().zip(order) {
-        if let Some(other) = seen.insert(name.as_str(), view.as_str()) {
-            if other != view {
+        if let Some(other) = seen.insert(name.as_str(), view.as_str())
+            && other != view {
                 return Err(Error::BadRequest(format!("feature `{name}` is requested from both `{other}` and `{view}`; set full_feature_names (CLI: --full-feature-names) to name them `view__feature`")));
             }
-        }
     }
     Ok(())
 }
@@ -271,11 +270,10 @@ pub struct PlanCache {
 impl PlanCache {
     pub fn get_or_plan(&self, state: &RegistryState, selection: &FeatureSelection, full_feature_names: bool) -> Result<Arc<OnlinePlan>, Error> {
         let shape = (selection_key(selection), full_feature_names);
-        if let Ok(plans) = self.plans.read() {
-            if let Some(plan) = plans.get(&shape).filter(|p| p.registry_version == state.version) {
+        if let Ok(plans) = self.plans.read()
+            && let Some(plan) = plans.get(&shape).filter(|p| p.registry_version == state.version) {
                 return Ok(plan.clone());
             }
-        }
         let plan = Arc::new(OnlinePlan::new(state, selection, full_feature_names)?);
         if let Ok(mut plans) = self.plans.write() {
             plans.retain(|_, p| p.registry_version == state.version);

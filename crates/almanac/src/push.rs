@@ -151,11 +151,10 @@ impl Push<'_> {
                 .enumerate()
                 .map(|(row, value)| coerce(value, dtype).map_err(|why| bad(format!("column `{name}`, row {row}: {why}"))))
                 .collect::<Result<Vec<_>, _>>()?;
-            if name == &source.timestamp_field {
-                if let Some(row) = converted.iter().position(Value::is_null) {
+            if name == &source.timestamp_field
+                && let Some(row) = converted.iter().position(Value::is_null) {
                     return Err(bad(format!("column `{name}`, row {row}: the event timestamp is required")));
                 }
-            }
             out.push((name.clone(), converted));
         }
         Ok(Rows { n, columns: out })

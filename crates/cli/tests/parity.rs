@@ -32,6 +32,7 @@ fn unit(i: i64, salt: i64) -> f64 {
 }
 
 /// Rows for users `0..USERS`, event times spread over [from, to).
+#[allow(clippy::too_many_arguments)]
 fn write_part(repo: &Path, name: &str, rows: i64, salt: i64, from: i64, to: i64, score: impl Fn(i64) -> Option<f64>, count: impl Fn(i64) -> i64) {
     let ts: Vec<i64> = (0..rows).map(|i| from + ((to - from) as f64 * unit(i, salt + 1)) as i64).collect();
     let batch = RecordBatch::try_from_iter(vec![

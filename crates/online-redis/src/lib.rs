@@ -336,12 +336,14 @@ impl OnlineStore for RedisClusterStore {
     /// calls pipelined across nodes.
     fn write(&self, view: &str, entries: &[Entry]) -> Result<WriteStats, OnlineError> {
         let mut conn = self.conn()?;
-        let mut by_slot: HashMap<Slot, Vec<(Vec<u8>, &[u8])>> = HashMap::new();
+        /// A stored key and its record, grouped by the key's cluster slot.
+        type Keyed<'e> = (Vec<u8>, &'e [u8]);
+        let mut by_slot: HashMap<Slot, Vec<Keyed>> = HashMap::new();
         for entry in entries {
             let k = key(&self.prefix, view, &entry.key);
             by_slot.entry(Slot::for_key(&k)).or_default().push((k, &entry.record));
         }
-        let calls: Vec<&[(Vec<u8>, &[u8])]> = by_slot.values().flat_map(|group| group.chunks(KEYS_PER_CALL)).collect();
+        let calls: Vec<&[Keyed]> = by_slot.values().flat_map(|group| group.chunks(KEYS_PER_CALL)).collect();
         let mut stats = WriteStats::default();
         for round in calls.chunks(CALLS_PER_PIPELINE * 8) {
             let mut pipe = cluster_pipe();
@@ -354,7 +356,7 @@ impl OnlineStore for RedisClusterStore {
                     cmd.arg(*record);
                 }
             }
-            let written: Vec<u64> = pipe.query(&mut *conn).map_err(self.err())?;
+            let written: Vec<u64> = pipe.query(&mut conn).map_err(self.err())?;
             let written: u64 = written.iter().sum();
             let total: usize = round.iter().map(|c| c.len()).sum();
             stats.written += written;

@@ -118,11 +118,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("  almanac --repo {repo} features describe fraud_model_v1");
     println!("  almanac --repo {repo} features search fraud");
     println!("  almanac --repo {repo} historical --entities {repo}/data/labels.parquet --feature-service fraud_model_v1 --output train.parquet");
-    if let Some((_, users)) = entities.first() {
-        if let Some(almanac::core::Value::Int64(user)) = users.first() {
+    if let Some((_, users)) = entities.first()
+        && let Some(almanac::core::Value::Int64(user)) = users.first() {
             println!("  almanac --repo {repo} online --feature-service fraud_model_v1 --entity user_id={user},merchant_id=1");
         }
-    }
     println!("  almanac --repo {repo} serve");
     println!("  almanac --repo {repo} parity");
     println!("  almanac --repo {repo} monitor --html monitor.html");

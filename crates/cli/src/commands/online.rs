@@ -122,11 +122,10 @@ impl Progress for Bar {
     }
 
     fn wrote(&self, records: u64) {
-        if let Ok(slot) = self.bar.lock() {
-            if let Some(bar) = slot.as_ref() {
+        if let Ok(slot) = self.bar.lock()
+            && let Some(bar) = slot.as_ref() {
                 bar.inc(records);
             }
-        }
     }
 
     fn finished(&self, _report: &ViewReport) {
