@@ -13,8 +13,10 @@
 //!   two-sample Kolmogorov–Smirnov statistic for numbers; PSI above
 //!   `psi_alert` (default 0.2) alerts.
 //!
-//! The current window is `(at - window, at]` of the offline history; the
-//! reference is the `reference_window` before it, or a training-set file.
+//! The current sample is `(at - window, at]` of the offline history, or
+//! (`Current::Online`) the values the online store serves, materialized or
+//! pushed online only; the reference is the `reference_window` before it,
+//! or a training-set file.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,12 +44,23 @@ pub enum Reference {
     File(PathBuf),
 }
 
+/// What the current window is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Current {
+    /// Offline history in `(at - window, at]` (includes offline pushes).
+    Offline,
+    /// The values the online store serves now: every record of the view,
+    /// whether materialized or pushed online only.
+    Online,
+}
+
 #[derive(Debug, Clone)]
 pub struct MonitorRequest {
     pub views: Option<Vec<String>>,
     pub at_micros: i64,
     pub window_micros: i64,
     pub reference: Reference,
+    pub current: Current,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -270,6 +283,9 @@ impl FeatureStore {
             let mut view_request = crate::resolve::view_request(&state.definitions, name)?;
             view_request.features = view_request.view.schema.clone();
             let view = view_request.view.clone();
+            // With online values as the current sample, the reference window
+            // ends at `at` (there is no offline "current" part to cut off).
+            let cut = if request.current == Current::Online { at } else { cut };
             let start = match request.reference {
                 Reference::Window { micros } => cut - micros,
                 Reference::File(_) => cut,
@@ -277,7 +293,10 @@ impl FeatureStore {
             let rows = self.offline()?.export(&view_request, TimeRange { start: Some(start.saturating_mul(1_000)), end: Some(at.saturating_mul(1_000)) }, false)?;
             let ts = rows.column(view_request.join_keys.len()).as_primitive::<TimestampMicrosecondType>();
             let current_mask: arrow::array::BooleanArray = ts.iter().map(|t| Some(t.is_some_and(|t| t > cut))).collect();
-            let current = arrow::compute::filter_record_batch(&rows, &current_mask)?;
+            let current = match request.current {
+                Current::Offline => arrow::compute::filter_record_batch(&rows, &current_mask)?,
+                Current::Online => self.served_values(&view)?,
+            };
             let reference: RecordBatch = match &training {
                 Some(batch) => batch.clone(),
                 None => arrow::compute::filter_record_batch(&rows, &arrow::compute::not(&current_mask)?)?,
@@ -295,13 +314,44 @@ impl FeatureStore {
         let days = |micros: i64| almanac_core::Duration::from_seconds((micros) / 1_000_000).to_string();
         Ok(MonitorReport {
             at: crate::online::rfc3339_micros(at),
-            current_window: format!("the {} before {}", days(request.window_micros), crate::online::rfc3339_micros(at)),
+            current_window: match request.current {
+                Current::Offline => format!("the {} before {}", days(request.window_micros), crate::online::rfc3339_micros(at)),
+                Current::Online => "the values the online store serves".to_string(),
+            },
             reference: match &request.reference {
+                Reference::Window { micros } if request.current == Current::Online => format!("the offline history of the {} before {}", days(*micros), crate::online::rfc3339_micros(at)),
                 Reference::Window { micros } => format!("the {} before that", days(*micros)),
                 Reference::File(path) => format!("training set {}", path.display()),
             },
             views,
         })
+    }
+
+    /// Every online record of a view, decoded, as one column per feature.
+    fn served_values(&self, view: &FeatureView) -> Result<RecordBatch, Error> {
+        let codec = almanac_online::RecordCodec::new(&view.schema);
+        let records = if view.online { self.online_store()?.scan(&view.name, None)? } else { Vec::new() };
+        let mut columns: Vec<Vec<almanac_core::Value>> = vec![Vec::with_capacity(records.len()); view.schema.len()];
+        for entry in &records {
+            let decoded = codec.decode(&entry.record).map_err(|error| Error::OnlineRecord { view: view.name.clone(), error })?;
+            for (column, value) in columns.iter_mut().zip(decoded.values) {
+                column.push(value);
+            }
+        }
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for (field, values) in view.schema.iter().zip(columns) {
+            // List features have no histogram; they are left out of the sample.
+            if let Ok(array) = crate::push::to_arrow(&values, &field.dtype) {
+                fields.push(arrow::datatypes::Field::new(&field.name, array.data_type().clone(), true));
+                arrays.push(array);
+            }
+        }
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+        if arrays.is_empty() {
+            return Ok(RecordBatch::new_empty(schema));
+        }
+        Ok(RecordBatch::try_new(schema, arrays)?)
     }
 
     fn staleness(&self, state: &almanac_registry::RegistryState, view: &FeatureView, at: i64) -> Result<ViewMonitor, Error> {

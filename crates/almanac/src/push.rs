@@ -283,7 +283,7 @@ pub fn coerce(value: &Value, dtype: &DType) -> Result<Value, String> {
 }
 
 /// Values already coerced to `dtype`, as an Arrow array of its canonical type.
-fn to_arrow(values: &[Value], dtype: &DType) -> Result<ArrayRef, Error> {
+pub(crate) fn to_arrow(values: &[Value], dtype: &DType) -> Result<ArrayRef, Error> {
     use arrow::array::*;
     let array: ArrayRef = match dtype {
         DType::Bool => Arc::new(values.iter().map(|v| if let Value::Bool(b) = v { Some(*b) } else { None }).collect::<BooleanArray>()),

@@ -71,6 +71,10 @@ pub struct MonitorArgs {
     /// Also write a self-contained HTML report with the distributions overlaid.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// The current sample: `offline` (recent offline history, --window) or
+    /// `online` (the values the online store serves: materialized or pushed).
+    #[arg(long, default_value = "offline", value_parser = ["offline", "online"])]
+    pub current: String,
 }
 
 #[derive(Debug, Args)]

@@ -247,3 +247,40 @@ fn the_html_report_renders_its_charts_in_chromium() {
     assert!(rendered.matches(r#"<rect class="ref""#).count() >= 10 && rendered.matches(r#"<rect class="cur""#).count() >= 10);
     assert!(rendered.contains("drift: PSI"));
 }
+
+#[test]
+fn values_served_online_are_monitored_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    repo(dir.path(), "");
+    materialize(dir.path());
+    let served = |dir: &Path| {
+        let out = run(dir, &["monitor", "--at", AT, "--current", "online", "--reference-window", "28d", "--json"]);
+        assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+        (out.code, out.json())
+    };
+    // Freshly materialized: what is served looks like the history.
+    let (code, report) = served(dir.path());
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["current_window"], "the values the online store serves");
+    // Online-only writes (as `to: online` pushes are) with shifted scores.
+    {
+        let store = FeatureStore::open(dir.path()).expect("open");
+        let view = store.registry_state().expect("state").definitions.feature_view("stats").cloned().expect("view");
+        let codec = RecordCodec::new(&view.schema);
+        let entries: Vec<Entry> = (0..USERS)
+            .map(|user| {
+                let mut key = Vec::new();
+                encode_key(&[KeyPart::Int(user)], &mut key);
+                Entry { key, record: record(&codec, AT_MICROS - 60_000_000, 5.0 + unit(user, 3), user % 10) }
+            })
+            .collect();
+        store.online_store().expect("online").write("stats", &entries).expect("write");
+    }
+    let (code, report) = served(dir.path());
+    assert_eq!(code, 1, "{report}");
+    let score = &report["views"][0]["features"][0];
+    assert!(score["alerts"][0].as_str().expect("alert").starts_with("drift: PSI"), "{score}");
+    // The offline history never saw them: the offline monitor stays quiet.
+    let (code, report) = monitor(dir.path(), &[]);
+    assert_eq!(code, 0, "{report}");
+}

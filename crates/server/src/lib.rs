@@ -376,7 +376,7 @@ fn run_checks(state: &AppState, sample: usize) -> Result<(), almanac::Error> {
     }
     metrics.checks_last_run.with_label_values(&["parity"]).set(now.timestamp() as f64);
     let day = 86_400_000_000i64;
-    let monitor = store.monitor(&almanac::monitor::MonitorRequest { views: None, at_micros: now.timestamp_micros(), window_micros: day, reference: almanac::monitor::Reference::Window { micros: 7 * day } })?;
+    let monitor = store.monitor(&almanac::monitor::MonitorRequest { views: None, at_micros: now.timestamp_micros(), window_micros: day, reference: almanac::monitor::Reference::Window { micros: 7 * day }, current: almanac::monitor::Current::Offline })?;
     for view in &monitor.views {
         if let Some(seconds) = view.staleness_online_seconds {
             metrics.staleness.with_label_values(&[view.view.as_str()]).set(seconds);

@@ -97,7 +97,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let day = 86_400_000_000i64;
-    let report = store.monitor(&MonitorRequest { views: None, at_micros: now, window_micros: 7 * day, reference: Reference::Window { micros: 28 * day } })?;
+    let report = store.monitor(&MonitorRequest { views: None, at_micros: now, window_micros: 7 * day, reference: Reference::Window { micros: 28 * day }, current: almanac::monitor::Current::Offline })?;
     let page = dir.join("monitor.html");
     std::fs::write(&page, almanac::monitor::html(&report))?;
     step(7, STEPS, &format!("monitor: staleness, null rates and drift; {} alerts", report.alerts()), started);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use almanac::FeatureStore;
-use almanac::monitor::{MonitorReport, MonitorRequest, Reference, html};
+use almanac::monitor::{Current, MonitorReport, MonitorRequest, Reference, html};
 use anyhow::Context;
 
 use crate::args::MonitorArgs;
@@ -39,7 +39,8 @@ fn check(repo: &Path, args: &MonitorArgs, json: bool) -> anyhow::Result<MonitorR
         None => Reference::Window { micros: duration(&args.reference_window, "--reference-window")? },
     };
     let views = args.views.as_ref().map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
-    let request = MonitorRequest { views, at_micros: at, window_micros: duration(&args.window, "--window")?, reference };
+    let current = if args.current == "online" { Current::Online } else { Current::Offline };
+    let request = MonitorRequest { views, at_micros: at, window_micros: duration(&args.window, "--window")?, reference, current };
     let report = store.monitor(&request)?;
     if let Some(path) = &args.html {
         std::fs::write(path, html(&report)).with_context(|| format!("cannot write {}", path.display()))?;
