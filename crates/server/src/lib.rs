@@ -303,12 +303,17 @@ pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl 
         tracing::warn!(%error, "online store not reachable yet; /ready will say so");
     }
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    let addr = listener.local_addr()?;
+    // Responses are small and latency-bound: never let Nagle hold one back
+    // waiting for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        let _ = stream.set_nodelay(true);
+    });
     let state_for_router = state.clone();
     // Install the signal handlers before announcing readiness: a SIGTERM
     // that arrives right after "ready" must shut down gracefully, not kill.
     #[cfg(unix)]
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let addr = listener.local_addr()?;
     tokio::spawn(watch_registry(store.clone(), store.registry_file(), options.reload_every));
     if let Some(schedule) = store.config().parity.clone() {
         tokio::spawn(scheduled_checks(state.clone(), schedule));
