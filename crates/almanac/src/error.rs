@@ -62,11 +62,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the failure is the caller's (a 4xx) rather than the system's.
-    pub fn is_client_error(&self) -> bool {
-        matches!(self, Error::Unknown { .. } | Error::NotOnline { .. } | Error::BadRequest(_) | Error::NotApplied | Error::Definitions(_) | Error::Push(_))
-    }
-
     /// Whether a store is down (the server answers 503 and retries later).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Online(e) if e.is_unavailable())

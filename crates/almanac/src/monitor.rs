@@ -260,11 +260,7 @@ fn compare(view: &FeatureView, name: &str, dtype: &DType, reference: Option<&Arr
 
 impl FeatureStore {
     pub fn monitor(&self, request: &MonitorRequest) -> Result<MonitorReport, Error> {
-        self.refresh()?;
-        let state = self.serving_state()?;
-        if state.version == 0 {
-            return Err(Error::NotApplied);
-        }
+        let state = self.fresh_applied_state()?;
         let names: Vec<String> = match &request.views {
             Some(v) => v.clone(),
             None => state.definitions.feature_views.iter().map(|v| v.name.clone()).collect(),
@@ -293,15 +289,18 @@ impl FeatureStore {
             let rows = self.offline()?.export(&view_request, TimeRange { start: Some(start.saturating_mul(1_000)), end: Some(at.saturating_mul(1_000)) }, false)?;
             let ts = rows.column(view_request.join_keys.len()).as_primitive::<TimestampMicrosecondType>();
             let current_mask: arrow::array::BooleanArray = ts.iter().map(|t| Some(t.is_some_and(|t| t > cut))).collect();
+            // The view's online records, read once: for staleness, and as the
+            // current sample when monitoring what is served.
+            let records = if view.online { self.online_store()?.scan(&view.name, None)? } else { Vec::new() };
             let current = match request.current {
                 Current::Offline => arrow::compute::filter_record_batch(&rows, &current_mask)?,
-                Current::Online => self.served_values(&view)?,
+                Current::Online => served_values(&view, &records)?,
             };
             let reference: RecordBatch = match &training {
                 Some(batch) => batch.clone(),
                 None => arrow::compute::filter_record_batch(&rows, &arrow::compute::not(&current_mask)?)?,
             };
-            let mut monitor = self.staleness(&state, &view, at)?;
+            let mut monitor = staleness(&state, &view, &records, at);
             monitor.reference_rows = reference.num_rows();
             monitor.current_rows = current.num_rows();
             for field in &view.schema {
@@ -327,60 +326,61 @@ impl FeatureStore {
         })
     }
 
-    /// Every online record of a view, decoded, as one column per feature.
-    fn served_values(&self, view: &FeatureView) -> Result<RecordBatch, Error> {
-        let codec = almanac_online::RecordCodec::new(&view.schema);
-        let records = if view.online { self.online_store()?.scan(&view.name, None)? } else { Vec::new() };
-        let mut columns: Vec<Vec<almanac_core::Value>> = vec![Vec::with_capacity(records.len()); view.schema.len()];
-        for entry in &records {
-            let decoded = codec.decode(&entry.record).map_err(|error| Error::OnlineRecord { view: view.name.clone(), error })?;
-            for (column, value) in columns.iter_mut().zip(decoded.values) {
-                column.push(value);
-            }
-        }
-        let mut fields = Vec::new();
-        let mut arrays = Vec::new();
-        for (field, values) in view.schema.iter().zip(columns) {
-            // List features have no histogram; they are left out of the sample.
-            if let Ok(array) = crate::push::to_arrow(&values, &field.dtype) {
-                fields.push(arrow::datatypes::Field::new(&field.name, array.data_type().clone(), true));
-                arrays.push(array);
-            }
-        }
-        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
-        if arrays.is_empty() {
-            return Ok(RecordBatch::new_empty(schema));
-        }
-        Ok(RecordBatch::try_new(schema, arrays)?)
-    }
+}
 
-    fn staleness(&self, state: &almanac_registry::RegistryState, view: &FeatureView, at: i64) -> Result<ViewMonitor, Error> {
-        let watermark = state.watermarks.get(&view.name).map(|w| w.timestamp_micros());
-        let newest = if view.online { self.online_store()?.scan(&view.name, None)?.iter().filter_map(|e| RecordHeader::parse(&e.record)).map(|h| h.event_ts).max() } else { None };
-        let limit = view.monitoring.max_staleness.or(view.ttl).filter(|d| !d.is_zero()).map(|d| d.micros());
-        let seconds = |micros: i64| micros as f64 / 1e6;
-        let mut alerts = Vec::new();
-        if view.online {
-            match (newest, limit) {
-                (None, _) => alerts.push("nothing is materialized online for this view".to_string()),
-                (Some(newest), Some(limit)) if at - newest > limit => {
-                    alerts.push(format!("stale: the newest online value is {} old, over the limit of {}", almanac_core::Duration::from_seconds((at - newest) / 1_000_000), almanac_core::Duration::from_seconds((limit) / 1_000_000)));
-                }
-                _ => {}
-            }
+/// A view's online records, decoded, as one column per feature.
+fn served_values(view: &FeatureView, records: &[almanac_online::Entry]) -> Result<RecordBatch, Error> {
+    let codec = almanac_online::RecordCodec::new(&view.schema);
+    let mut columns: Vec<Vec<almanac_core::Value>> = vec![Vec::with_capacity(records.len()); view.schema.len()];
+    for entry in records {
+        let decoded = codec.decode(&entry.record).map_err(|error| Error::OnlineRecord { view: view.name.clone(), error })?;
+        for (column, value) in columns.iter_mut().zip(decoded.values) {
+            column.push(value);
         }
-        Ok(ViewMonitor {
-            view: view.name.clone(),
-            watermark: watermark.map(crate::online::rfc3339_micros),
-            staleness_watermark_seconds: watermark.map(|w| seconds(at - w)),
-            newest_online: newest.map(crate::online::rfc3339_micros),
-            staleness_online_seconds: newest.map(|n| seconds(at - n)),
-            max_staleness_seconds: limit.map(seconds),
-            reference_rows: 0,
-            current_rows: 0,
-            alerts,
-            features: Vec::new(),
-        })
+    }
+    let mut fields = Vec::new();
+    let mut arrays = Vec::new();
+    for (field, values) in view.schema.iter().zip(columns) {
+        // List features have no histogram; they are left out of the sample.
+        if let Ok(array) = crate::push::to_arrow(&values, &field.dtype) {
+            fields.push(arrow::datatypes::Field::new(&field.name, array.data_type().clone(), true));
+            arrays.push(array);
+        }
+    }
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+    if arrays.is_empty() {
+        return Ok(RecordBatch::new_empty(schema));
+    }
+    Ok(RecordBatch::try_new(schema, arrays)?)
+}
+
+/// Staleness of a view from its watermark and its online records' headers.
+fn staleness(state: &almanac_registry::RegistryState, view: &FeatureView, records: &[almanac_online::Entry], at: i64) -> ViewMonitor {
+    let watermark = state.watermarks.get(&view.name).map(|w| w.timestamp_micros());
+    let newest = records.iter().filter_map(|e| RecordHeader::parse(&e.record)).map(|h| h.event_ts).max();
+    let limit = view.monitoring.max_staleness.or(view.ttl).filter(|d| !d.is_zero()).map(|d| d.micros());
+    let seconds = |micros: i64| micros as f64 / 1e6;
+    let mut alerts = Vec::new();
+    if view.online {
+        match (newest, limit) {
+            (None, _) => alerts.push("nothing is materialized online for this view".to_string()),
+            (Some(newest), Some(limit)) if at - newest > limit => {
+                alerts.push(format!("stale: the newest online value is {} old, over the limit of {}", almanac_core::Duration::from_seconds((at - newest) / 1_000_000), almanac_core::Duration::from_seconds((limit) / 1_000_000)));
+            }
+            _ => {}
+        }
+    }
+    ViewMonitor {
+        view: view.name.clone(),
+        watermark: watermark.map(crate::online::rfc3339_micros),
+        staleness_watermark_seconds: watermark.map(|w| seconds(at - w)),
+        newest_online: newest.map(crate::online::rfc3339_micros),
+        staleness_online_seconds: newest.map(|n| seconds(at - n)),
+        max_staleness_seconds: limit.map(seconds),
+        reference_rows: 0,
+        current_rows: 0,
+        alerts,
+        features: Vec::new(),
     }
 }
 

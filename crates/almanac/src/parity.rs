@@ -145,11 +145,7 @@ fn value_at(column: &ArrayRef, row: usize) -> Value {
 impl FeatureStore {
     /// Compare online values with point-in-time values for sampled entities.
     pub fn parity(&self, request: &ParityRequest) -> Result<ParityReport, Error> {
-        self.refresh()?;
-        let state = self.serving_state()?;
-        if state.version == 0 {
-            return Err(Error::NotApplied);
-        }
+        let state = self.fresh_applied_state()?;
         let names: Vec<String> = match &request.views {
             Some(views) => views.clone(),
             None => state.definitions.feature_views.iter().filter(|v| v.online).map(|v| v.name.clone()).collect(),

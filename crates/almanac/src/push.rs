@@ -60,15 +60,19 @@ pub(crate) struct Push<'a> {
     pub online: &'a dyn OnlineStore,
 }
 
-/// The push's columns, checked and converted to declared dtypes.
+/// The push's columns, checked and converted to their declared dtypes.
 struct Rows {
     n: usize,
-    columns: Vec<(String, Vec<Value>)>,
+    columns: Vec<(String, DType, Vec<Value>)>,
 }
 
 impl Rows {
+    fn column(&self, name: &str) -> Option<(&DType, &Vec<Value>)> {
+        self.columns.iter().find(|(n, _, _)| n == name).map(|(_, dtype, values)| (dtype, values))
+    }
+
     fn get(&self, name: &str) -> Option<&Vec<Value>> {
-        self.columns.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.column(name).map(|(_, values)| values)
     }
 }
 
@@ -93,7 +97,7 @@ impl Push<'_> {
             return Ok(report);
         }
         if matches!(to, PushTo::Offline | PushTo::OnlineAndOffline) {
-            report.offline_file = Some(self.append_offline(source, &views, &rows)?);
+            report.offline_file = Some(self.append_offline(source, &rows)?);
         }
         if matches!(to, PushTo::Online | PushTo::OnlineAndOffline) {
             let stats = self.write_online(source, &views, &rows)?;
@@ -139,7 +143,7 @@ impl Push<'_> {
                 Some((_, values)) => values,
                 None if *required => return Err(bad(format!("the push is missing column `{name}` ({dtype}); it has: {}", given.join(", ")))),
                 None => {
-                    out.push((name.clone(), vec![Value::Null; n]));
+                    out.push((name.clone(), dtype.clone(), vec![Value::Null; n]));
                     continue;
                 }
             };
@@ -155,7 +159,7 @@ impl Push<'_> {
                 && let Some(row) = converted.iter().position(Value::is_null) {
                     return Err(bad(format!("column `{name}`, row {row}: the event timestamp is required")));
                 }
-            out.push((name.clone(), converted));
+            out.push((name.clone(), dtype.clone(), converted));
         }
         Ok(Rows { n, columns: out })
     }
@@ -196,7 +200,7 @@ impl Push<'_> {
 
     /// One new Parquet file in the batch source's folder, with the files'
     /// own column names and types, so scans read it like any other file.
-    fn append_offline(&self, source: &Source, views: &[&FeatureView], rows: &Rows) -> Result<PathBuf, Error> {
+    fn append_offline(&self, source: &Source, rows: &Rows) -> Result<PathBuf, Error> {
         let folder = self.root.join(&source.path);
         if !folder.is_dir() {
             return Err(bad(format!("push source `{}` cannot append offline: its batch source's path `{}` is not a folder; make it a folder of Parquet files", source.name, source.path)));
@@ -210,10 +214,9 @@ impl Push<'_> {
         let mut arrays: Vec<ArrayRef> = Vec::new();
         for field in file_schema.fields() {
             let name = source.field_mapping.get(field.name()).cloned().unwrap_or_else(|| field.name().clone());
-            let array = match rows.get(&name) {
-                Some(values) => {
-                    let dtype = dtype_of(&name, source, views, &self.state.definitions);
-                    let array = to_arrow(values, &dtype)?;
+            let array = match rows.column(&name) {
+                Some((dtype, values)) => {
+                    let array = to_arrow(values, dtype)?;
                     arrow::compute::cast(&array, field.data_type()).map_err(|e| bad(format!("column `{name}` does not fit the files' type {}: {e}", field.data_type())))?
                 }
                 None => new_null_array(field.data_type(), rows.n),
@@ -227,21 +230,6 @@ impl Push<'_> {
         write_parquet_durably(&path, &batch)?;
         Ok(path)
     }
-}
-
-fn dtype_of(name: &str, source: &Source, views: &[&FeatureView], defs: &almanac_core::Definitions) -> DType {
-    if name == source.timestamp_field || source.created_timestamp_column.as_deref() == Some(name) {
-        return DType::Timestamp;
-    }
-    for view in views {
-        if let Some(field) = view.feature(name) {
-            return field.dtype.clone();
-        }
-        if let Some(key) = defs.view_join_keys(view).iter().find(|k| k.name == name) {
-            return key.dtype.clone().unwrap_or(DType::Int64);
-        }
-    }
-    DType::String
 }
 
 /// A loosely typed value (from JSON) as `dtype`: ints widen to floats,

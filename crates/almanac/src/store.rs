@@ -126,6 +126,18 @@ impl FeatureStore {
         Ok(changed)
     }
 
+    /// The registry as it is on disk now (reloaded for serving too), or
+    /// [`Error::NotApplied`]: what checks such as parity and monitoring
+    /// start from, since they must see the latest watermarks.
+    pub(crate) fn fresh_applied_state(&self) -> Result<Arc<RegistryState>, Error> {
+        self.refresh()?;
+        let state = self.serving_state()?;
+        if state.version == 0 {
+            return Err(Error::NotApplied);
+        }
+        Ok(state)
+    }
+
     /// Latest feature values for entities (DESIGN §3), with a status and
     /// event time per value; TTLs are enforced against `now`.
     pub fn get_online_features(&self, selection: &FeatureSelection, entities: &EntityColumns, full_feature_names: bool) -> Result<OnlineResponse, Error> {

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
 
 /// Print an error with its whole cause chain. Definition mistakes are
 /// already fully rendered (locations, snippets, help) by their `Display`.
-fn report(error: &anyhow::Error) {
+pub(crate) fn report(error: &anyhow::Error) {
     if let Some(almanac::Error::Definitions(diagnostics)) = error.downcast_ref::<almanac::Error>() {
         eprintln!("{diagnostics}");
         return;

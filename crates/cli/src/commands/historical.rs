@@ -12,16 +12,19 @@ use arrow::compute::concat_batches;
 use crate::args::{ExportArgs, HistoricalArgs};
 use crate::render;
 
+/// RFC 3339 or `now`, at full precision.
+pub fn parse_timestamp(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if text.eq_ignore_ascii_case("now") {
+        return Ok(chrono::Utc::now());
+    }
+    Ok(chrono::DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("`{text}` is not an RFC 3339 timestamp such as `2026-06-10T14:00:00Z` (or `now`)"))?
+        .to_utc())
+}
+
 /// RFC 3339 or `now`, as nanoseconds since the epoch.
 pub fn parse_instant(text: &str) -> anyhow::Result<i64> {
-    let instant = if text.eq_ignore_ascii_case("now") {
-        chrono::Utc::now()
-    } else {
-        chrono::DateTime::parse_from_rfc3339(text)
-            .with_context(|| format!("`{text}` is not an RFC 3339 timestamp such as `2026-06-10T14:00:00Z` (or `now`)"))?
-            .to_utc()
-    };
-    instant.timestamp_nanos_opt().with_context(|| format!("`{text}` is out of range"))
+    parse_timestamp(text)?.timestamp_nanos_opt().with_context(|| format!("`{text}` is out of range"))
 }
 
 pub fn historical(repo: &Path, args: &HistoricalArgs, json: bool) -> anyhow::Result<()> {

@@ -16,10 +16,7 @@ pub fn run(repo: &Path, args: &MonitorArgs, json: bool) -> ExitCode {
         Ok(report) if report.alerts() == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            crate::report(&error);
             ExitCode::from(2)
         }
     }

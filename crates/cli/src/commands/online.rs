@@ -14,14 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::args::{IncrementalArgs, MaterializeArgs, OnlineArgs};
 use crate::render;
 
-/// RFC 3339 or `now`.
-/// Truncated to microseconds, Almanac's timestamp precision.
+/// RFC 3339 or `now`, truncated to microseconds, Almanac's timestamp precision.
 pub fn parse_datetime(text: &str) -> anyhow::Result<DateTime<Utc>> {
     use chrono::SubsecRound;
-    if text.eq_ignore_ascii_case("now") {
-        return Ok(Utc::now().trunc_subsecs(6));
-    }
-    Ok(DateTime::parse_from_rfc3339(text).with_context(|| format!("`{text}` is not an RFC 3339 timestamp such as `2026-06-10T14:00:00Z` (or `now`)"))?.to_utc().trunc_subsecs(6))
+    Ok(super::historical::parse_timestamp(text)?.trunc_subsecs(6))
 }
 
 fn split_views(views: &Option<String>) -> Option<Vec<String>> {

@@ -16,16 +16,13 @@ pub fn run(repo: &Path, args: &ParityArgs, json: bool) -> ExitCode {
         Ok(report) => {
             let shown = if json { render::json(&report) } else { print(&report) };
             if let Err(error) = shown {
-                eprintln!("error: {error}");
+                crate::report(&error);
                 return ExitCode::from(2);
             }
             if report.divergent() == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            crate::report(&error);
             ExitCode::from(2)
         }
     }
