@@ -210,66 +210,58 @@ struct Layout {
     created: bool,
 }
 
-/// The winners' row indices in the order of their encoded keys. A single
-/// int64 key encodes as `i` + big-endian two's complement, whose byte order
-/// is the order of the value reinterpreted as `u64`: an integer sort, no
-/// bytes compared. Other keys are encoded and their bytes sorted.
-fn key_order(keys: &[ArrayRef], rows: usize) -> Result<Vec<u32>, Error> {
+/// The winners' rows with their encoded store keys, in key order (rows with
+/// a null key have no key and are left out). A single int64 key encodes as
+/// `i` + big-endian two's complement, whose byte order is the order of the
+/// value reinterpreted as `u64`: sorted as contiguous integer pairs, no bytes
+/// compared. Other keys are sorted by their encoded bytes.
+fn keyed_rows(keys: &[ArrayRef], rows: usize) -> Result<Vec<(u32, Vec<u8>)>, Error> {
     if let [key] = keys
-        && let Some(ints) = key.as_primitive_opt::<arrow::datatypes::Int64Type>() {
-            // Contiguous (key, row) pairs: the sort never chases into the column.
-            let mut pairs: Vec<(u64, u32)> = ints.values().iter().enumerate().map(|(row, &v)| (v as u64, row as u32)).collect();
-            pairs.sort_unstable();
-            return Ok(pairs.into_iter().map(|(_, row)| row).collect());
-        }
-    let mut order: Vec<u32> = (0..rows as u32).collect();
-    let mut encoded = Vec::with_capacity(rows);
+        && let Some(ints) = key.as_primitive_opt::<arrow::datatypes::Int64Type>()
+    {
+        let mut pairs: Vec<(u64, u32)> = ints.iter().enumerate().filter_map(|(row, v)| v.map(|v| (v as u64, row as u32))).collect();
+        pairs.sort_unstable();
+        return Ok(pairs
+            .into_iter()
+            .map(|(value, row)| {
+                let mut key = Vec::with_capacity(9);
+                almanac_online::encode_key(&[almanac_online::KeyPart::Int(value as i64)], &mut key);
+                (row, key)
+            })
+            .collect());
+    }
+    let mut keyed = Vec::with_capacity(rows);
     for row in 0..rows {
         let mut key = Vec::with_capacity(16);
-        encode_key_row(keys, row, &mut key)?;
-        encoded.push(key);
+        if encode_key_row(keys, row, &mut key)? {
+            keyed.push((row as u32, key));
+        }
     }
-    order.sort_unstable_by(|&a, &b| encoded[a as usize].cmp(&encoded[b as usize]));
-    Ok(order)
+    keyed.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+    Ok(keyed)
 }
 
 /// Encode the winners as store entries, in key order, in parallel.
 fn encode_in_key_order(codec: &RecordCodec, layout: &Layout, batch: &RecordBatch) -> Result<Vec<Entry>, Error> {
     use rayon::prelude::*;
-    let keys: &[ArrayRef] = &batch.columns()[..layout.keys];
-    let order = key_order(keys, batch.num_rows())?;
+    let keyed = keyed_rows(&batch.columns()[..layout.keys], batch.num_rows())?;
     let event = batch.column(layout.keys).as_primitive::<TimestampMicrosecondType>();
     let created = layout.created.then(|| batch.column(layout.keys + 1).as_primitive::<TimestampMicrosecondType>());
     let features = &batch.columns()[layout.keys + 1 + usize::from(layout.created)..];
     let encoder = codec.row_encoder(features)?;
-    let int_key = match keys {
-        [key] => key.as_primitive_opt::<arrow::datatypes::Int64Type>(),
-        _ => None,
-    };
-    let parts: Vec<Vec<Entry>> = order
-        .par_chunks(16_384)
-        .map(|rows| {
-            let mut entries = Vec::with_capacity(rows.len());
-            for &row in rows {
-                let row = row as usize;
-                if event.is_null(row) {
-                    continue;
-                }
-                let mut key = Vec::with_capacity(9);
-                match int_key {
-                    // The common single int64 key, without the generic path.
-                    Some(ints) if ints.is_valid(row) => almanac_online::encode_key(&[almanac_online::KeyPart::Int(ints.value(row))], &mut key),
-                    Some(_) => continue,
-                    None if !encode_key_row(keys, row, &mut key)? => continue,
-                    None => {}
-                }
-                let created_ts = created.and_then(|c| (!c.is_null(row)).then(|| c.value(row))).filter(|&c| c != i64::MIN);
-                let mut record = Vec::with_capacity(64);
-                encoder.encode(row, event.value(row), created_ts, &mut record);
-                entries.push(Entry { key, record });
+    // Rayon's collect keeps the input order, so the entries stay in key order.
+    Ok(keyed
+        .into_par_iter()
+        .with_min_len(16_384)
+        .filter_map(|(row, key)| {
+            let row = row as usize;
+            if event.is_null(row) {
+                return None;
             }
-            Ok(entries)
+            let created_ts = created.and_then(|c| (!c.is_null(row)).then(|| c.value(row))).filter(|&c| c != i64::MIN);
+            let mut record = Vec::with_capacity(64);
+            encoder.encode(row, event.value(row), created_ts, &mut record);
+            Some(Entry { key, record })
         })
-        .collect::<Result<_, Error>>()?;
-    Ok(parts.concat())
+        .collect())
 }
