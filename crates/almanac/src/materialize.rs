@@ -177,29 +177,51 @@ impl Job<'_> {
         progress.writing(name, winners.num_rows() as u64);
         let codec = RecordCodec::new(&view_request.view.schema);
         let layout = Layout { keys: view_request.join_keys.len(), created: view_request.source.created_timestamp_column.is_some() };
-        // Encode everything, then write in key order: each chunk covers one
-        // contiguous key range, so an ordered store (LMDB's B-tree) touches
-        // each page about once instead of once per chunk.
         let stage = Instant::now();
-        let entries = encode_in_key_order(&codec, &layout, &winners)?;
+        let stats = self.encode_and_write(name, &codec, &layout, &winners, progress)?;
         drop(winners);
-        almanac_offline::report_stage(&format!("{name}: encode + sort records"), stage);
-        let stage = Instant::now();
-        let mut stats = WriteStats::default();
-        let pause = throttle();
-        for chunk in entries.chunks(chunk_size()) {
-            stats += self.online.write(name, chunk)?;
-            progress.wrote(chunk.len() as u64);
-            if !pause.is_zero() {
-                std::thread::sleep(pause);
-            }
-        }
-        almanac_offline::report_stage(&format!("{name}: write to the online store"), stage);
+        almanac_offline::report_stage(&format!("{name}: encode + write to the online store"), stage);
         report.written = stats.written;
         report.kept_newer = stats.kept_newer;
         self.registry.advance_watermark(self.project, name, request.end)?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+
+    /// Encode the winners and write them in key order, chunk by chunk: each
+    /// chunk covers one contiguous key range, so an ordered store (LMDB's
+    /// B-tree) touches each page about once instead of once per chunk. The
+    /// next chunk is encoded (on every core) while the current one is being
+    /// written, so the store's writer and the encoders overlap.
+    fn encode_and_write(&self, name: &str, codec: &RecordCodec, layout: &Layout, winners: &RecordBatch, progress: &dyn Progress) -> Result<WriteStats, Error> {
+        let encoder = RowsEncoder::new(codec, layout, winners)?;
+        let keyed = keyed_rows(&winners.columns()[..layout.keys], winners.num_rows())?;
+        let (pause, chunk) = (throttle(), chunk_size());
+        std::thread::scope(|scope| {
+            // One chunk in flight and one being encoded: memory stays at two chunks.
+            let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Entry>>(1);
+            let writer = scope.spawn(move || -> Result<WriteStats, Error> {
+                let mut stats = WriteStats::default();
+                for chunk in receive {
+                    stats += self.online.write(name, &chunk)?;
+                    progress.wrote(chunk.len() as u64);
+                    if !pause.is_zero() {
+                        std::thread::sleep(pause);
+                    }
+                }
+                Ok(stats)
+            });
+            let mut keyed = keyed.into_iter();
+            loop {
+                let part: Vec<(u32, Vec<u8>)> = keyed.by_ref().take(chunk).collect();
+                // A send fails only when the writer stopped on an error, which join reports.
+                if part.is_empty() || send.send(encoder.encode(part)).is_err() {
+                    break;
+                }
+            }
+            drop(send);
+            writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 }
 
@@ -241,27 +263,39 @@ fn keyed_rows(keys: &[ArrayRef], rows: usize) -> Result<Vec<(u32, Vec<u8>)>, Err
     Ok(keyed)
 }
 
-/// Encode the winners as store entries, in key order, in parallel.
-fn encode_in_key_order(codec: &RecordCodec, layout: &Layout, batch: &RecordBatch) -> Result<Vec<Entry>, Error> {
-    use rayon::prelude::*;
-    let keyed = keyed_rows(&batch.columns()[..layout.keys], batch.num_rows())?;
-    let event = batch.column(layout.keys).as_primitive::<TimestampMicrosecondType>();
-    let created = layout.created.then(|| batch.column(layout.keys + 1).as_primitive::<TimestampMicrosecondType>());
-    let features = &batch.columns()[layout.keys + 1 + usize::from(layout.created)..];
-    let encoder = codec.row_encoder(features)?;
-    // Rayon's collect keeps the input order, so the entries stay in key order.
-    Ok(keyed
-        .into_par_iter()
-        .with_min_len(16_384)
-        .filter_map(|(row, key)| {
-            let row = row as usize;
-            if event.is_null(row) {
-                return None;
-            }
-            let created_ts = created.and_then(|c| (!c.is_null(row)).then(|| c.value(row))).filter(|&c| c != i64::MIN);
-            let mut record = Vec::with_capacity(64);
-            encoder.encode(row, event.value(row), created_ts, &mut record);
-            Some(Entry { key, record })
-        })
-        .collect())
+/// Encodes winners' rows as store entries.
+struct RowsEncoder<'a> {
+    event: &'a arrow::array::PrimitiveArray<TimestampMicrosecondType>,
+    created: Option<&'a arrow::array::PrimitiveArray<TimestampMicrosecondType>>,
+    rows: almanac_online::RowEncoder<'a>,
+}
+
+impl<'a> RowsEncoder<'a> {
+    fn new(codec: &'a RecordCodec, layout: &Layout, batch: &'a RecordBatch) -> Result<Self, Error> {
+        let event = batch.column(layout.keys).as_primitive::<TimestampMicrosecondType>();
+        let created = layout.created.then(|| batch.column(layout.keys + 1).as_primitive::<TimestampMicrosecondType>());
+        let features = &batch.columns()[layout.keys + 1 + usize::from(layout.created)..];
+        Ok(RowsEncoder { event, created, rows: codec.row_encoder(features)? })
+    }
+
+    /// These keyed rows as entries, in the same order, encoded in parallel
+    /// (rayon's collect keeps the input order). Rows without an event time
+    /// are left out.
+    fn encode(&self, keyed: Vec<(u32, Vec<u8>)>) -> Vec<Entry> {
+        use rayon::prelude::*;
+        keyed
+            .into_par_iter()
+            .with_min_len(8_192)
+            .filter_map(|(row, key)| {
+                let row = row as usize;
+                if self.event.is_null(row) {
+                    return None;
+                }
+                let created = self.created.and_then(|c| (!c.is_null(row)).then(|| c.value(row))).filter(|&c| c != i64::MIN);
+                let mut record = Vec::with_capacity(64);
+                self.rows.encode(row, self.event.value(row), created, &mut record);
+                Some(Entry { key, record })
+            })
+            .collect()
+    }
 }

@@ -31,27 +31,37 @@ use redis::{Client, Connection, ConnectionLike};
 
 /// For each `KEYS[i]`, store `ARGV[i]` unless the stored record's version
 /// (header bytes 6..21, 1-based) is greater. Returns how many were written.
+///
+/// One `MGET` and one `MSET` per call rather than a `GETRANGE` and a `SET`
+/// per key: each `redis.call` costs the server about a microsecond of
+/// dispatch, which dominated bulk writes. Versions are compared byte by byte
+/// because Lua's string `<` goes through the server's collation locale.
 pub const KEEP_IF_NEWER: &str = r#"
-local written = 0
+local stored = redis.call('MGET', unpack(KEYS))
+local replace = {}
+local n = 0
 for i = 1, #KEYS do
-  local new = ARGV[i]
-  local old = redis.call('GETRANGE', KEYS[i], 5, 20)
-  local replace = true
-  if #old == 16 then
-    for j = 1, 16 do
-      local a, b = string.byte(new, 5 + j), string.byte(old, j)
+  local new, old = ARGV[i], stored[i]
+  local newer = true
+  if old and #old >= 21 then
+    for j = 6, 21 do
+      local a, b = string.byte(new, j), string.byte(old, j)
       if a ~= b then
-        replace = a > b
+        newer = a > b
         break
       end
     end
   end
-  if replace then
-    redis.call('SET', KEYS[i], new)
-    written = written + 1
+  if newer then
+    replace[n * 2 + 1] = KEYS[i]
+    replace[n * 2 + 2] = new
+    n = n + 1
   end
 end
-return written
+if n > 0 then
+  redis.call('MSET', unpack(replace))
+end
+return n
 "#;
 
 /// Keys per script call: large enough to amortize the call, small enough
