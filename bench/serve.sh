@@ -38,10 +38,13 @@ fi
 
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-for store in embedded redis; do
+# embedded and redis: the defaults (one worker thread per core);
+# embedded-workers1: `--workers 1`, which leaves a core to the load generator.
+for store in embedded embedded-workers1 redis; do
   repo=$REPO; [ "$store" = redis ] && repo=$RED
+  args=(); [ "$store" = embedded-workers1 ] && args=(--workers 1)
   log="$WORK/serve-$store.log"
-  "$BIN" --repo "$repo" serve --port 0 > "$log" 2>/dev/null &
+  "$BIN" --repo "$repo" serve --port 0 "${args[@]}" > "$log" 2>/dev/null &
   PIDS+=($!)
   for _ in $(seq 100); do grep -q "Serving on" "$log" && break; sleep 0.1; done
   url=$(sed -n 's/^Serving on //p' "$log" | head -1)
@@ -53,4 +56,5 @@ for store in embedded redis; do
       echo "$line" | tee -a "$OUT"
     done
   done
+  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true   # one server at a time
 done

@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// Per-request timeout for store work, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     pub timeout_ms: u64,
+    /// Threads answering requests (default: one per core). Fewer leave cores
+    /// to whatever shares the machine, e.g. a model server or a sidecar.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
     /// Log format on stderr: text or json (level from ALMANAC_LOG, default info).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -30,7 +30,9 @@ use redis::cluster_routing::Slot;
 use redis::{Client, Connection, ConnectionLike};
 
 /// For each `KEYS[i]`, store `ARGV[i]` unless the stored record's version
-/// (header bytes 6..21, 1-based) is greater. Returns how many were written.
+/// (header bytes 6..21, 1-based) is greater; a key given several times in
+/// one call ends at the newest of its records. Returns how many records
+/// replaced the one before them (stored or earlier in the call).
 ///
 /// One `MGET` and one `MSET` per call rather than a `GETRANGE` and a `SET`
 /// per key: each `redis.call` costs the server about a microsecond of
@@ -38,10 +40,10 @@ use redis::{Client, Connection, ConnectionLike};
 /// because Lua's string `<` goes through the server's collation locale.
 pub const KEEP_IF_NEWER: &str = r#"
 local stored = redis.call('MGET', unpack(KEYS))
-local replace = {}
-local n = 0
+local chosen, order, written = {}, {}, 0
 for i = 1, #KEYS do
-  local new, old = ARGV[i], stored[i]
+  local key, new = KEYS[i], ARGV[i]
+  local old = chosen[key] or stored[i]
   local newer = true
   if old and #old >= 21 then
     for j = 6, 21 do
@@ -53,15 +55,22 @@ for i = 1, #KEYS do
     end
   end
   if newer then
-    replace[n * 2 + 1] = KEYS[i]
-    replace[n * 2 + 2] = new
-    n = n + 1
+    if not chosen[key] then
+      order[#order + 1] = key
+    end
+    chosen[key] = new
+    written = written + 1
   end
 end
-if n > 0 then
-  redis.call('MSET', unpack(replace))
+if #order > 0 then
+  local args = {}
+  for i, key in ipairs(order) do
+    args[i * 2 - 1] = key
+    args[i * 2] = chosen[key]
+  end
+  redis.call('MSET', unpack(args))
 end
-return n
+return written
 "#;
 
 /// Keys per script call: large enough to amortize the call, small enough

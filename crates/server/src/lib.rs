@@ -88,13 +88,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Count and time every request by endpoint and status; count errors by kind.
 async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let endpoint = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    // MatchedPath holds an `Arc<str>`: cloning it allocates nothing.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let endpoint = matched.as_ref().map_or("unmatched", |p| p.as_str());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status();
     let code = status.as_str();
-    state.metrics.requests.with_label_values(&[endpoint.as_str(), code]).inc();
-    state.metrics.latency.with_label_values(&[endpoint.as_str(), code]).observe(started.elapsed().as_secs_f64());
+    state.metrics.requests.with_label_values(&[endpoint, code]).inc();
+    state.metrics.latency.with_label_values(&[endpoint, code]).observe(started.elapsed().as_secs_f64());
     if let Some(ErrorKind(kind)) = response.extensions().get::<ErrorKind>() {
         state.metrics.errors.with_label_values(&[kind]).inc();
         if status.is_server_error() {

@@ -33,7 +33,11 @@ pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         token,
         reload_every: Duration::from_millis(500),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = args.workers {
+        runtime.worker_threads(usize::from(workers));
+    }
+    let runtime = runtime.enable_all().build()?;
     let served = runtime.block_on(almanac_server::serve(store.clone(), options, |addr| {
         // Tests and scripts read this line to find the port (`--port 0`).
         println!("Serving on http://{addr}");
