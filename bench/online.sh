@@ -78,5 +78,5 @@ echo "embedded: $("$BENCH" read-latency --repo "$EMB" --iterations 50000)"
 echo "redis:    $("$BENCH" read-latency --repo "$RED" --iterations 20000)"
 
 echo "== redis-benchmark GET, 1 connection, 100-byte values (the floor for any client)"
-redis-benchmark -h 127.0.0.1 -p 6379 -t get -n 200000 -c 1 -d 100 -q --precision 3 2>/dev/null | tail -1 || true
+redis-benchmark -h 127.0.0.1 -p 6379 -t get -n 200000 -c 1 -d 100 -q --precision 3 2>/dev/null | tr "\r" "\n" | grep -a "per second" | tail -1 || true
 redis-benchmark -h 127.0.0.1 -p 6379 -t get -n 200000 -c 1 -d 100 --precision 3 2>/dev/null | grep -A2 "latency summary" || true
