@@ -62,7 +62,12 @@ fn responses_equal_the_rust_api_and_keep_feasts_shape() {
 #[test]
 fn operational_endpoints_answer() {
     let (_dir, repo) = materialized_demo();
-    let server = Server::start(&repo, &[]);
+    // A worker count of zero is a usage error that names the flag.
+    let zero = run(&repo, &["serve", "--port", "0", "--workers", "0"]);
+    assert_eq!(zero.code, 2, "{}", zero.stderr);
+    assert!(zero.stderr.contains("--workers"), "{}", zero.stderr);
+    // One worker thread is enough for every endpoint.
+    let server = Server::start(&repo, &["--workers", "1"]);
     assert_eq!(server.get("/health"), (200, r#"{"status":"ok"}"#.to_string()));
     let (status, ready) = server.get("/ready");
     assert_eq!(status, 200, "{ready}");
