@@ -49,16 +49,27 @@ pub enum Error {
     #[error("online record of view `{view}`: {error}")]
     OnlineRecord { view: String, error: almanac_online::OnlineError },
 
-    /// A push whose rows do not fit its source's views.
+    /// A push whose rows do not fit its source's views (the caller's fault).
     #[error("bad push: {0}")]
-    Push(crate::push::PushError),
+    Push(String),
 
+    /// An Arrow kernel failed on data Almanac built itself (an internal
+    /// failure, not the caller's input).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 
     /// Someone else holds a lock this operation needs.
     #[error("{what}")]
     Busy { what: String },
+
+    /// Values that do not fit their columns (the caller's fault).
+    #[error(transparent)]
+    Convert(#[from] almanac_core::convert::ConvertError),
+
+    /// A broken invariant or a failed internal step (a poisoned lock, a
+    /// thread that died): Almanac's fault, never answered as a 4xx.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

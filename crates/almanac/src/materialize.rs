@@ -18,9 +18,9 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use almanac_offline::{OfflineStore, TimeRange};
+use almanac_offline::{OfflineStore, TimeRange, ViewRows};
 use almanac_online::{Entry, OnlineStore, RecordCodec, WriteStats, encode_key_row};
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, Utc};
 
@@ -176,9 +176,8 @@ impl Job<'_> {
         report.entities = winners.num_rows();
         progress.writing(name, winners.num_rows() as u64);
         let codec = RecordCodec::new(&view_request.view.schema);
-        let layout = Layout { keys: view_request.join_keys.len(), created: view_request.source.created_timestamp_column.is_some() };
         let stage = Instant::now();
-        let stats = self.encode_and_write(name, &codec, &layout, &winners, progress)?;
+        let stats = self.encode_and_write(name, &codec, &winners, progress)?;
         drop(winners);
         almanac_offline::report_stage(&format!("{name}: encode + write to the online store"), stage);
         report.written = stats.written;
@@ -193,9 +192,9 @@ impl Job<'_> {
     /// B-tree) touches each page about once instead of once per chunk. The
     /// next chunk is encoded (on every core) while the current one is being
     /// written, so the store's writer and the encoders overlap.
-    fn encode_and_write(&self, name: &str, codec: &RecordCodec, layout: &Layout, winners: &RecordBatch, progress: &dyn Progress) -> Result<WriteStats, Error> {
-        let encoder = RowsEncoder::new(codec, layout, winners)?;
-        let keyed = keyed_rows(&winners.columns()[..layout.keys], winners.num_rows())?;
+    fn encode_and_write(&self, name: &str, codec: &RecordCodec, winners: &ViewRows, progress: &dyn Progress) -> Result<WriteStats, Error> {
+        let encoder = RowsEncoder::new(codec, winners)?;
+        let keyed = keyed_rows(winners.keys(), winners.num_rows())?;
         let (pause, chunk) = (throttle(), chunk_size());
         std::thread::scope(|scope| {
             // One chunk in flight and one being encoded: memory stays at two chunks.
@@ -220,16 +219,9 @@ impl Job<'_> {
                 }
             }
             drop(send);
-            writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            writer.join().map_err(|_| Error::Internal(format!("the online-store writer thread of `{name}` panicked")))?
         })
     }
-}
-
-/// Where each part of a record sits in the winners batch (export layout:
-/// keys, event time, created time if any, features).
-struct Layout {
-    keys: usize,
-    created: bool,
 }
 
 /// The winners' rows with their encoded store keys, in key order (rows with
@@ -271,11 +263,8 @@ struct RowsEncoder<'a> {
 }
 
 impl<'a> RowsEncoder<'a> {
-    fn new(codec: &'a RecordCodec, layout: &Layout, batch: &'a RecordBatch) -> Result<Self, Error> {
-        let event = batch.column(layout.keys).as_primitive::<TimestampMicrosecondType>();
-        let created = layout.created.then(|| batch.column(layout.keys + 1).as_primitive::<TimestampMicrosecondType>());
-        let features = &batch.columns()[layout.keys + 1 + usize::from(layout.created)..];
-        Ok(RowsEncoder { event, created, rows: codec.row_encoder(features)? })
+    fn new(codec: &'a RecordCodec, winners: &'a ViewRows) -> Result<Self, Error> {
+        Ok(RowsEncoder { event: winners.event_time(), created: winners.created_time(), rows: codec.row_encoder(winners.features())? })
     }
 
     /// These keyed rows as entries, in the same order, encoded in parallel

@@ -15,11 +15,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use almanac_core::convert::{describe, to_array, value_at};
 use almanac_core::{DType, Value};
 use almanac_online::{Decoded, KeyPart, Lookup, OnlineStore, RecordCodec, encode_key};
 use almanac_registry::RegistryState;
-use chrono::SecondsFormat;
-use serde_json::json;
+use arrow::array::{Array, ArrayRef, Int64Array, NullArray, RecordBatch, RecordBatchOptions, StringArray};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 
 use crate::error::Error;
 use crate::resolve::{self, FeatureSelection};
@@ -44,26 +45,68 @@ impl FieldStatus {
     }
 }
 
-/// One column of the response: a join key (echoed) or a feature.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OnlineColumn {
-    pub values: Vec<Value>,
-    pub statuses: Vec<FieldStatus>,
-    /// Microseconds since the epoch; `None` where nothing was found (and for
-    /// join keys), rendered as `1970-01-01T00:00:00Z` as Feast does.
-    pub event_timestamps: Vec<Option<i64>>,
-}
-
-/// The answer to an online request, column-major like Feast's.
+/// The answer to an online request, column-major like Feast's: an Arrow
+/// batch of values (join keys as sent, in request order, then the features
+/// in the order requested, one column per name) and, per column and row, a
+/// status and an event time. Wire formats (Feast's JSON) and tables are
+/// rendered from it at the edges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnlineResponse {
-    /// Join keys in request order, then features in the order requested.
-    pub feature_names: Vec<String>,
-    pub columns: Vec<OnlineColumn>,
+    pub values: RecordBatch,
+    /// `statuses[column][row]`.
+    pub statuses: Vec<Vec<FieldStatus>>,
+    /// `event_timestamps[column][row]`: µs since the epoch; `None` where
+    /// nothing was found and for join keys (Feast renders those as
+    /// `1970-01-01T00:00:00Z`).
+    pub event_timestamps: Vec<Vec<Option<i64>>>,
 }
 
-/// Entity columns of a request: join-key name → one value per entity row.
-pub type EntityColumns = Vec<(String, Vec<Value>)>;
+impl OnlineResponse {
+    /// Column names: join keys, then features.
+    pub fn feature_names(&self) -> Vec<&str> {
+        self.values.schema_ref().fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.values.num_rows()
+    }
+
+    /// One cell as a plain value (for renderings and comparisons).
+    pub fn value(&self, column: usize, row: usize) -> Value {
+        value_at(self.values.column(column).as_ref(), row)
+    }
+}
+
+/// Entity rows given as plain values (a CLI's `--entity`, a JSON body) as
+/// the Arrow batch the facade reads: integers become an int64 column,
+/// strings a string column; nulls fit either. Every column must have the
+/// same length, and a column may not mix integers and strings.
+pub fn entity_batch(columns: &[(String, Vec<Value>)]) -> Result<RecordBatch, Error> {
+    let Some((first_name, first)) = columns.first() else {
+        return Err(Error::BadRequest("no entities given; pass join-key columns such as {\"user_id\": [1, 2]}".into()));
+    };
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for (name, values) in columns {
+        if values.len() != first.len() {
+            return Err(Error::BadRequest(format!("entity columns have different lengths: `{first_name}` has {}, `{name}` has {}", first.len(), values.len())));
+        }
+        let array: ArrayRef = if values.iter().all(|v| matches!(v, Value::Null | Value::Int64(_) | Value::Int32(_))) && values.iter().any(|v| !v.is_null()) {
+            Arc::new(values.iter().map(|v| match v { Value::Int64(i) => Some(*i), Value::Int32(i) => Some(i64::from(*i)), _ => None }).collect::<Int64Array>())
+        } else if values.iter().all(|v| matches!(v, Value::Null | Value::String(_))) && values.iter().any(|v| !v.is_null()) {
+            Arc::new(values.iter().map(|v| if let Value::String(s) = v { Some(s.as_str()) } else { None }).collect::<StringArray>())
+        } else if values.iter().all(Value::is_null) {
+            Arc::new(NullArray::new(values.len()))
+        } else {
+            let odd = values.iter().find(|v| !matches!(v, Value::Null | Value::Int64(_) | Value::Int32(_))).map(describe).unwrap_or_default();
+            return Err(Error::BadRequest(format!("entity `{name}` mixes value types (found {odd}); a join key's values are all integers or all strings")));
+        };
+        fields.push(ArrowField::new(name, array.data_type().clone(), true));
+        arrays.push(array);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(first.len()));
+    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)?)
+}
 
 /// A request planned against one registry version.
 #[derive(Debug)]
@@ -80,6 +123,8 @@ struct PlannedView {
     codec: RecordCodec,
     ttl_micros: Option<i64>,
     join_keys: Vec<(String, DType)>,
+    /// The view's feature dtypes, in schema order (for building columns).
+    dtypes: Vec<DType>,
 }
 
 impl OnlinePlan {
@@ -96,12 +141,15 @@ impl OnlinePlan {
                 codec: RecordCodec::new(&request.view.schema),
                 ttl_micros: request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros()),
                 join_keys,
+                dtypes: request.view.schema.iter().map(|f| f.dtype.clone()).collect(),
             });
         }
         let mut outputs = Vec::with_capacity(resolved.order.len());
         for (view_name, feature) in &resolved.order {
-            let view_index = resolved.views.iter().position(|v| v.view.name == *view_name).unwrap_or(0);
-            let schema_index = resolved.views[view_index].view.schema.iter().position(|f| f.name == *feature).unwrap_or(0);
+            // `resolve` built `views` from exactly these pairs, so both
+            // lookups succeed; a miss is a bug, reported rather than guessed.
+            let view_index = resolved.views.iter().position(|v| v.view.name == *view_name).ok_or_else(|| Error::Internal(format!("resolved view `{view_name}` is missing from the plan")))?;
+            let schema_index = resolved.views[view_index].view.schema.iter().position(|f| f.name == *feature).ok_or_else(|| Error::Internal(format!("resolved feature `{view_name}:{feature}` is missing from its view")))?;
             let name = if full_feature_names { format!("{view_name}__{feature}") } else { feature.clone() };
             outputs.push((view_index, schema_index, name));
         }
@@ -111,9 +159,13 @@ impl OnlinePlan {
         Ok(OnlinePlan { registry_version: state.version, views, outputs })
     }
 
-    /// Read the planned features for `entities` at instant `now_micros`.
-    pub fn execute(&self, store: &dyn OnlineStore, entities: &EntityColumns, now_micros: i64) -> Result<OnlineResponse, Error> {
-        let rows = entity_rows(entities)?;
+    /// Read the planned features for `entities` (one join-key column per
+    /// key) at instant `now_micros`.
+    pub fn execute(&self, store: &dyn OnlineStore, entities: &RecordBatch, now_micros: i64) -> Result<OnlineResponse, Error> {
+        if entities.num_columns() == 0 {
+            return Err(Error::BadRequest("no entities given; pass join-key columns such as {\"user_id\": [1, 2]}".into()));
+        }
+        let rows = entities.num_rows();
         // Every view's keys for every row, then one read for all of them.
         let mut keys: Vec<Vec<Option<Vec<u8>>>> = Vec::with_capacity(self.views.len());
         for view in &self.views {
@@ -147,33 +199,46 @@ impl OnlinePlan {
             })
             .collect::<Result<_, _>>()?;
 
-        let mut names: Vec<String> = entities.iter().map(|(name, _)| name.clone()).collect();
-        let mut columns: Vec<OnlineColumn> = entities
-            .iter()
-            .map(|(_, values)| OnlineColumn { values: values.clone(), statuses: vec![FieldStatus::Present; rows], event_timestamps: vec![None; rows] })
-            .collect();
+        let width = entities.num_columns() + self.outputs.len();
+        let mut fields: Vec<ArrowField> = entities.schema_ref().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut arrays: Vec<ArrayRef> = entities.columns().to_vec();
+        let mut statuses = Vec::with_capacity(width);
+        let mut event_timestamps = Vec::with_capacity(width);
+        for _ in 0..entities.num_columns() {
+            statuses.push(vec![FieldStatus::Present; rows]);
+            event_timestamps.push(vec![None; rows]);
+        }
         for (view_index, schema_index, name) in &self.outputs {
             let view = &self.views[*view_index];
             let oldest = view.ttl_micros.map(|ttl| now_micros.saturating_sub(ttl));
-            let mut column = OnlineColumn { values: Vec::with_capacity(rows), statuses: Vec::with_capacity(rows), event_timestamps: Vec::with_capacity(rows) };
+            let mut values = Vec::with_capacity(rows);
+            let mut column_statuses = Vec::with_capacity(rows);
+            let mut times = Vec::with_capacity(rows);
             for record in &decoded[*view_index] {
                 let (value, status, ts) = match record {
                     None => (Value::Null, FieldStatus::NotFound, None),
                     Some(record) if oldest.is_some_and(|oldest| record.event_ts < oldest) => (Value::Null, FieldStatus::OutsideMaxAge, Some(record.event_ts)),
                     Some(record) => {
-                        let value = record.values.get(*schema_index).cloned().unwrap_or(Value::Null);
+                        // The codec decodes exactly one value per schema field.
+                        let value = record.values.get(*schema_index).cloned().ok_or_else(|| Error::Internal(format!("a decoded record of `{}` has no feature {schema_index}", view.name)))?;
                         let status = if value.is_null() { FieldStatus::NullValue } else { FieldStatus::Present };
                         (value, status, Some(record.event_ts))
                     }
                 };
-                column.values.push(value);
-                column.statuses.push(status);
-                column.event_timestamps.push(ts);
+                values.push(value);
+                column_statuses.push(status);
+                times.push(ts);
             }
-            names.push(name.clone());
-            columns.push(column);
+            let dtype = &view.dtypes[*schema_index];
+            let array = to_array(name, &values, dtype).map_err(|e| Error::Internal(format!("decoded values of `{}` do not fit their dtype: {e}", view.name)))?;
+            fields.push(ArrowField::new(name, dtype.to_arrow(), true));
+            arrays.push(array);
+            statuses.push(column_statuses);
+            event_timestamps.push(times);
         }
-        Ok(OnlineResponse { feature_names: names, columns })
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let values = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)?;
+        Ok(OnlineResponse { values, statuses, event_timestamps })
     }
 }
 
@@ -188,25 +253,12 @@ fn check_clashes(outputs: &[(usize, usize, String)], order: &[(String, String)])
     Ok(())
 }
 
-/// The number of entity rows; every column must have it.
-fn entity_rows(entities: &EntityColumns) -> Result<usize, Error> {
-    let Some((first_name, first)) = entities.first() else {
-        return Err(Error::BadRequest("no entities given; pass join-key columns such as {\"user_id\": [1, 2]}".into()));
-    };
-    for (name, values) in entities {
-        if values.len() != first.len() {
-            return Err(Error::BadRequest(format!("entity columns have different lengths: `{first_name}` has {}, `{name}` has {}", first.len(), values.len())));
-        }
-    }
-    Ok(first.len())
-}
-
 /// A view's encoded key for every entity row (`None` where a key is null).
-fn view_keys(view: &PlannedView, entities: &EntityColumns, rows: usize) -> Result<Vec<Option<Vec<u8>>>, Error> {
+fn view_keys(view: &PlannedView, entities: &RecordBatch, rows: usize) -> Result<Vec<Option<Vec<u8>>>, Error> {
     let mut columns = Vec::with_capacity(view.join_keys.len());
     for (key, dtype) in &view.join_keys {
-        let column = entities.iter().find(|(name, _)| name == key).map(|(_, values)| values).ok_or_else(|| {
-            let given: Vec<&str> = entities.iter().map(|(name, _)| name.as_str()).collect();
+        let column = entities.column_by_name(key).ok_or_else(|| {
+            let given: Vec<&str> = entities.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
             Error::BadRequest(format!("feature view `{}` needs join key `{key}`, but the request's entities are: {}", view.name, given.join(", ")))
         })?;
         columns.push((key, dtype, column));
@@ -216,7 +268,7 @@ fn view_keys(view: &PlannedView, entities: &EntityColumns, rows: usize) -> Resul
     for row in 0..rows {
         parts.clear();
         for (key, dtype, column) in &columns {
-            match key_part(key, dtype, &column[row])? {
+            match key_part(key, dtype, column.as_ref(), row)? {
                 Some(part) => parts.push(part),
                 None => break,
             }
@@ -232,24 +284,27 @@ fn view_keys(view: &PlannedView, entities: &EntityColumns, rows: usize) -> Resul
     Ok(out)
 }
 
-fn key_part(key: &str, dtype: &DType, value: &Value) -> Result<Option<KeyPart>, Error> {
+/// One row's part of an entity key, read by the column's actual type: an
+/// int64 key takes any integer column, a string key any string column.
+fn key_part(key: &str, dtype: &DType, column: &dyn Array, row: usize) -> Result<Option<KeyPart>, Error> {
+    if column.is_null(row) {
+        return Ok(None);
+    }
+    if let (DType::Int64 | DType::Int32, DataType::Int64) = (dtype, column.data_type())
+        && let Some(ints) = column.as_any().downcast_ref::<Int64Array>()
+    {
+        // The serving hot path: no `Value` in between.
+        return Ok(Some(KeyPart::Int(ints.value(row))));
+    }
+    let value = value_at(column, row);
     Ok(Some(match (dtype, value) {
         (_, Value::Null) => return Ok(None),
-        (DType::String, Value::String(s)) => KeyPart::Str(s.clone()),
-        (DType::String, _) => return Err(Error::BadRequest(format!("join key `{key}` is a string; got {}", describe(value)))),
-        (_, Value::Int64(v)) => KeyPart::Int(*v),
-        (_, Value::Int32(v)) => KeyPart::Int(i64::from(*v)),
-        _ => return Err(Error::BadRequest(format!("join key `{key}` is an int64; got {}", describe(value)))),
+        (DType::String, Value::String(s)) => KeyPart::Str(s),
+        (DType::String, value) => return Err(Error::BadRequest(format!("join key `{key}` is a string; got {}", describe(&value)))),
+        (_, Value::Int64(v)) => KeyPart::Int(v),
+        (_, Value::Int32(v)) => KeyPart::Int(i64::from(v)),
+        (_, value) => return Err(Error::BadRequest(format!("join key `{key}` is an int64; got {}", describe(&value)))),
     }))
-}
-
-fn describe(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Float64(f) => format!("the float {f}"),
-        Value::Bool(b) => format!("the boolean {b}"),
-        other => format!("{other:?}"),
-    }
 }
 
 /// Parse a join-key value written on the command line (`user_id=42`) to the
@@ -294,170 +349,29 @@ fn selection_key(selection: &FeatureSelection) -> String {
     }
 }
 
-/// An instant as Feast writes it: RFC 3339, UTC, `Z`, fractional seconds
-/// only when non-zero.
-pub fn rfc3339_micros(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros).map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)).unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
-}
-
-/// A value as Feast's JSON: ints as numbers, floats always with a decimal
-/// point or exponent, non-finite floats as strings, missing as null.
-pub fn value_json(value: &Value) -> serde_json::Value {
-    fn float(f: f64) -> serde_json::Value {
-        if f.is_nan() {
-            json!("NaN")
-        } else if f.is_infinite() {
-            json!(if f > 0.0 { "Infinity" } else { "-Infinity" })
-        } else {
-            // serde_json writes finite floats with `.0` or an exponent.
-            json!(f)
-        }
-    }
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => json!(b),
-        Value::Int32(i) => json!(i),
-        Value::Int64(i) => json!(i),
-        // Through its shortest decimal text, so 0.1f32 is 0.1, not 0.100000001.
-        Value::Float32(f) => float(f.to_string().parse::<f64>().unwrap_or(f64::from(*f))),
-        Value::Float64(f) => float(*f),
-        Value::String(s) => json!(s),
-        Value::Bytes(b) => json!(b),
-        Value::Timestamp(t) => json!(rfc3339_micros(*t)),
-        Value::List(items) => serde_json::Value::Array(items.iter().map(value_json).collect()),
-    }
-}
-
-/// Serializes a response as Feast's body straight into the output buffer
-/// (no intermediate JSON tree: this is the serving hot path).
-pub struct FeastBody<'a>(pub &'a OnlineResponse);
-
-struct JsonValue<'a>(&'a Value);
-
-impl serde::Serialize for JsonValue<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        match self.0 {
-            Value::Null => serializer.serialize_none(),
-            Value::Bool(b) => serializer.serialize_bool(*b),
-            Value::Int32(i) => serializer.serialize_i32(*i),
-            Value::Int64(i) => serializer.serialize_i64(*i),
-            Value::Float64(f) if f.is_finite() => serializer.serialize_f64(*f),
-            Value::String(s) => serializer.serialize_str(s),
-            Value::List(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&JsonValue(item))?;
-                }
-                seq.end()
-            }
-            other => value_json(other).serialize(serializer),
-        }
-    }
-}
-
-struct Column<'a>(&'a OnlineColumn);
-
-impl serde::Serialize for Column<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        struct Values<'a>(&'a [Value]);
-        impl serde::Serialize for Values<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.iter().map(JsonValue))
-            }
-        }
-        struct Times<'a>(&'a [Option<i64>]);
-        impl serde::Serialize for Times<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.iter().map(|t| match t {
-                    None => std::borrow::Cow::Borrowed("1970-01-01T00:00:00Z"),
-                    Some(t) => std::borrow::Cow::Owned(rfc3339_micros(*t)),
-                }))
-            }
-        }
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("event_timestamps", &Times(&self.0.event_timestamps))?;
-        map.serialize_entry("statuses", &self.0.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())?;
-        map.serialize_entry("values", &Values(&self.0.values))?;
-        map.end()
-    }
-}
-
-impl serde::Serialize for FeastBody<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        struct Metadata<'a>(&'a [String]);
-        impl serde::Serialize for Metadata<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let mut map = serializer.serialize_map(Some(1))?;
-                map.serialize_entry("feature_names", self.0)?;
-                map.end()
-            }
-        }
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("metadata", &Metadata(&self.0.feature_names))?;
-        map.serialize_entry("results", &self.0.columns.iter().map(Column).collect::<Vec<_>>())?;
-        map.end()
-    }
-}
-
-impl OnlineResponse {
-    /// Exactly the body Feast's feature server answers, as bytes.
-    pub fn to_feast_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128 + 96 * self.columns.len() * self.columns.first().map_or(1, |c| c.values.len()));
-        // Serializing plain data into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, &FeastBody(self));
-        out
-    }
-
-    /// Exactly the body Feast's feature server answers.
-    pub fn to_feast_json(&self) -> serde_json::Value {
-        let results: Vec<serde_json::Value> = self
-            .columns
-            .iter()
-            .map(|column| {
-                json!({
-                    "values": column.values.iter().map(value_json).collect::<Vec<_>>(),
-                    "statuses": column.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-                    "event_timestamps": column.event_timestamps.iter().map(|t| rfc3339_micros(t.unwrap_or(0))).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({"metadata": {"feature_names": self.feature_names}, "results": results})
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_streamed_body_equals_the_json_tree() {
-        let column = |values: Vec<Value>| OnlineColumn { statuses: vec![FieldStatus::Present; values.len()], event_timestamps: (0..values.len() as i64).map(|i| (i > 0).then_some(i * 1_500_000)).collect(), values };
-        let response = OnlineResponse {
-            feature_names: vec!["k".into(), "f".into(), "g".into()],
-            columns: vec![
-                column(vec![Value::Int64(1), Value::String("x\"y".into()), Value::Null]),
-                column(vec![Value::Float64(3.0), Value::Float64(f64::NAN), Value::Float32(0.1)]),
-                column(vec![Value::List(vec![Value::Int64(1), Value::Null]), Value::Timestamp(5), Value::Bool(true)]),
-            ],
-        };
-        let streamed: serde_json::Value = serde_json::from_slice(&response.to_feast_bytes()).expect("json");
-        assert_eq!(streamed, response.to_feast_json());
-        assert!(String::from_utf8(response.to_feast_bytes()).expect("utf8").contains("[3.0,\"NaN\",0.1]"));
+    fn entity_values_become_typed_columns() {
+        let batch = entity_batch(&[("user_id".into(), vec![Value::Int64(1), Value::Null]), ("region".into(), vec![Value::String("eu".into()), Value::Null])]).expect("batch");
+        assert_eq!(batch.schema().field(0).data_type(), &DataType::Int64);
+        assert_eq!(batch.schema().field(1).data_type(), &DataType::Utf8);
+        assert_eq!(batch.num_rows(), 2);
+        let mixed = entity_batch(&[("user_id".into(), vec![Value::Int64(1), Value::String("a".into())])]).expect_err("mixed");
+        assert!(mixed.to_string().contains("mixes value types"), "{mixed}");
+        let uneven = entity_batch(&[("a".into(), vec![Value::Int64(1)]), ("b".into(), vec![])]).expect_err("uneven");
+        assert!(uneven.to_string().contains("different lengths"), "{uneven}");
+        assert!(entity_batch(&[]).expect_err("empty").to_string().contains("no entities given"));
     }
 
     #[test]
-    fn feast_json_keeps_floats_floats() {
-        assert_eq!(value_json(&Value::Float64(3.0)).to_string(), "3.0");
-        assert_eq!(value_json(&Value::Float64(1e300)).to_string(), "1e+300");
-        assert_eq!(value_json(&Value::Float32(0.1)).to_string(), "0.1");
-        assert_eq!(value_json(&Value::Float64(f64::NAN)), json!("NaN"));
-        assert_eq!(value_json(&Value::Float64(f64::NEG_INFINITY)), json!("-Infinity"));
-        assert_eq!(value_json(&Value::Int64(3)).to_string(), "3");
-        assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_micros(1_500_000), "1970-01-01T00:00:01.500Z");
-        assert_eq!(rfc3339_micros(1_000_001), "1970-01-01T00:00:01.000001Z");
+    fn key_parts_follow_the_actual_column_type() {
+        let ints: ArrayRef = Arc::new(arrow::array::Int32Array::from(vec![7]));
+        assert_eq!(key_part("k", &DType::Int64, ints.as_ref(), 0).expect("int32 column"), Some(KeyPart::Int(7)));
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["a"]));
+        let error = key_part("user_id", &DType::Int64, text.as_ref(), 0).expect_err("string for int key");
+        assert!(error.to_string().contains("join key `user_id` is an int64"), "{error}");
     }
 }

@@ -20,12 +20,12 @@ use almanac_core::{DType, Value};
 use almanac_offline::{HistoricalOptions, OfflineStore, TimeRange};
 use almanac_online::{KeyPart, decode_key};
 use almanac_registry::RegistryState;
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use almanac_core::convert::value_at;
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::online::{EntityColumns, FieldStatus};
+use crate::online::FieldStatus;
 use crate::resolve::FeatureSelection;
 use crate::store::FeatureStore;
 
@@ -45,8 +45,8 @@ pub struct ParityRequest {
 #[derive(Debug, Clone, Serialize)]
 pub struct Example {
     pub entity: Vec<String>,
-    pub online: serde_json::Value,
-    pub offline: serde_json::Value,
+    pub online: Value,
+    pub offline: Value,
     pub online_event_time: Option<String>,
     pub offline_event_time: Option<String>,
     pub cause: String,
@@ -122,24 +122,7 @@ fn key_text(parts: &[KeyPart]) -> Vec<String> {
 }
 
 fn micros_text(micros: Option<i64>) -> Option<String> {
-    micros.map(crate::online::rfc3339_micros)
-}
-
-fn value_at(column: &ArrayRef, row: usize) -> Value {
-    if column.is_null(row) {
-        return Value::Null;
-    }
-    match column.data_type() {
-        DataType::Int64 => Value::Int64(column.as_primitive::<Int64Type>().value(row)),
-        DataType::Int32 => Value::Int32(column.as_primitive::<Int32Type>().value(row)),
-        DataType::Float64 => Value::Float64(column.as_primitive::<Float64Type>().value(row)),
-        DataType::Float32 => Value::Float32(column.as_primitive::<Float32Type>().value(row)),
-        DataType::Boolean => Value::Bool(column.as_boolean().value(row)),
-        DataType::Utf8 => Value::String(column.as_string::<i32>().value(row).to_string()),
-        DataType::Binary => Value::Bytes(column.as_binary::<i32>().value(row).to_vec()),
-        DataType::Timestamp(_, _) => Value::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row)),
-        _ => Value::String(arrow::util::display::array_value_to_string(column, row).unwrap_or_default()),
-    }
+    micros.map(almanac_core::time::rfc3339_micros)
 }
 
 impl FeatureStore {
@@ -155,7 +138,7 @@ impl FeatureStore {
         for name in names {
             views.push(self.view_parity(&state, &name, request, &mut rng)?);
         }
-        Ok(ParityReport { at: crate::online::rfc3339_micros(request.at_micros), tolerance: request.tolerance, views })
+        Ok(ParityReport { at: almanac_core::time::rfc3339_micros(request.at_micros), tolerance: request.tolerance, views })
     }
 
     fn view_parity(&self, state: &Arc<RegistryState>, name: &str, request: &ParityRequest, rng: &mut SplitMix) -> Result<ViewParity, Error> {
@@ -174,11 +157,12 @@ impl FeatureStore {
         let nkeys = key_dtypes.len();
         let mut offline_entities: Vec<Vec<KeyPart>> = Vec::with_capacity(latest.num_rows());
         let mut offline_ts: HashMap<Vec<KeyPart>, i64> = HashMap::with_capacity(latest.num_rows());
-        let ts_column = latest.column(nkeys).as_primitive::<TimestampMicrosecondType>();
+        let ts_column = latest.event_time();
         for row in 0..latest.num_rows() {
-            let parts: Option<Vec<KeyPart>> = latest.columns()[..nkeys]
+            let parts: Option<Vec<KeyPart>> = latest
+                .keys()
                 .iter()
-                .map(|c| match value_at(c, row) {
+                .map(|c| match value_at(c.as_ref(), row) {
                     Value::Int64(v) => Some(KeyPart::Int(v)),
                     Value::String(s) => Some(KeyPart::Str(s)),
                     _ => None,
@@ -218,12 +202,10 @@ impl FeatureStore {
             return Ok(report);
         }
 
-        // Online values through the serving path.
-        let entities: EntityColumns = key_dtypes
-            .iter()
-            .enumerate()
-            .map(|(i, (key, _))| (key.clone(), chosen.iter().map(|parts| match &parts[i] { KeyPart::Int(v) => Value::Int64(*v), KeyPart::Str(s) => Value::String(s.clone()) }).collect()))
-            .collect();
+        // Online values through the serving path (the same entities, without
+        // the as-of column the historical join needs).
+        let table = entity_table(&key_dtypes, &chosen, request.at_micros)?;
+        let entities = table.project(&(0..nkeys).collect::<Vec<_>>())?;
         let refs = FeatureSelection::Refs(view.schema.iter().map(|f| almanac_core::FeatureRef::new(&view.name, &f.name)).collect());
         let online = match self.get_online_features_at(&refs, &entities, true, request.at_micros) {
             Ok(online) => online,
@@ -235,25 +217,24 @@ impl FeatureStore {
         };
 
         // Point-in-time values through the historical join.
-        let table = entity_table(&key_dtypes, &chosen, request.at_micros)?;
         let options = HistoricalOptions { full_feature_names: true, ..HistoricalOptions::default() };
         let expected = self.get_historical_features(&table, &refs, &options)?;
 
         for index in 0..view.schema.len() {
-            let column = &online.columns[nkeys + index];
+            let column = nkeys + index;
             let offline_column = expected.column(nkeys + 1 + index);
             let out = &mut report.features[index];
             for (row, entity) in chosen.iter().enumerate() {
                 out.checked += 1;
-                let got = &column.values[row];
-                let want = value_at(offline_column, row);
+                let got = online.value(column, row);
+                let want = value_at(offline_column.as_ref(), row);
                 if got.approx_eq(&want, request.tolerance) {
                     out.equal += 1;
                     continue;
                 }
-                let online_ts = column.event_timestamps[row];
+                let online_ts = online.event_timestamps[column][row];
                 let offline_winner = offline_ts.get(entity).copied();
-                let status = column.statuses[row];
+                let status = online.statuses[column][row];
                 let cause = explain(status, online_ts, offline_winner, watermark, &want);
                 match (status, want.is_null()) {
                     (FieldStatus::NotFound | FieldStatus::OutsideMaxAge, false) => out.missing_online += 1,
@@ -263,8 +244,8 @@ impl FeatureStore {
                 if out.examples.len() < 5 {
                     out.examples.push(Example {
                         entity: key_text(entity),
-                        online: crate::online::value_json(got),
-                        offline: crate::online::value_json(&want),
+                        online: got,
+                        offline: want,
                         online_event_time: micros_text(online_ts),
                         offline_event_time: micros_text(offline_winner),
                         cause,
@@ -301,5 +282,5 @@ fn entity_table(keys: &[(String, DType)], chosen: &[Vec<KeyPart>], at: i64) -> R
         columns.push((name.clone(), array));
     }
     columns.push(("event_timestamp".into(), Arc::new(TimestampMicrosecondArray::from(vec![at; chosen.len()]).with_timezone("UTC"))));
-    RecordBatch::try_from_iter(columns).map_err(|e| Error::BadRequest(e.to_string()))
+    Ok(RecordBatch::try_from_iter(columns)?)
 }

@@ -14,14 +14,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use almanac_core::convert::{coerce, to_array, value_at, values_of};
 use almanac_core::{DType, FeatureView, Source, Value};
 use almanac_offline::io::write_parquet_durably;
 use almanac_offline::{list_source_files, read_source_schema};
 use almanac_online::{Entry, KeyPart, OnlineStore, RecordCodec, WriteStats, encode_key};
 use almanac_registry::RegistryState;
-use arrow::array::{ArrayRef, RecordBatch, new_null_array};
-use arrow::datatypes::{Field as ArrowField, Schema};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, TimestampMicrosecondType};
 
 use crate::error::Error;
 
@@ -45,13 +47,70 @@ pub struct PushReport {
     pub offline_file: Option<PathBuf>,
 }
 
-/// A mistake in a push request.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PushError(pub String);
+/// One column a push source takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushColumn {
+    pub name: String,
+    pub dtype: DType,
+    /// Join keys, the event time and features are required; the created
+    /// time may be left out (it is then null).
+    pub required: bool,
+}
 
 fn bad(message: impl Into<String>) -> Error {
-    Error::Push(PushError(message.into()))
+    Error::Push(message.into())
+}
+
+/// The push source and the views that read it, or an error saying why
+/// `name` cannot take pushes.
+fn push_target<'a>(state: &'a RegistryState, name: &str) -> Result<(&'a Source, Vec<&'a FeatureView>), Error> {
+    let defs = &state.definitions;
+    let source = defs.source(name).ok_or_else(|| {
+        let names: Vec<&str> = defs.sources.iter().filter(|s| s.batch_source.is_some()).map(|s| s.name.as_str()).collect();
+        let help = almanac_core::suggest::closest(name, names.iter().copied()).map(|b| format!("did you mean `{b}`?"));
+        Error::Unknown { what: "push source", name: name.to_string(), help }
+    })?;
+    if source.batch_source.is_none() {
+        return Err(bad(format!("`{name}` is a batch source, not a push source; declare one with `batch_source: {name}` and bind views to it")));
+    }
+    let views: Vec<&FeatureView> = defs.feature_views.iter().filter(|v| v.source == source.name).collect();
+    if views.is_empty() {
+        return Err(bad(format!("no feature view reads push source `{name}`; bind a view to it with `source: {name}`")));
+    }
+    Ok((source, views))
+}
+
+/// The columns a push to `source` carries: every view's join keys, the
+/// event time, the created time (optional), every view's features.
+fn expected_columns(state: &RegistryState, source: &Source, views: &[&FeatureView]) -> Vec<PushColumn> {
+    let defs = &state.definitions;
+    let mut expected: Vec<PushColumn> = Vec::new();
+    let mut add = |name: &str, dtype: DType, required: bool| {
+        if !expected.iter().any(|c| c.name == name) {
+            expected.push(PushColumn { name: name.to_string(), dtype, required });
+        }
+    };
+    for view in views {
+        for key in defs.view_join_keys(view) {
+            add(&key.name, key.dtype.clone().unwrap_or(DType::Int64), true);
+        }
+    }
+    add(&source.timestamp_field, DType::Timestamp, true);
+    if let Some(created) = &source.created_timestamp_column {
+        add(created, DType::Timestamp, false);
+    }
+    for view in views {
+        for field in &view.schema {
+            add(&field.name, field.dtype.clone(), true);
+        }
+    }
+    expected
+}
+
+/// The columns push source `name` takes (see [`crate::FeatureStore::push_columns`]).
+pub(crate) fn columns_of(state: &RegistryState, name: &str) -> Result<Vec<PushColumn>, Error> {
+    let (source, views) = push_target(state, name)?;
+    Ok(expected_columns(state, source, &views))
 }
 
 pub(crate) struct Push<'a> {
@@ -60,38 +119,23 @@ pub(crate) struct Push<'a> {
     pub online: &'a dyn OnlineStore,
 }
 
-/// The push's columns, checked and converted to their declared dtypes.
+/// The push's columns, checked and converted to their declared dtypes'
+/// canonical Arrow types.
 struct Rows {
     n: usize,
-    columns: Vec<(String, DType, Vec<Value>)>,
+    columns: Vec<(String, ArrayRef)>,
 }
 
 impl Rows {
-    fn column(&self, name: &str) -> Option<(&DType, &Vec<Value>)> {
-        self.columns.iter().find(|(n, _, _)| n == name).map(|(_, dtype, values)| (dtype, values))
-    }
-
-    fn get(&self, name: &str) -> Option<&Vec<Value>> {
-        self.column(name).map(|(_, values)| values)
+    fn get(&self, name: &str) -> Option<&ArrayRef> {
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, array)| array)
     }
 }
 
 impl Push<'_> {
-    pub fn run(&self, source_name: &str, columns: &[(String, Vec<Value>)], to: PushTo) -> Result<PushReport, Error> {
-        let defs = &self.state.definitions;
-        let source = defs.source(source_name).ok_or_else(|| {
-            let names: Vec<&str> = defs.sources.iter().filter(|s| s.batch_source.is_some()).map(|s| s.name.as_str()).collect();
-            let help = almanac_core::suggest::closest(source_name, names.iter().copied()).map(|b| format!("did you mean `{b}`?"));
-            Error::Unknown { what: "push source", name: source_name.to_string(), help }
-        })?;
-        if source.batch_source.is_none() {
-            return Err(bad(format!("`{source_name}` is a batch source, not a push source; declare one with `batch_source: {source_name}` and bind views to it")));
-        }
-        let views: Vec<&FeatureView> = defs.feature_views.iter().filter(|v| v.source == source.name).collect();
-        if views.is_empty() {
-            return Err(bad(format!("no feature view reads push source `{source_name}`; bind a view to it with `source: {source_name}`")));
-        }
-        let rows = self.check(source, &views, columns)?;
+    pub fn run(&self, source_name: &str, batch: &RecordBatch, to: PushTo) -> Result<PushReport, Error> {
+        let (source, views) = push_target(self.state, source_name)?;
+        let rows = check(source, &expected_columns(self.state, source, &views), batch)?;
         let mut report = PushReport { push_source: source_name.to_string(), rows: rows.n, views: views.iter().map(|v| v.name.clone()).collect(), online_written: 0, online_kept_newer: 0, offline_file: None };
         if rows.n == 0 {
             return Ok(report);
@@ -107,90 +151,34 @@ impl Push<'_> {
         Ok(report)
     }
 
-    /// Every column the views need, present, of equal length, of the right
-    /// type; nothing unexpected.
-    fn check(&self, source: &Source, views: &[&FeatureView], columns: &[(String, Vec<Value>)]) -> Result<Rows, Error> {
-        let defs = &self.state.definitions;
-        let mut expected: Vec<(String, DType, bool)> = Vec::new();
-        let mut add = |name: &str, dtype: DType, required: bool| {
-            if !expected.iter().any(|(n, _, _)| n == name) {
-                expected.push((name.to_string(), dtype, required));
-            }
-        };
-        for view in views {
-            for key in defs.view_join_keys(view) {
-                add(&key.name, key.dtype.clone().unwrap_or(DType::Int64), true);
-            }
-        }
-        add(&source.timestamp_field, DType::Timestamp, true);
-        if let Some(created) = &source.created_timestamp_column {
-            add(created, DType::Timestamp, false);
-        }
-        for view in views {
-            for field in &view.schema {
-                add(&field.name, field.dtype.clone(), true);
-            }
-        }
-        let given: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-        if let Some((name, _)) = columns.iter().find(|(name, _)| !expected.iter().any(|(n, _, _)| n == name)) {
-            let help = almanac_core::suggest::closest(name, expected.iter().map(|(n, _, _)| n.as_str())).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
-            return Err(bad(format!("column `{name}` is not part of push source `{}`{help}; expected columns: {}", source.name, expected.iter().map(|(n, _, _)| n.as_str()).collect::<Vec<_>>().join(", "))));
-        }
-        let n = columns.first().map(|(_, v)| v.len()).unwrap_or(0);
-        let mut out = Vec::with_capacity(expected.len());
-        for (name, dtype, required) in &expected {
-            let values = match columns.iter().find(|(n, _)| n == name) {
-                Some((_, values)) => values,
-                None if *required => return Err(bad(format!("the push is missing column `{name}` ({dtype}); it has: {}", given.join(", ")))),
-                None => {
-                    out.push((name.clone(), dtype.clone(), vec![Value::Null; n]));
-                    continue;
-                }
-            };
-            if values.len() != n {
-                return Err(bad(format!("columns have different lengths: `{}` has {n} rows, `{name}` has {}", columns[0].0, values.len())));
-            }
-            let converted = values
-                .iter()
-                .enumerate()
-                .map(|(row, value)| coerce(value, dtype).map_err(|why| bad(format!("column `{name}`, row {row}: {why}"))))
-                .collect::<Result<Vec<_>, _>>()?;
-            if name == &source.timestamp_field
-                && let Some(row) = converted.iter().position(Value::is_null) {
-                    return Err(bad(format!("column `{name}`, row {row}: the event timestamp is required")));
-                }
-            out.push((name.clone(), dtype.clone(), converted));
-        }
-        Ok(Rows { n, columns: out })
-    }
-
     fn write_online(&self, source: &Source, views: &[&FeatureView], rows: &Rows) -> Result<WriteStats, Error> {
         let defs = &self.state.definitions;
         let mut stats = WriteStats::default();
-        let event = rows.get(&source.timestamp_field).cloned().unwrap_or_default();
-        let created = source.created_timestamp_column.as_ref().and_then(|c| rows.get(c)).cloned();
+        let event = rows.get(&source.timestamp_field).and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>()).ok_or_else(|| Error::Internal("the checked push has no µs event-time column".into()))?;
+        let created = source.created_timestamp_column.as_ref().and_then(|c| rows.get(c)).and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>());
         for view in views.iter().filter(|v| v.online) {
             let codec = RecordCodec::new(&view.schema);
-            let keys: Vec<&Vec<Value>> = defs.view_join_keys(view).iter().filter_map(|k| rows.get(&k.name)).collect();
-            let features: Vec<&Vec<Value>> = view.schema.iter().filter_map(|f| rows.get(&f.name)).collect();
+            let keys: Vec<&ArrayRef> = defs.view_join_keys(view).iter().filter_map(|k| rows.get(&k.name)).collect();
+            let features: Vec<ArrayRef> = view.schema.iter().filter_map(|f| rows.get(&f.name).cloned()).collect();
             let mut entries = Vec::with_capacity(rows.n);
             'rows: for row in 0..rows.n {
                 let mut parts = Vec::with_capacity(keys.len());
                 for column in &keys {
-                    match &column[row] {
-                        Value::Int64(v) => parts.push(KeyPart::Int(*v)),
-                        Value::String(s) => parts.push(KeyPart::Str(s.clone())),
+                    match value_at(column.as_ref(), row) {
+                        Value::Int64(v) => parts.push(KeyPart::Int(v)),
+                        Value::String(s) => parts.push(KeyPart::Str(s)),
                         // A row without its key cannot be stored online.
                         _ => continue 'rows,
                     }
                 }
                 let mut key = Vec::with_capacity(16);
                 encode_key(&parts, &mut key);
-                let Value::Timestamp(ts) = event[row] else { continue };
-                let created_ts = created.as_ref().and_then(|c| if let Value::Timestamp(t) = c[row] { Some(t) } else { None });
-                let values: Vec<Value> = features.iter().map(|column| column[row].clone()).collect();
+                if event.is_null(row) {
+                    continue;
+                }
+                let created_ts = created.filter(|c| !c.is_null(row)).map(|c| c.value(row));
                 let mut record = Vec::with_capacity(64);
-                codec.encode_values(&values, ts, created_ts, &mut record)?;
+                codec.encode_row(&features, row, event.value(row), created_ts, &mut record)?;
                 entries.push(Entry { key, record });
             }
             stats += self.online.write(&view.name, &entries)?;
@@ -214,75 +202,70 @@ impl Push<'_> {
         let mut arrays: Vec<ArrayRef> = Vec::new();
         for field in file_schema.fields() {
             let name = source.field_mapping.get(field.name()).cloned().unwrap_or_else(|| field.name().clone());
-            let array = match rows.column(&name) {
-                Some((dtype, values)) => {
-                    let array = to_arrow(values, dtype)?;
-                    arrow::compute::cast(&array, field.data_type()).map_err(|e| bad(format!("column `{name}` does not fit the files' type {}: {e}", field.data_type())))?
-                }
+            let array = match rows.get(&name) {
+                Some(array) => arrow::compute::cast(array, field.data_type()).map_err(|e| bad(format!("column `{name}` does not fit the files' type {}: {e}", field.data_type())))?,
                 None => new_null_array(field.data_type(), rows.n),
             };
             fields.push(ArrowField::new(field.name(), field.data_type().clone(), true));
             arrays.push(array);
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| bad(e.to_string()))?;
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
-        let path = folder.join(format!("push-{stamp}-{}.parquet", std::process::id()));
+        let path = folder.join(push_file_name());
         write_parquet_durably(&path, &batch)?;
         Ok(path)
     }
 }
 
-/// A loosely typed value (from JSON) as `dtype`: ints widen to floats,
-/// timestamps are RFC 3339 text or epoch seconds.
-pub fn coerce(value: &Value, dtype: &DType) -> Result<Value, String> {
-    let wrong = || format!("expected {dtype}, got {value:?}");
-    Ok(match (dtype, value) {
-        (_, Value::Null) => Value::Null,
-        (DType::Bool, Value::Bool(b)) => Value::Bool(*b),
-        (DType::Int64, Value::Int64(v)) => Value::Int64(*v),
-        (DType::Int32, Value::Int64(v)) => Value::Int32(i32::try_from(*v).map_err(|_| format!("{v} does not fit int32"))?),
-        (DType::Float64, Value::Float64(v)) => Value::Float64(*v),
-        (DType::Float64, Value::Int64(v)) => Value::Float64(*v as f64),
-        (DType::Float32, Value::Float64(v)) => Value::Float32(*v as f32),
-        (DType::Float32, Value::Int64(v)) => Value::Float32(*v as f32),
-        (DType::Float64 | DType::Float32, Value::String(s)) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => {
-            let f = match s.as_str() {
-                "NaN" => f64::NAN,
-                "Infinity" => f64::INFINITY,
-                _ => f64::NEG_INFINITY,
-            };
-            if *dtype == DType::Float32 { Value::Float32(f as f32) } else { Value::Float64(f) }
-        }
-        (DType::String, Value::String(s)) => Value::String(s.clone()),
-        (DType::Bytes, Value::String(s)) => Value::Bytes(s.as_bytes().to_vec()),
-        (DType::Timestamp, Value::String(s)) => {
-            let parsed = chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| t.to_utc())
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc()))
-                .map_err(|_| format!("`{s}` is not a timestamp; use RFC 3339 such as `2026-06-10T14:00:00Z`"))?;
-            Value::Timestamp(parsed.timestamp_micros())
-        }
-        (DType::Timestamp, Value::Int64(seconds)) => Value::Timestamp(seconds.saturating_mul(1_000_000)),
-        (DType::Timestamp, Value::Float64(seconds)) if seconds.is_finite() => Value::Timestamp((seconds * 1e6).round() as i64),
-        (DType::Timestamp, Value::Timestamp(t)) => Value::Timestamp(*t),
-        (DType::List(inner), Value::List(items)) => Value::List(items.iter().map(|item| coerce(item, inner)).collect::<Result<_, _>>()?),
-        _ => return Err(wrong()),
-    })
+/// A name no other push (this process or another) uses: time, process id
+/// and a per-process counter.
+fn push_file_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+    format!("push-{stamp}-{}-{}.parquet", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Values already coerced to `dtype`, as an Arrow array of its canonical type.
-pub(crate) fn to_arrow(values: &[Value], dtype: &DType) -> Result<ArrayRef, Error> {
-    use arrow::array::*;
-    let array: ArrayRef = match dtype {
-        DType::Bool => Arc::new(values.iter().map(|v| if let Value::Bool(b) = v { Some(*b) } else { None }).collect::<BooleanArray>()),
-        DType::Int32 => Arc::new(values.iter().map(|v| if let Value::Int32(x) = v { Some(*x) } else { None }).collect::<Int32Array>()),
-        DType::Int64 => Arc::new(values.iter().map(|v| if let Value::Int64(x) = v { Some(*x) } else { None }).collect::<Int64Array>()),
-        DType::Float32 => Arc::new(values.iter().map(|v| if let Value::Float32(x) = v { Some(*x) } else { None }).collect::<Float32Array>()),
-        DType::Float64 => Arc::new(values.iter().map(|v| if let Value::Float64(x) = v { Some(*x) } else { None }).collect::<Float64Array>()),
-        DType::String => Arc::new(values.iter().map(|v| if let Value::String(x) = v { Some(x.as_str()) } else { None }).collect::<StringArray>()),
-        DType::Bytes => Arc::new(values.iter().map(|v| if let Value::Bytes(x) = v { Some(x.as_slice()) } else { None }).collect::<BinaryArray>()),
-        DType::Timestamp => Arc::new(values.iter().map(|v| if let Value::Timestamp(x) = v { Some(*x) } else { None }).collect::<TimestampMicrosecondArray>().with_timezone("UTC")),
-        DType::List(_) => return Err(bad("offline pushes of list features are not supported yet; push them online only")),
-    };
-    Ok(array)
+/// Every expected column present (or optional), nothing unexpected, each
+/// converted to its dtype's canonical Arrow type.
+fn check(source: &Source, expected: &[PushColumn], batch: &RecordBatch) -> Result<Rows, Error> {
+    let schema = batch.schema();
+    let given: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    if let Some(name) = given.iter().find(|name| !expected.iter().any(|c| c.name == **name)) {
+        let help = almanac_core::suggest::closest(name, expected.iter().map(|c| c.name.as_str())).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+        return Err(bad(format!("column `{name}` is not part of push source `{}`{help}; expected columns: {}", source.name, expected.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "))));
+    }
+    let n = batch.num_rows();
+    let mut out = Vec::with_capacity(expected.len());
+    for column in expected {
+        let array = match batch.column_by_name(&column.name) {
+            Some(array) => as_dtype(&column.name, array, &column.dtype)?,
+            None if column.required => return Err(bad(format!("the push is missing column `{}` ({}); it has: {}", column.name, column.dtype, given.join(", ")))),
+            None => new_null_array(&column.dtype.to_arrow(), n),
+        };
+        if column.name == source.timestamp_field
+            && let Some(row) = (0..n).find(|&row| array.is_null(row))
+        {
+            return Err(bad(format!("column `{}`, row {row}: the event timestamp is required", column.name)));
+        }
+        out.push((column.name.clone(), array));
+    }
+    Ok(Rows { n, columns: out })
+}
+
+/// A pushed column as `dtype`'s canonical Arrow type. A column already of
+/// that type is taken as it is; anything else goes through the one
+/// coercion rule of `almanac_core::convert` (so text timestamps use the one
+/// grammar and integers for a timestamp are epoch seconds, whoever pushes).
+fn as_dtype(name: &str, array: &ArrayRef, dtype: &DType) -> Result<ArrayRef, Error> {
+    if array.data_type() == &dtype.to_arrow() {
+        return Ok(array.clone());
+    }
+    if array.data_type() == &DataType::Null {
+        return Ok(new_null_array(&dtype.to_arrow(), array.len()));
+    }
+    let coerced = values_of(array.as_ref())
+        .iter()
+        .enumerate()
+        .map(|(row, value)| coerce(value, dtype).map_err(|why| bad(format!("column `{name}`, row {row}: {why}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    to_array(name, &coerced, dtype).map_err(|e| bad(e.to_string()))
 }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use almanac_core::{Definitions, OnlineConfig, RegistryConfig, RepoConfig};
-use almanac_online::{EmbeddedStore, OnlineStore};
+use almanac_online::OnlineStore;
+use almanac_online_lmdb::EmbeddedStore;
 use almanac_online_redis::{RedisClusterStore, RedisStore, Timeouts};
 use almanac_offline::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, TimeRange};
 use almanac_registry::{FileRegistry, Plan, Registry, RegistryState};
@@ -15,7 +16,7 @@ use chrono::Utc;
 use crate::check;
 use crate::error::Error;
 use crate::materialize::{self, MaterializeRequest, Progress, ViewReport};
-use crate::online::{EntityColumns, OnlineResponse, PlanCache};
+use crate::online::{OnlineResponse, PlanCache};
 use crate::resolve::{self, FeatureSelection};
 
 /// An opened feature repo: its settings and its registry.
@@ -81,17 +82,21 @@ impl FeatureStore {
         Ok(Plan::compute(&self.registry_state()?, &desired))
     }
 
-    /// Apply the definition files to the registry. An empty plan writes nothing.
+    /// Apply the definition files to the registry. An empty plan writes
+    /// nothing. The plan is computed against the registry as it is under
+    /// the writer lock, so a watermark a materialization advanced meanwhile
+    /// is kept, never rolled back.
     pub fn apply(&self) -> Result<ApplyOutcome, Error> {
         let desired = self.load_definitions()?;
-        let current = self.registry_state()?;
-        let plan = Plan::compute(&current, &desired);
-        if plan.is_empty() {
-            return Ok(ApplyOutcome { version: current.version, plan });
-        }
-        let next = plan.apply_to(&current, &desired, Utc::now());
-        self.registry.commit(current.version, &next)?;
-        Ok(ApplyOutcome { version: next.version, plan })
+        let mut applied: Option<Plan> = None;
+        let stored = self.registry.update(&self.config.project, &mut |current| {
+            let plan = Plan::compute(current, &desired);
+            let next = (!plan.is_empty()).then(|| plan.apply_to(current, &desired, Utc::now()));
+            applied = Some(plan);
+            next
+        })?;
+        let plan = applied.ok_or_else(|| Error::Internal("the registry update did not run".into()))?;
+        Ok(ApplyOutcome { version: stored.version, plan })
     }
 
     /// The online store named in `almanac.yaml`, connected on first use.
@@ -120,7 +125,7 @@ impl FeatureStore {
     /// serving plans of an older registry version are dropped lazily.
     pub fn refresh(&self) -> Result<bool, Error> {
         let fresh = Arc::new(self.registry_state()?);
-        let mut slot = self.serving_state.write().map_err(|_| Error::BadRequest("registry cache poisoned".into()))?;
+        let mut slot = self.serving_state.write().map_err(|_| Error::Internal("the serving registry cache is poisoned (a thread panicked while replacing it)".into()))?;
         let changed = slot.as_ref().is_none_or(|old| old.version != fresh.version || old.watermarks != fresh.watermarks);
         *slot = Some(fresh);
         Ok(changed)
@@ -139,14 +144,16 @@ impl FeatureStore {
     }
 
     /// Latest feature values for entities (DESIGN §3), with a status and
-    /// event time per value; TTLs are enforced against `now`.
-    pub fn get_online_features(&self, selection: &FeatureSelection, entities: &EntityColumns, full_feature_names: bool) -> Result<OnlineResponse, Error> {
+    /// event time per value; TTLs are enforced against `now`. `entities`
+    /// holds one column per join key (see [`crate::online::entity_batch`]
+    /// to build it from plain values).
+    pub fn get_online_features(&self, selection: &FeatureSelection, entities: &RecordBatch, full_feature_names: bool) -> Result<OnlineResponse, Error> {
         let now = Utc::now().timestamp_micros();
         self.get_online_features_at(selection, entities, full_feature_names, now)
     }
 
     /// [`FeatureStore::get_online_features`] as of an explicit instant (µs).
-    pub fn get_online_features_at(&self, selection: &FeatureSelection, entities: &EntityColumns, full_feature_names: bool, now_micros: i64) -> Result<OnlineResponse, Error> {
+    pub fn get_online_features_at(&self, selection: &FeatureSelection, entities: &RecordBatch, full_feature_names: bool, now_micros: i64) -> Result<OnlineResponse, Error> {
         let state = self.serving_state()?;
         let plan = self.plans.get_or_plan(&state, selection, full_feature_names)?;
         plan.execute(self.online_store()?.as_ref(), entities, now_micros)
@@ -185,17 +192,26 @@ impl FeatureStore {
     }
 
     /// Write pushed rows to the online store, the offline history, or both
-    /// (see [`crate::push`]).
-    pub fn push(&self, push_source: &str, columns: &[(String, Vec<almanac_core::Value>)], to: crate::push::PushTo) -> Result<crate::push::PushReport, Error> {
+    /// (see [`crate::push`]). Columns are cast to the declared dtypes.
+    pub fn push(&self, push_source: &str, rows: &RecordBatch, to: crate::push::PushTo) -> Result<crate::push::PushReport, Error> {
         let state = self.serving_state()?;
         let push = crate::push::Push { root: &self.root, state: &state, online: self.online_store()?.as_ref() };
-        push.run(push_source, columns, to)
+        push.run(push_source, rows, to)
     }
 
-    /// Whether the online store is the embedded one (reads never block on
-    /// the network, so the server runs them inline).
-    pub fn online_is_embedded(&self) -> bool {
-        matches!(self.config.online, OnlineConfig::Embedded { .. })
+    /// The columns a push source takes, with their dtypes and whether each
+    /// is required: what an edge (the server's JSON, the SDK) converts
+    /// loosely typed input to before calling [`FeatureStore::push`].
+    pub fn push_columns(&self, push_source: &str) -> Result<Vec<crate::push::PushColumn>, Error> {
+        let state = self.serving_state()?;
+        crate::push::columns_of(&state, push_source)
+    }
+
+    /// What the connected online store can do, or `None` before it is
+    /// connected (asking must never block a caller on a connection attempt,
+    /// so the server treats "not connected yet" as "may block").
+    pub fn online_capabilities(&self) -> Option<almanac_online::Capabilities> {
+        self.online.get().map(|store| store.capabilities())
     }
 
     /// The registry's file, for watching it (the embedded registry).
@@ -220,7 +236,7 @@ impl FeatureStore {
         let state = self.registry_state()?;
         let resolved = resolve::resolve(&state, selection)?;
         let joined = self.offline()?.get_historical_features(entities, &resolved.views, options)?;
-        Ok(reorder_features(&joined, entities.num_columns(), &resolved))
+        reorder_features(&joined, entities.num_columns(), &resolved)
     }
 
     /// The rows of one view in a time range, or the latest row per entity.
@@ -231,13 +247,13 @@ impl FeatureStore {
         }
         let mut request = resolve::view_request(&state.definitions, view)?;
         request.features = request.view.schema.clone();
-        Ok(self.offline()?.export(&request, range, latest)?)
+        Ok(self.offline()?.export(&request, range, latest)?.into_batch())
     }
 }
 
 /// The offline engine returns features grouped by view; put them back in the
 /// order they were requested.
-fn reorder_features(joined: &RecordBatch, inputs: usize, resolved: &resolve::Resolved) -> RecordBatch {
+fn reorder_features(joined: &RecordBatch, inputs: usize, resolved: &resolve::Resolved) -> Result<RecordBatch, Error> {
     let mut grouped = Vec::new();
     for request in &resolved.views {
         for field in &request.features {
@@ -246,9 +262,9 @@ fn reorder_features(joined: &RecordBatch, inputs: usize, resolved: &resolve::Res
     }
     let mut indices: Vec<usize> = (0..inputs).collect();
     for (view, feature) in &resolved.order {
-        if let Some(position) = grouped.iter().position(|(v, f)| v == view && f == feature) {
-            indices.push(inputs + position);
-        }
+        // `resolved.views` was built from `resolved.order`: every pair is there.
+        let position = grouped.iter().position(|(v, f)| v == view && f == feature).ok_or_else(|| Error::Internal(format!("feature `{view}:{feature}` is missing from the joined result")))?;
+        indices.push(inputs + position);
     }
-    joined.project(&indices).unwrap_or_else(|_| joined.clone())
+    Ok(joined.project(&indices)?)
 }

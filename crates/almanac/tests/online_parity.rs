@@ -154,7 +154,7 @@ fn check_parity(online: &str, rows: &[Row], split: i64) -> Result<(), TestCaseEr
 
     let users: Vec<Value> = (0..9).flat_map(|u| [Value::Int64(u), Value::Int64(u)]).chain([Value::Null]).collect();
     let regions: Vec<Value> = (0..9).flat_map(|_| [Value::String("eu".into()), Value::String("us".into())]).chain([Value::String("eu".into())]).collect();
-    let entities = vec![("user_id".to_string(), users.clone()), ("region".to_string(), regions.clone())];
+    let entities = almanac::entity_batch(&[("user_id".to_string(), users.clone()), ("region".to_string(), regions.clone())]).expect("entities");
     let selection = FeatureSelection::parse_refs("user_stats:count,user_stats:score,user_region_stats:count,user_region_stats:score").expect("refs");
     let online = store.get_online_features_at(&selection, &entities, true, NOW).expect("online read");
 
@@ -168,14 +168,14 @@ fn check_parity(online: &str, rows: &[Row], split: i64) -> Result<(), TestCaseEr
     let offline = store.get_historical_features(&table, &selection, &options).expect("historical");
 
     for (index, name) in ["user_stats__count", "user_stats__score", "user_region_stats__count", "user_region_stats__score"].iter().enumerate() {
-        let column = &online.columns[2 + index];
-        prop_assert_eq!(&online.feature_names[2 + index], name);
+        let column = 2 + index;
+        prop_assert_eq!(online.feature_names()[column], *name);
         let expected = offline.column_by_name(name).expect("offline feature");
         for row in 0..users.len() {
             let want = value_at(expected, row);
-            let got = &column.values[row];
-            prop_assert!(got.approx_eq(&want, 0.0), "{}: entity row {} online {:?} ({:?}) != point-in-time {:?}", name, row, got, column.statuses[row], want);
-            let status = column.statuses[row];
+            let got = online.value(column, row);
+            let status = online.statuses[column][row];
+            prop_assert!(got.approx_eq(&want, 0.0), "{}: entity row {} online {:?} ({:?}) != point-in-time {:?}", name, row, got, status, want);
             prop_assert_eq!(status == FieldStatus::Present, !want.is_null(), "{}: row {} status {:?}", name, row, status);
         }
     }

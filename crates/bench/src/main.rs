@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use almanac::core::Value;
 use almanac::{FeatureSelection, FeatureStore};
 use anyhow::Context;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
@@ -97,17 +96,16 @@ fn read_latency(repo: &Path, iterations: usize) -> anyhow::Result<()> {
         let mut samples = Vec::with_capacity(iterations);
         let mut present = 0usize;
         for i in 0..iterations + iterations / 10 {
-            let entities = vec![
-                ("user_id".to_string(), (0..batch).map(|j| Value::Int64(user_ids[(i * 131 + j * 7) % user_ids.len()])).collect()),
-                ("merchant_id".to_string(), (0..batch).map(|j| Value::Int64(merchant_ids[(i * 17 + j * 3) % merchant_ids.len()])).collect()),
-            ];
+            let users: ArrayRef = Arc::new(Int64Array::from_iter_values((0..batch).map(|j| user_ids[(i * 131 + j * 7) % user_ids.len()])));
+            let merchants: ArrayRef = Arc::new(Int64Array::from_iter_values((0..batch).map(|j| merchant_ids[(i * 17 + j * 3) % merchant_ids.len()])));
+            let entities = RecordBatch::try_from_iter([("user_id", users), ("merchant_id", merchants)])?;
             let started = Instant::now();
             let response = store.get_online_features_at(&selection, &entities, false, now)?;
             let elapsed = started.elapsed().as_secs_f64() * 1e6;
             // The first 10% warm caches and are not counted.
             if i >= iterations / 10 {
                 samples.push(elapsed);
-                present += response.columns[2].statuses.iter().filter(|s| **s == almanac::FieldStatus::Present).count();
+                present += response.statuses[2].iter().filter(|s| **s == almanac::FieldStatus::Present).count();
             }
         }
         samples.sort_by(|a, b| a.total_cmp(b));

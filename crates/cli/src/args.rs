@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "almanac", version, about = "Almanac: a feature store that keeps training and serving consistent")]
@@ -54,8 +54,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
     /// Only these views, comma-separated (default: every view).
-    #[arg(long)]
-    pub views: Option<String>,
+    #[arg(long, value_parser = parse_views)]
+    pub views: Option<ViewList>,
     /// The instant monitored (RFC 3339 or `now`).
     #[arg(long, default_value = "now")]
     pub at: String,
@@ -63,7 +63,7 @@ pub struct MonitorArgs {
     #[arg(long, default_value = "7d")]
     pub window: String,
     /// Length of the reference window, just before the current one.
-    #[arg(long, default_value = "28d")]
+    #[arg(long, default_value = "28d", conflicts_with = "reference_file")]
     pub reference_window: String,
     /// Use a training set (Parquet or CSV with the features as columns) as the reference instead.
     #[arg(long)]
@@ -73,15 +73,15 @@ pub struct MonitorArgs {
     pub html: Option<PathBuf>,
     /// The current sample: `offline` (recent offline history, --window) or
     /// `online` (the values the online store serves: materialized or pushed).
-    #[arg(long, default_value = "offline", value_parser = ["offline", "online"])]
-    pub current: String,
+    #[arg(long, value_enum, default_value_t = CurrentSample::Offline)]
+    pub current: CurrentSample,
 }
 
 #[derive(Debug, Args)]
 pub struct ParityArgs {
     /// Only these views, comma-separated (default: every online view).
-    #[arg(long)]
-    pub views: Option<String>,
+    #[arg(long, value_parser = parse_views)]
+    pub views: Option<ViewList>,
     /// Entities sampled per view (half from the online store, half from the source).
     #[arg(long, default_value_t = 1000)]
     pub sample: usize,
@@ -121,8 +121,8 @@ pub struct ServeArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
     /// Log format on stderr: text or json (level from ALMANAC_LOG, default info).
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Args)]
@@ -134,8 +134,8 @@ pub struct MaterializeArgs {
     #[arg(long)]
     pub end: String,
     /// Only these views, comma-separated (default: every view with `online: true`).
-    #[arg(long)]
-    pub views: Option<String>,
+    #[arg(long, value_parser = parse_views)]
+    pub views: Option<ViewList>,
 }
 
 #[derive(Debug, Args)]
@@ -144,8 +144,8 @@ pub struct IncrementalArgs {
     #[arg(long)]
     pub end: String,
     /// Only these views, comma-separated (default: every view with `online: true`).
-    #[arg(long)]
-    pub views: Option<String>,
+    #[arg(long, value_parser = parse_views)]
+    pub views: Option<ViewList>,
 }
 
 #[derive(Debug, Args)]
@@ -262,8 +262,58 @@ pub struct ListArgs {
     #[arg(long = "tag", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
     /// Only one kind: entity, source, feature_view, feature, feature_service.
-    #[arg(long, value_parser = ["entity", "source", "feature_view", "feature", "feature_service"])]
-    pub kind: Option<String>,
+    #[arg(long, value_enum)]
+    pub kind: Option<Kind>,
+}
+
+/// `--current` of `monitor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CurrentSample {
+    Offline,
+    Online,
+}
+
+/// `--log-format` of `serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `--kind` of `features list`: the catalog's kinds, spelled as it spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Kind {
+    Entity,
+    Source,
+    FeatureView,
+    Feature,
+    FeatureService,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Entity => "entity",
+            Kind::Source => "source",
+            Kind::FeatureView => "feature_view",
+            Kind::Feature => "feature",
+            Kind::FeatureService => "feature_service",
+        }
+    }
+}
+
+/// A `--views a,b` list: names trimmed, empty entries dropped, and at least
+/// one name (an empty list would silently mean "every view").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewList(pub Vec<String>);
+
+fn parse_views(text: &str) -> Result<ViewList, String> {
+    let names: Vec<String> = text.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if names.is_empty() {
+        return Err("give at least one view name (or leave --views out for every view)".into());
+    }
+    Ok(ViewList(names))
 }
 
 fn parse_tag(text: &str) -> Result<(String, String), String> {

@@ -8,6 +8,7 @@
 mod args;
 mod commands;
 mod render;
+mod time;
 
 use std::process::ExitCode;
 

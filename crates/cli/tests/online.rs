@@ -272,3 +272,49 @@ fn an_unreachable_redis_is_a_clear_error_not_a_hang() {
     let out = run(&repo, &["plan"]).fails();
     assert!(out.stderr.contains("almanac.yaml:2:") && out.stderr.contains("is not a Redis URL"), "{}", out.stderr);
 }
+
+/// Regression: eight materializations of different views and two applies
+/// that finish together used to fail ("another `almanac apply` ...", the
+/// registry lock was taken without waiting) or silently roll back each
+/// other's watermarks (apply cloned the state before taking the lock).
+/// Now every run succeeds and every watermark is the newest one written.
+#[test]
+fn concurrent_materializations_and_applies_all_succeed_and_keep_every_watermark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path();
+    std::fs::write(repo.join("almanac.yaml"), "project: concurrent\n").expect("config");
+    std::fs::create_dir_all(repo.join("data/events")).expect("mkdir");
+    let mut csv = String::from("account,ts,balance\n");
+    for i in 0..200 {
+        csv.push_str(&format!("acc-{},2026-03-{:02}T00:00:00Z,{i}.5\n", i % 20, 1 + i % 28));
+    }
+    std::fs::write(repo.join("data/events/a.csv"), csv).expect("csv");
+    let views: String = (0..8).map(|v| format!("  - name: v{v}\n    entities: [account]\n    source: events\n    ttl: 30d\n    online: true\n    description: view {v}\n    schema:\n      - {{name: balance, dtype: float64}}\n")).collect();
+    let defs = |note: &str| format!("entities:\n  - name: account\n    join_keys: [account]\n    description: {note}\nsources:\n  - name: events\n    path: data/events\n    timestamp_field: ts\nfeature_views:\n{views}");
+    std::fs::write(repo.join("defs.yaml"), defs("first")).expect("defs");
+    run(repo, &["apply"]).ok();
+    // The applies below have a real change to write (a description).
+    std::fs::write(repo.join("defs.yaml"), defs("second")).expect("defs");
+    let ends: Vec<String> = (0..8).map(|v| format!("2026-04-{:02}T00:00:00Z", 10 + v)).collect();
+    let mut children = Vec::new();
+    for (v, end) in ends.iter().enumerate() {
+        let child = almanac().args(["--repo", repo.to_str().expect("path"), "materialize", "--start", "2026-01-01T00:00:00Z", "--end", end, "--views", &format!("v{v}")]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn materialize");
+        children.push((format!("materialize v{v}"), child));
+    }
+    for a in 0..2 {
+        let child = almanac().args(["--repo", repo.to_str().expect("path"), "apply"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn apply");
+        children.push((format!("apply {a}"), child));
+    }
+    for (name, child) in children {
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success(), "{name} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let registry: Json = serde_json::from_str(&std::fs::read_to_string(repo.join(".almanac/registry.json")).expect("registry")).expect("json");
+    assert_eq!(registry["version"], 2, "exactly one of the two applies had something to write");
+    for (v, end) in ends.iter().enumerate() {
+        let mark = registry["watermarks"][format!("v{v}")].as_str().unwrap_or_default();
+        let parsed = chrono::DateTime::parse_from_rfc3339(mark).map(|t| t.to_utc());
+        let expected = chrono::DateTime::parse_from_rfc3339(end).map(|t| t.to_utc());
+        assert_eq!(parsed.ok(), expected.ok(), "v{v}: watermark {mark}, expected {end}");
+    }
+}

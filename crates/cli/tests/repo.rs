@@ -205,3 +205,22 @@ fn a_killed_apply_leaves_a_readable_registry() {
     let view = run(&repo, &["features", "describe", "user_txn_stats", "--json"]).ok().json();
     assert_eq!(view[0]["definition"]["ttl"], "2d", "a rerun completes the change");
 }
+
+/// Typed flags: values clap knows (`--current`, `--kind`, `--log-format`)
+/// are checked before anything runs, `--reference-window` and
+/// `--reference-file` conflict as the README says, and `--views ""` is a
+/// usage error rather than "every view".
+#[test]
+fn typed_flags_reject_bad_values_conflicts_and_empty_view_lists() {
+    let (_dir, repo) = demo_repo();
+    let usage_error = |args: &[&str], needle: &str| {
+        let result = run(&repo, args);
+        assert_eq!(result.code, 2, "{args:?} is a usage error: {}", result.stderr);
+        assert!(result.stderr.contains(needle), "{args:?}: expected {needle:?} in {}", result.stderr);
+    };
+    usage_error(&["monitor", "--reference-window", "7d", "--reference-file", "ref.parquet"], "cannot be used with");
+    usage_error(&["monitor", "--current", "sideways"], "possible values: offline, online");
+    usage_error(&["features", "list", "--kind", "views"], "feature_view");
+    usage_error(&["serve", "--log-format", "xml"], "possible values: text, json");
+    usage_error(&["materialize", "--start", "2026-01-01T00:00:00Z", "--end", "2026-02-01T00:00:00Z", "--views", " , "], "at least one view name");
+}

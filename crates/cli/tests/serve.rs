@@ -120,6 +120,20 @@ fn bad_requests_are_4xx_json_never_a_panic() {
     server.post_json("/get-online-features", &json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}}), 200);
 }
 
+/// Regression: `"entities": {"user_id": 5}` was answered 200 as if it were
+/// `[5]`. Feast's server rejects it (its request model wants a list per
+/// key), and accepting it hides client bugs: it is a 400 naming the key.
+#[test]
+fn a_scalar_entity_value_is_a_400_naming_the_key_not_a_one_row_column() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &[]);
+    let (code, text) = server.post("/get-online-features", &json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": 5}}).to_string());
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("`user_id` must be a list"), "{text}");
+    let (code, text) = server.post("/push", &json!({"push_source_name": "user_txn_push", "df": {"user_id": 5}, "to": "online"}).to_string());
+    assert_eq!(code, 400, "a push column is a list too: {text}");
+}
+
 /// Deterministic pseudo-random bytes (no extra crates, reproducible).
 struct Lcg(u64);
 impl Lcg {

@@ -5,18 +5,26 @@
 //! references, feature value types and their Arrow mapping, durations, and the
 //! diagnostics used to report definition mistakes with a file, line and fix.
 //!
-//! This crate owns *meaning*, never *I/O*: it reads no files, opens no sockets
-//! and has no async. That keeps it cheap to depend on from the registry, the
+//! It also holds the one home of Value ↔ Arrow conversion ([`convert`]) and of
+//! the timestamp grammar ([`time`]), so the facade, the server and the SDK
+//! convert and parse exactly one way.
+//!
+//! This crate owns *meaning*, not *I/O*: it opens no sockets and has no async,
+//! and the only file it writes is through [`fs::write_atomically`], the one
+//! atomic-write helper every writer shares. That keeps it cheap to depend on from the registry, the
 //! engines and the bindings alike, and keeps the rules (what a valid duration or
 //! dtype is, how a reference is spelled) in exactly one place.
 
 pub mod config;
+pub mod convert;
 pub mod defs;
 pub mod diagnostic;
 pub mod dtype;
 pub mod duration;
+pub mod fs;
 pub mod reference;
 pub mod suggest;
+pub mod time;
 pub mod value;
 
 pub use config::{OfflineConfig, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig};

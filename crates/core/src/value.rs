@@ -67,6 +67,39 @@ impl Value {
     }
 }
 
+/// A value as JSON, the way Feast's server writes one (so every JSON Almanac
+/// writes agrees): integers as numbers, floats always with a decimal point or
+/// an exponent (`3.0`), NaN and infinities as the strings `"NaN"`,
+/// `"Infinity"`, `"-Infinity"`, timestamps as RFC 3339 in UTC, bytes as an
+/// array of numbers, null as `null`.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        fn float<S: serde::Serializer>(f: f64, serializer: S) -> Result<S::Ok, S::Error> {
+            if f.is_nan() {
+                serializer.serialize_str("NaN")
+            } else if f.is_infinite() {
+                serializer.serialize_str(if f > 0.0 { "Infinity" } else { "-Infinity" })
+            } else {
+                // serde_json writes finite floats with `.0` or an exponent.
+                serializer.serialize_f64(f)
+            }
+        }
+        match self {
+            Value::Null => serializer.serialize_none(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int32(i) => serializer.serialize_i32(*i),
+            Value::Int64(i) => serializer.serialize_i64(*i),
+            // Through its shortest decimal text, so 0.1f32 is 0.1, not 0.100000001.
+            Value::Float32(f) => float(f.to_string().parse::<f64>().unwrap_or(f64::from(*f)), serializer),
+            Value::Float64(f) => float(*f, serializer),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Bytes(b) => serializer.collect_seq(b),
+            Value::Timestamp(t) => serializer.serialize_str(&crate::time::rfc3339_micros(*t)),
+            Value::List(items) => serializer.collect_seq(items),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +111,18 @@ mod tests {
         assert!(Value::Float64(1.0).approx_eq(&Value::Float64(1.0 + 1e-9), 1e-6));
         assert!(!Value::Int64(1).approx_eq(&Value::Float64(1.0), 1.0));
         assert_eq!(Value::List(vec![Value::Null, Value::Int32(1)]).dtype(), Some(DType::List(Box::new(DType::Int32))));
+    }
+
+    #[test]
+    fn json_keeps_floats_floats_as_feast_does() {
+        let json = |v: Value| serde_json::to_string(&v).expect("json");
+        assert_eq!(json(Value::Float64(3.0)), "3.0");
+        assert_eq!(json(Value::Float64(1e300)), "1e+300");
+        assert_eq!(json(Value::Float32(0.1)), "0.1");
+        assert_eq!(json(Value::Float64(f64::NAN)), "\"NaN\"");
+        assert_eq!(json(Value::Float64(f64::NEG_INFINITY)), "\"-Infinity\"");
+        assert_eq!(json(Value::Int64(3)), "3");
+        assert_eq!(json(Value::Timestamp(1_500_000)), "\"1970-01-01T00:00:01.500Z\"");
+        assert_eq!(json(Value::List(vec![Value::Int64(1), Value::Null])), "[1,null]");
     }
 }

@@ -12,10 +12,10 @@
 //! The demo uses it with `end = now`; benchmarks and tests use the reference
 //! dates. It writes Parquet and knows nothing about definitions.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use almanac_core::fs::{Durability, write_atomically};
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, TimeZone, Utc};
@@ -128,20 +128,19 @@ pub fn write_dataset(spec: &DatasetSpec, dir: &Path) -> Result<DatasetSummary, D
     Ok(summary)
 }
 
-/// Write batches to `path` via a temp file and rename, so a crash never
-/// leaves a torn file where a reader would find it.
+/// Write batches to `path` atomically (`almanac_core::fs`), so a crash
+/// never leaves a torn file where a reader would find it.
 pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<(), DatagenError> {
     let Some(first) = batches.first() else { return Ok(()) };
-    let tmp = path.with_extension("parquet.tmp");
-    let parquet_err = |source| DatagenError::Parquet { path: path.to_path_buf(), source };
-    let file = File::create(&tmp).map_err(|source| DatagenError::Io { path: tmp.clone(), source })?;
     let props = WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(1 << 20)).build();
-    let mut writer = ArrowWriter::try_new(file, first.schema(), Some(props)).map_err(parquet_err)?;
-    for batch in batches {
-        writer.write(batch).map_err(parquet_err)?;
-    }
-    writer.close().map_err(parquet_err)?;
-    std::fs::rename(&tmp, path).map_err(|source| DatagenError::Io { path: path.to_path_buf(), source })
+    write_atomically(path, Durability::RenameOnly, |file| {
+        let mut writer = ArrowWriter::try_new(file, first.schema(), Some(props)).map_err(std::io::Error::other)?;
+        for batch in batches {
+            writer.write(batch).map_err(std::io::Error::other)?;
+        }
+        writer.into_inner().map_err(std::io::Error::other)
+    })
+    .map_err(|source| DatagenError::Io { path: path.to_path_buf(), source })
 }
 
 /// Generate the dataset in memory.

@@ -86,7 +86,7 @@ fn writes_readable_parquet_atomically() {
     let dir = tempfile::tempdir().expect("tempdir");
     let summary = write_dataset(&DatasetSpec::reference(0.002), dir.path()).expect("write");
     for file in &summary.files {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(file).expect("open")).expect("parquet");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).expect("open")).expect("parquet");
         assert!(reader.metadata().file_metadata().num_rows() > 0);
     }
     let leftovers = std::fs::read_dir(dir.path()).expect("ls").filter(|e| e.as_ref().map(|e| e.path().extension() == Some("tmp".as_ref())).unwrap_or(false)).count();

@@ -46,4 +46,8 @@ pub enum OfflineError {
 
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
+
+    /// A broken invariant inside Almanac (a bug), never the caller's fault.
+    #[error("internal error in the offline engine: {0}")]
+    Internal(String),
 }

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use almanac_core::{DType, FeatureView, Field, JoinKey, Source};
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use almanac_core::{DType, Field, JoinKey};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::{cast, filter_record_batch, interleave, take};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
@@ -18,61 +18,12 @@ use futures::StreamExt;
 use rayon::prelude::*;
 
 use crate::asof::{self, History, Probes};
+use crate::{HistoricalOptions, OfflineStore, TimeRange, ViewRequest, ViewRows};
 use crate::error::OfflineError;
 use crate::partition::{Spill, partition_of, rows_by_partition};
 use crate::scan::{self, ScanRequest};
 use crate::source::{SourceFiles, list_source_files, read_source_schema};
 use crate::time::to_nanos;
-
-/// One feature view's part of a request, fully resolved by the caller
-/// (the facade resolves references through the registry).
-#[derive(Debug, Clone)]
-pub struct ViewRequest {
-    pub view: FeatureView,
-    pub source: Source,
-    /// `(entity name, join key with its resolved dtype)`, in the view's order.
-    pub join_keys: Vec<(String, JoinKey)>,
-    /// The requested features, in request order.
-    pub features: Vec<Field>,
-}
-
-#[derive(Debug, Clone)]
-pub struct HistoricalOptions {
-    /// The entity table's as-of column.
-    pub timestamp_column: String,
-    /// Name features `view__feature` instead of `feature`.
-    pub full_feature_names: bool,
-}
-
-impl Default for HistoricalOptions {
-    fn default() -> Self {
-        HistoricalOptions { timestamp_column: "event_timestamp".into(), full_feature_names: false }
-    }
-}
-
-/// An inclusive event-time window in nanoseconds; `None` = unbounded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TimeRange {
-    pub start: Option<i64>,
-    pub end: Option<i64>,
-}
-
-/// The offline store: full history, point-in-time joins, exports.
-/// Every method is synchronous; implementations own whatever runtime they need.
-pub trait OfflineStore: Send + Sync {
-    /// One output row per entity row, in input order, with the input columns
-    /// unchanged followed by the requested features (DESIGN §2).
-    fn get_historical_features(&self, entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<RecordBatch, OfflineError>;
-
-    /// The rows of one view with event time in `range`; with `latest`, only
-    /// the winning row per entity (same winner rule as the join).
-    fn export(&self, view: &ViewRequest, range: TimeRange, latest: bool) -> Result<RecordBatch, OfflineError>;
-
-    /// What materialization writes: the winning row per entity among rows
-    /// with event time in `range` (laid out as [`OfflineStore::export`]
-    /// lays rows out), and how many source rows the window held.
-    fn latest_per_entity(&self, view: &ViewRequest, range: TimeRange) -> Result<(RecordBatch, usize), OfflineError>;
-}
 
 /// The embedded engine: DataFusion scans of the sources' files plus the
 /// native as-of join.
@@ -195,7 +146,7 @@ impl EmbeddedOfflineStore {
         match loaded {
             Loaded::InMemory(history) => {
                 let indices = asof::asof_join(&history.as_history(), &Probes { keys, at }, ttl)?;
-                request.features.iter().map(|f| Ok(cast(&take(history.features[schema_index(request, f)].as_ref(), &indices, None)?, &f.dtype.to_arrow())?)).collect()
+                request.features.iter().map(|f| Ok(cast(&take(history.features[schema_index(request, f)?].as_ref(), &indices, None)?, &f.dtype.to_arrow())?)).collect()
             }
             Loaded::Spilled(spill) => {
                 let partitions = spill.partitions();
@@ -215,13 +166,15 @@ impl EmbeddedOfflineStore {
                     let indices = asof::asof_join(&history.as_history(), &Probes { keys: &part_keys, at: &part_at }, ttl)?;
                     let part_index = parts[0].len();
                     for (out, field) in parts.iter_mut().zip(&request.features) {
-                        out.push(cast(&take(history.features[schema_index(request, field)].as_ref(), &indices, None)?, &field.dtype.to_arrow())?);
+                        out.push(cast(&take(history.features[schema_index(request, field)?].as_ref(), &indices, None)?, &field.dtype.to_arrow())?);
                     }
                     for (offset, &row) in entity_rows.iter().enumerate() {
                         positions[row as usize] = (part_index, offset);
                     }
                 }
-                let null_part = parts.first().map(Vec::len).unwrap_or(0);
+                // One part list per requested feature, all of equal length; with
+                // no features requested there is nothing to interleave at all.
+                let null_part = parts.first().map_or(0, Vec::len);
                 for position in positions.iter_mut().filter(|p| p.0 == usize::MAX) {
                     *position = (null_part, 0);
                 }
@@ -332,11 +285,6 @@ fn micros_column(nanos: &[i64], valid: Option<&[bool]>) -> ArrayRef {
     Arc::new(arrow::array::TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
 }
 
-/// Created times with nulls as `i64::MIN`, the smallest instant.
-fn nanos_or_min(column: &ArrayRef, name: &str) -> Result<Vec<i64>, OfflineError> {
-    Ok(to_nanos(column, name)?.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect())
-}
-
 /// The Arrow type keys are compared as: int64 or string.
 fn key_type(key: &JoinKey) -> DataType {
     match key.dtype {
@@ -423,22 +371,23 @@ impl OfflineStore for EmbeddedOfflineStore {
         } else {
             views.iter().zip(view_keys.iter()).zip(files.iter()).map(join_one).collect()
         };
+        // `output_names` gave one name per requested feature, in this order.
         let mut names = names.into_iter();
         for (request, features) in views.iter().zip(per_view) {
-            for (field, column) in request.features.iter().zip(features?) {
-                fields.push(ArrowField::new(names.next().unwrap_or_default(), field.dtype.to_arrow(), true));
+            for ((field, column), name) in request.features.iter().zip(features?).zip(names.by_ref()) {
+                fields.push(ArrowField::new(name, field.dtype.to_arrow(), true));
                 columns.push(column);
             }
         }
         Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
     }
 
-    fn export(&self, request: &ViewRequest, range: TimeRange, latest: bool) -> Result<RecordBatch, OfflineError> {
+    fn export(&self, request: &ViewRequest, range: TimeRange, latest: bool) -> Result<ViewRows, OfflineError> {
         let windowed = window_rows(request, &self.history(request, range)?, range)?;
         if latest { latest_rows(request, &windowed) } else { Ok(windowed) }
     }
 
-    fn latest_per_entity(&self, request: &ViewRequest, range: TimeRange) -> Result<(RecordBatch, usize), OfflineError> {
+    fn latest_per_entity(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
         match self.load(request, &self.source_files(request)?, range)? {
             Loaded::InMemory(history) => latest_in_range(request, &history, range),
             Loaded::Spilled(spill) => {
@@ -449,13 +398,13 @@ impl OfflineStore for EmbeddedOfflineStore {
                     let Some(batch) = spill.read(partition)? else { continue };
                     let (winners, rows) = latest_in_range(request, &HistoryTable::from_batches(request, vec![batch])?, range)?;
                     scanned += rows;
-                    parts.push(winners);
+                    parts.push(winners.into_batch());
                 }
                 let schema = match parts.first() {
                     Some(part) => part.schema(),
-                    None => window_rows(request, &HistoryTable::from_batches(request, Vec::new())?, range)?.schema(),
+                    None => window_rows(request, &HistoryTable::from_batches(request, Vec::new())?, range)?.batch().schema(),
                 };
-                Ok((arrow::compute::concat_batches(&schema, &parts)?, scanned))
+                Ok((ViewRows::from_batch(request, arrow::compute::concat_batches(&schema, &parts)?)?, scanned))
             }
         }
     }
@@ -464,7 +413,7 @@ impl OfflineStore for EmbeddedOfflineStore {
 /// A view's rows with event time in `range`, as exported: keys, event time,
 /// created time (when the source has one), then every feature, cast to its
 /// declared dtype.
-fn window_rows(request: &ViewRequest, history: &HistoryTable, range: TimeRange) -> Result<RecordBatch, OfflineError> {
+fn window_rows(request: &ViewRequest, history: &HistoryTable, range: TimeRange) -> Result<ViewRows, OfflineError> {
     let in_range: BooleanArray = history.ts.iter().zip(&history.ts_valid).map(|(t, valid)| Some(*valid && range.start.is_none_or(|s| *t >= s) && range.end.is_none_or(|e| *t <= e))).collect();
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
@@ -480,23 +429,23 @@ fn window_rows(request: &ViewRequest, history: &HistoryTable, range: TimeRange) 
         columns.push(micros_column(created, None));
     }
     for field in &request.view.schema {
-        let array = &history.features[schema_index(request, field)];
+        let array = &history.features[schema_index(request, field)?];
         let target = field.dtype.to_arrow();
         fields.push(ArrowField::new(&field.name, target.clone(), true));
         columns.push(cast(array, &target)?);
     }
     let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     if all.num_rows() == 0 {
-        return Ok(all);
+        return ViewRows::from_batch(request, all);
     }
-    Ok(filter_record_batch(&all, &in_range)?)
+    ViewRows::from_batch(request, filter_record_batch(&all, &in_range)?)
 }
 
 /// The winning row per entity among history rows with event time in
 /// `range` (the join's winner rule), laid out as `window_rows` lays rows
 /// out, and how many rows the window held. Winners are picked on the
 /// normalized history directly; only the winners' rows are materialized.
-fn latest_in_range(request: &ViewRequest, history: &HistoryTable, range: TimeRange) -> Result<(RecordBatch, usize), OfflineError> {
+fn latest_in_range(request: &ViewRequest, history: &HistoryTable, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
     let valid: Vec<bool> = history.ts.iter().zip(&history.ts_valid).map(|(t, valid)| *valid && range.start.is_none_or(|s| *t >= s) && range.end.is_none_or(|e| *t <= e)).collect();
     let scanned = valid.iter().filter(|v| **v).count();
     let in_range = History { keys: &history.keys, ts: &history.ts, created: history.created.as_deref(), ts_valid: Some(&valid), features: &history.features };
@@ -518,32 +467,31 @@ fn latest_in_range(request: &ViewRequest, history: &HistoryTable, range: TimeRan
     for field in &request.view.schema {
         let target = field.dtype.to_arrow();
         fields.push(ArrowField::new(&field.name, target.clone(), true));
-        columns.push(cast(&take(history.features[schema_index(request, field)].as_ref(), &winners, None)?, &target)?);
+        columns.push(cast(&take(history.features[schema_index(request, field)?].as_ref(), &winners, None)?, &target)?);
     }
-    Ok((RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?, scanned))
+    Ok((ViewRows::from_batch(request, RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)?, scanned))
 }
 
 /// The winning row per entity of `window_rows` output (same rule as the join).
-fn latest_rows(request: &ViewRequest, windowed: &RecordBatch) -> Result<RecordBatch, OfflineError> {
-    let keys = request.join_keys.len();
+fn latest_rows(request: &ViewRequest, windowed: &ViewRows) -> Result<ViewRows, OfflineError> {
+    let micros_to_nanos = |column: &TimestampMicrosecondArray| -> Vec<i64> { column.iter().map(|t| t.map_or(i64::MIN, |t| t.saturating_mul(1_000))).collect() };
     let window_history = HistoryTable {
-        keys: windowed.columns()[..keys].to_vec(),
-        ts: to_nanos(windowed.column(keys), "event time")?.into_iter().map(|t| t.unwrap_or(i64::MIN)).collect(),
+        keys: windowed.keys().to_vec(),
+        ts: micros_to_nanos(windowed.event_time()),
         ts_valid: vec![true; windowed.num_rows()],
-        created: match &request.source.created_timestamp_column {
-            Some(name) => Some(nanos_or_min(windowed.column(keys + 1), name)?),
-            None => None,
-        },
-        features: windowed.columns()[windowed.num_columns() - request.view.schema.len()..].to_vec(),
+        created: windowed.created_time().map(micros_to_nanos),
+        features: windowed.features().to_vec(),
     };
     let winners = asof::latest_per_key(&window_history.as_history())?;
-    let columns = windowed.columns().iter().map(|c| take(c.as_ref(), &winners, None)).collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(windowed.schema(), columns)?)
+    let batch = windowed.batch();
+    let columns = batch.columns().iter().map(|c| take(c.as_ref(), &winners, None)).collect::<Result<Vec<_>, _>>()?;
+    ViewRows::from_batch(request, RecordBatch::try_new(batch.schema(), columns)?)
 }
 
-/// Position of a requested feature in the view's schema (requests are
-/// built from the view, so it is always there).
-fn schema_index(request: &ViewRequest, field: &Field) -> usize {
-    request.view.schema.iter().position(|f| f.name == field.name).unwrap_or(0)
+/// Position of a requested feature in the view's schema. Requests are
+/// built from the view by the facade; a feature that is not there is a bug
+/// in the caller, reported as such rather than read from another column.
+fn schema_index(request: &ViewRequest, field: &Field) -> Result<usize, OfflineError> {
+    request.view.schema.iter().position(|f| f.name == field.name).ok_or_else(|| OfflineError::Internal(format!("feature `{}` is not in view `{}`'s schema", field.name, request.view.name)))
 }
 

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+use almanac_core::fs::{Durability, write_atomically};
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use parquet::arrow::ArrowWriter;
@@ -38,59 +39,41 @@ pub fn read_table(path: &Path) -> Result<(Arc<Schema>, Vec<RecordBatch>), Offlin
     }
 }
 
-/// Write batches to `path` (Parquet or CSV by extension) through a temp file
-/// and a rename, so a failure never leaves a half-written result behind.
+/// Write batches to `path` (Parquet or CSV by extension) atomically
+/// ([`almanac_core::fs::write_atomically`]), so a failure never leaves a
+/// half-written result behind. Not fsynced: a training set can be re-made.
 pub fn write_table(path: &Path, schema: Arc<Schema>, batches: &[RecordBatch]) -> Result<(), OfflineError> {
-    let unwritable = |reason: String| OfflineError::Unwritable { path: path.to_path_buf(), reason };
     let csv = is(path, "csv");
     if !csv && !is(path, "parquet") && !is(path, "pq") {
         return Err(OfflineError::UnsupportedFile { path: path.to_path_buf() });
     }
-    let tmp = path.with_extension("almanac-tmp");
-    let file = File::create(&tmp).map_err(|e| unwritable(e.to_string()))?;
-    let result = if csv {
-        let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(file);
-        batches.iter().try_for_each(|b| writer.write(b)).map_err(|e| unwritable(e.to_string()))
-    } else {
-        (|| {
-            let mut writer = ArrowWriter::try_new(file, schema, None)?;
+    write_atomically(path, Durability::RenameOnly, |file| {
+        if csv {
+            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(file);
             for batch in batches {
-                writer.write(batch)?;
+                writer.write(batch).map_err(std::io::Error::other)?;
             }
-            writer.close().map(|_| ())
-        })()
-        .map_err(|e| unwritable(e.to_string()))
-    };
-    match result {
-        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| unwritable(e.to_string())),
-        Err(error) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(error)
+            Ok(writer.into_inner())
+        } else {
+            let mut writer = ArrowWriter::try_new(file, schema, None).map_err(std::io::Error::other)?;
+            for batch in batches {
+                writer.write(batch).map_err(std::io::Error::other)?;
+            }
+            writer.into_inner().map_err(std::io::Error::other)
         }
-    }
+    })
+    .map_err(|e| OfflineError::Unwritable { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 /// Write one Parquet file durably and atomically, for files that appear in
-/// a source folder while readers may be listing it: the data goes to a
-/// hidden temp file (source listings skip dot-files), is fsynced, renamed
-/// into place, and the folder is fsynced, so a crash leaves either no file
-/// or the whole file, never a torn one.
+/// a source folder while readers may be listing it: a crash leaves either
+/// no file or the whole file, never a torn one (the temp file is hidden, and
+/// source listings skip dot-files).
 pub fn write_parquet_durably(path: &Path, batch: &RecordBatch) -> Result<(), OfflineError> {
-    let unwritable = |reason: String| OfflineError::Unwritable { path: path.to_path_buf(), reason };
-    let dir = path.parent().ok_or_else(|| unwritable("no parent folder".into()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> Result<(), String> {
-        let file = File::create(&tmp).map_err(|e| e.to_string())?;
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(|e| e.to_string())?;
-        writer.write(batch).map_err(|e| e.to_string())?;
-        let file = writer.into_inner().map_err(|e| e.to_string())?;
-        file.sync_all().map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(unwritable)
+    write_atomically(path, Durability::Fsync, |file| {
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(std::io::Error::other)?;
+        writer.write(batch).map_err(std::io::Error::other)?;
+        writer.into_inner().map_err(std::io::Error::other)
+    })
+    .map_err(|e| OfflineError::Unwritable { path: path.to_path_buf(), reason: e.to_string() })
 }

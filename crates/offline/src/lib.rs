@@ -23,6 +23,120 @@ pub mod time;
 
 pub use error::OfflineError;
 
+use almanac_core::{FeatureView, Field, JoinKey, Source};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::datatypes::TimestampMicrosecondType;
+
+/// One feature view's part of a request, fully resolved by the caller
+/// (the facade resolves references through the registry).
+#[derive(Debug, Clone)]
+pub struct ViewRequest {
+    pub view: FeatureView,
+    pub source: Source,
+    /// `(entity name, join key with its resolved dtype)`, in the view's order.
+    pub join_keys: Vec<(String, JoinKey)>,
+    /// The requested features, in request order.
+    pub features: Vec<Field>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoricalOptions {
+    /// The entity table's as-of column.
+    pub timestamp_column: String,
+    /// Name features `view__feature` instead of `feature`.
+    pub full_feature_names: bool,
+}
+
+impl Default for HistoricalOptions {
+    fn default() -> Self {
+        HistoricalOptions { timestamp_column: "event_timestamp".into(), full_feature_names: false }
+    }
+}
+
+/// An inclusive event-time window in nanoseconds; `None` = unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// The offline store: full history, point-in-time joins, exports.
+/// Every method is synchronous; implementations own whatever runtime they need.
+pub trait OfflineStore: Send + Sync {
+    /// One output row per entity row, in input order, with the input columns
+    /// unchanged followed by the requested features (DESIGN §2).
+    fn get_historical_features(&self, entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<RecordBatch, OfflineError>;
+
+    /// The rows of one view with event time in `range`; with `latest`, only
+    /// the winning row per entity (same winner rule as the join).
+    fn export(&self, view: &ViewRequest, range: TimeRange, latest: bool) -> Result<ViewRows, OfflineError>;
+
+    /// What materialization writes: the winning row per entity among rows
+    /// with event time in `range` (a [`ViewRows`]), and how many source rows the window held.
+    fn latest_per_entity(&self, view: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError>;
+}
+
+/// A view's rows as exports and materialization lay them out: the join keys
+/// (in the view's order), the event time, the created time when the source
+/// has one (both UTC microseconds), then every feature of the view cast to its
+/// declared dtype. The batch is what a user's export file holds; the typed
+/// accessors are how code reads it, so no caller counts column positions.
+#[derive(Debug, Clone)]
+pub struct ViewRows {
+    batch: RecordBatch,
+    keys: usize,
+    event_time: TimestampMicrosecondArray,
+    created_time: Option<TimestampMicrosecondArray>,
+}
+
+impl ViewRows {
+    /// Check and wrap a batch in the layout above (the engine builds it).
+    pub fn from_batch(request: &ViewRequest, batch: RecordBatch) -> Result<Self, OfflineError> {
+        let keys = request.join_keys.len();
+        let has_created = request.source.created_timestamp_column.is_some();
+        let expected = keys + 1 + usize::from(has_created) + request.view.schema.len();
+        if batch.num_columns() != expected {
+            return Err(OfflineError::Internal(format!("view `{}` rows have {} columns, the export layout needs {expected}", request.view.name, batch.num_columns())));
+        }
+        let micros = |index: usize| -> Result<TimestampMicrosecondArray, OfflineError> {
+            batch.column(index).as_primitive_opt::<TimestampMicrosecondType>().cloned().ok_or_else(|| OfflineError::Internal(format!("view `{}` column {index} is {}, not a µs timestamp", request.view.name, batch.column(index).data_type())))
+        };
+        let event_time = micros(keys)?;
+        let created_time = if has_created { Some(micros(keys + 1)?) } else { None };
+        Ok(ViewRows { keys, event_time, created_time, batch })
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    /// The join-key columns, in the view's order.
+    pub fn keys(&self) -> &[ArrayRef] {
+        &self.batch.columns()[..self.keys]
+    }
+
+    pub fn event_time(&self) -> &TimestampMicrosecondArray {
+        &self.event_time
+    }
+
+    pub fn created_time(&self) -> Option<&TimestampMicrosecondArray> {
+        self.created_time.as_ref()
+    }
+
+    /// Every feature of the view, in schema order.
+    pub fn features(&self) -> &[ArrayRef] {
+        &self.batch.columns()[self.keys + 1 + usize::from(self.created_time.is_some())..]
+    }
+
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+
+    pub fn into_batch(self) -> RecordBatch {
+        self.batch
+    }
+}
+
 /// With `ALMANAC_TIMINGS=1`, print how long a stage took to stderr (the
 /// benchmark uses it to report where the time goes). Costs nothing otherwise.
 pub fn report_stage(stage: &str, started: std::time::Instant) {
@@ -31,5 +145,5 @@ pub fn report_stage(stage: &str, started: std::time::Instant) {
         eprintln!("{stage:<40} {:>8.3} s", started.elapsed().as_secs_f64());
     }
 }
-pub use historical::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, TimeRange, ViewRequest};
+pub use historical::EmbeddedOfflineStore;
 pub use source::{SourceError, SourceFiles, list_source_files, read_source_schema};

@@ -2,7 +2,8 @@
 //!
 //! Every unit (s, ms, us, ns) is accepted; a timezone-naive column is read as
 //! UTC (its raw value already is the UTC instant), an aware one is an instant
-//! whatever its zone, and text (CSV) is parsed as RFC 3339, naive text as UTC.
+//! whatever its zone, and text (CSV) is parsed by the one timestamp grammar
+//! of `almanac_core::time` (RFC 3339; naive text as UTC; a date as midnight).
 //! Comparisons happen in nanoseconds so no unit loses precision.
 
 use arrow::array::{Array, ArrayRef, AsArray};
@@ -45,22 +46,9 @@ pub fn to_nanos(column: &ArrayRef, name: &str) -> Result<Vec<Option<i64>>, Offli
     })
 }
 
-/// RFC 3339 (`2026-06-10T14:00:00Z`, offsets converted to UTC) or a naive
-/// `2026-06-10 14:00:00[.ffffff]` / `2026-06-10T14:00:00` read as UTC, or a date.
+/// Text in the one timestamp grammar ([`almanac_core::time`]) as nanoseconds.
 pub fn parse_text(value: &str) -> Option<i64> {
-    let value = value.trim();
-    if let Ok(aware) = chrono::DateTime::parse_from_rfc3339(value) {
-        return aware.timestamp_nanos_opt();
-    }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z"] {
-        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(value, format) {
-            return naive.and_utc().timestamp_nanos_opt();
-        }
-        if let Ok(aware) = chrono::DateTime::parse_from_str(value, format) {
-            return aware.timestamp_nanos_opt();
-        }
-    }
-    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)?.and_utc().timestamp_nanos_opt()
+    almanac_core::time::parse_timestamp_nanos(value)
 }
 
 #[cfg(test)]

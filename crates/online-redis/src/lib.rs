@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use almanac_online::{Entry, Lookup, OnlineError, OnlineStore, WriteStats};
+use almanac_online::{Capabilities, Entry, Lookup, OnlineError, OnlineStore, WriteStats};
 use redis::cluster::{ClusterClient, cluster_pipe};
 use redis::cluster_routing::Slot;
 use redis::{Client, Connection, ConnectionLike};
@@ -169,6 +169,11 @@ impl RedisStore {
 impl OnlineStore for RedisStore {
     fn describe(&self) -> String {
         self.url.clone()
+    }
+
+    /// Every read is a network round trip: never inline on async workers.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { inline_reads: false }
     }
 
     fn read(&self, lookups: &[Lookup<'_>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError> {
@@ -336,6 +341,11 @@ impl RedisClusterStore {
 impl OnlineStore for RedisClusterStore {
     fn describe(&self) -> String {
         self.describe_nodes()
+    }
+
+    /// Every read is a round trip per node: never inline on async workers.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { inline_reads: false }
     }
 
     /// One GET per key in a cluster pipeline: redis-rs groups the commands

@@ -20,9 +20,13 @@ pub enum OnlineError {
     #[error("cannot encode: {0}")]
     Encode(String),
 
-    /// The embedded store's files could not be opened or written.
-    #[error("embedded online store at {path}: {reason}")]
-    Embedded { path: String, reason: String },
+    /// The store's own storage (an embedded engine's files, its locks)
+    /// could not be opened, read or written. `store` is the store's
+    /// [`describe`](crate::OnlineStore::describe); engine errors (LMDB's, in
+    /// `almanac-online-lmdb`) arrive as their message, so this crate depends
+    /// on no engine.
+    #[error("online store {store}: {reason}")]
+    Storage { store: String, reason: String },
 }
 
 impl OnlineError {

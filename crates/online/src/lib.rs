@@ -1,26 +1,29 @@
 //! # almanac-online
 //!
-//! Owns the *online store*: the latest value per entity per feature view,
-//! one keyed record per (view, entity), read in microseconds. It defines the
-//! [`OnlineStore`] trait (the pluggable boundary), the record encoding every
-//! store shares ([`record`]: features, event and created time, schema
-//! fingerprint), the entity-key encoding ([`key`]), the embedded default
-//! ([`EmbeddedStore`], on LMDB), and a conformance kit ([`testkit`]) that
-//! every implementation runs, so Redis and the embedded store are held to
-//! the same behaviour.
+//! Owns the *online store* boundary: the latest value per entity per feature
+//! view, one keyed record per (view, entity), read in microseconds. This
+//! crate holds no storage engine; it defines what every engine shares:
+//!
+//! * the [`OnlineStore`] trait (the pluggable boundary) and what a store
+//!   can promise beyond it ([`Capabilities`]);
+//! * the record encoding ([`record`]: features, event and created time,
+//!   schema fingerprint);
+//! * the entity-key encoding ([`key`]);
+//! * the error every store returns ([`OnlineError`]);
+//! * the conformance kit ([`testkit`]) that every implementation runs, so
+//!   the embedded store (`almanac-online-lmdb`) and Redis
+//!   (`almanac-online-redis`) are held to the same behaviour.
 //!
 //! Stores deal in bytes: they know nothing of the registry, of TTLs or of
 //! Arrow schemas beyond what [`record`] encodes. Keep-if-newer is their one
 //! piece of logic, and it compares record headers only (see
 //! [`record::replaces`]), so a store never needs to decode values.
 
-pub mod embedded;
 pub mod error;
 pub mod key;
 pub mod record;
 pub mod testkit;
 
-pub use embedded::EmbeddedStore;
 pub use error::OnlineError;
 pub use key::{KeyPart, decode_key, encode_key, encode_key_row};
 pub use record::{Decoded, RecordCodec, RecordHeader, RowEncoder};
@@ -55,6 +58,17 @@ impl std::ops::AddAssign for WriteStats {
     }
 }
 
+/// What a store can promise beyond the [`OnlineStore`] contract. Each
+/// field defaults to the safe answer (`false`): a store that says nothing
+/// is treated as one that may block on the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Whether reads never block on the network (or anything else slow), so
+    /// they may run on the async request workers rather than on a blocking
+    /// thread. The embedded store says `true`; Redis says `false`.
+    pub inline_reads: bool,
+}
+
 /// Where materialized features live for serving.
 ///
 /// Contract, for every implementation:
@@ -72,6 +86,12 @@ pub trait OnlineStore: Send + Sync {
     /// A short description for messages (`embedded at .almanac/online`,
     /// `redis://127.0.0.1:6379/0`).
     fn describe(&self) -> String;
+
+    /// What this store can promise beyond the contract above. The default
+    /// promises nothing ([`Capabilities::default`]), the safe answer.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
 
     fn read(&self, lookups: &[Lookup<'_>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError>;
 

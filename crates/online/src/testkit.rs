@@ -1,6 +1,7 @@
 //! The conformance kit: behaviour every [`OnlineStore`] must show, run by
-//! each implementation's tests (embedded here, Redis and Redis Cluster in
-//! `almanac-online-redis`), so no store is held to a weaker contract.
+//! each implementation's tests (the embedded store in `almanac-online-lmdb`,
+//! Redis and Redis Cluster in `almanac-online-redis`), so no store is held
+//! to a weaker contract.
 //!
 //! Each case uses its own view names under `prefix`, so the kit can run on
 //! a shared server without interfering with other data. Failures panic with

@@ -187,6 +187,37 @@ pub fn describe(state: &RegistryState, name: &str) -> Result<Vec<Value>, NotFoun
     Ok(found)
 }
 
+/// The whole catalog as one JSON document (the server's `GET /features`):
+/// every feature view with its join keys, TTL, schema, governance and
+/// watermark, and every service with its resolved features.
+pub fn summary(state: &RegistryState) -> Value {
+    let defs = &state.definitions;
+    let views: Vec<Value> = defs
+        .feature_views
+        .iter()
+        .map(|view| {
+            json!({
+                "name": view.name,
+                "entities": view.entities,
+                "join_keys": defs.view_join_keys(view).iter().map(|k| json!({"name": k.name, "dtype": k.dtype.as_ref().map(|d| d.to_string())})).collect::<Vec<_>>(),
+                "ttl": view.ttl.map(|t| t.to_string()),
+                "online": view.online,
+                "owner": view.governance.owner,
+                "description": view.governance.description,
+                "tags": view.governance.tags,
+                "features": view.schema.iter().map(|f| json!({"name": f.name, "dtype": f.dtype.to_string(), "description": f.description})).collect::<Vec<_>>(),
+                "watermark": state.watermarks.get(&view.name),
+            })
+        })
+        .collect();
+    let services: Vec<Value> = defs
+        .feature_services
+        .iter()
+        .map(|s| json!({"name": s.name, "features": defs.resolve_service(s).iter().map(|r| r.to_string()).collect::<Vec<_>>(), "owner": s.governance.owner, "description": s.governance.description}))
+        .collect();
+    json!({"project": state.project, "registry_version": state.version, "feature_views": views, "feature_services": services})
+}
+
 #[derive(Clone, Copy)]
 enum Direction {
     Up,

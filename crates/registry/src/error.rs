@@ -23,8 +23,8 @@ pub enum RegistryError {
     #[error("the registry at {} was written by a newer Almanac (format {found}, this build reads up to {supported}); upgrade Almanac", path.display())]
     TooNew { path: PathBuf, found: u32, supported: u32 },
 
-    #[error("another `almanac apply` is writing the registry right now (lock held on {}); wait for it to finish and try again", path.display())]
-    Locked { path: PathBuf },
+    #[error("another Almanac command (an apply or a materialization) has held the registry's lock on {} for {waited_secs} s; if no such command is running, the lock file's holder is stuck: stop it and try again", path.display())]
+    Locked { path: PathBuf, waited_secs: u64 },
 
     #[error("the registry changed while this apply was being planned (planned against version {planned}, now version {found}); run `almanac apply` again to see the new plan")]
     Conflict { planned: u64, found: u64 },

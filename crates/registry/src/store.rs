@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use almanac_core::fs::{Durability, write_atomically};
 use chrono::{DateTime, Utc};
 
 use crate::error::RegistryError;
@@ -20,10 +21,33 @@ pub trait Registry: Send + Sync {
     /// (otherwise [`RegistryError::Conflict`]).
     fn commit(&self, expected_version: u64, state: &RegistryState) -> Result<(), RegistryError>;
 
+    /// Read-modify-write as one step: `change` is handed the current state
+    /// and returns the next one (or `None` to write nothing), while no other
+    /// writer can commit in between. This is how every writer that does not
+    /// hold a planned version (apply, materialization) changes the registry,
+    /// so none of them can roll back what another wrote meanwhile. Returns
+    /// the state now stored.
+    fn update(&self, project: &str, change: &mut dyn FnMut(&RegistryState) -> Option<RegistryState>) -> Result<RegistryState, RegistryError>;
+
     /// Move a view's watermark forward to `to` (never backwards), without
     /// changing the definitions' version.
-    fn advance_watermark(&self, project: &str, view: &str, to: DateTime<Utc>) -> Result<(), RegistryError>;
+    fn advance_watermark(&self, project: &str, view: &str, to: DateTime<Utc>) -> Result<(), RegistryError> {
+        self.update(project, &mut |current| {
+            if current.watermarks.get(view).is_some_and(|mark| *mark >= to) {
+                return None;
+            }
+            let mut next = current.clone();
+            next.watermarks.insert(view.to_string(), to);
+            Some(next)
+        })
+        .map(|_| ())
+    }
 }
+
+/// How long a writer waits for another writer's lock before giving up.
+/// Writers hold it for one small file write, so a wait this long means a
+/// stuck process, not a busy one.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The embedded registry: one JSON file, replaced atomically (temp file,
 /// fsync, rename, fsync of the folder) under an exclusive lock file.
@@ -50,18 +74,28 @@ impl FileRegistry {
         move |source| RegistryError::Io { path: path.clone(), source }
     }
 
-    /// Take the writer lock without waiting: a second writer gets a clear
-    /// error instead of silently queueing behind (or racing) the first.
-    fn lock(&self) -> Result<File, RegistryError> {
+    /// Take the writer lock, waiting up to `wait` for another writer to
+    /// finish (writers hold it for one small file write, so concurrent
+    /// materializations and applies queue briefly instead of failing). The
+    /// OS releases it if the holder dies.
+    fn lock(&self, wait: std::time::Duration) -> Result<File, RegistryError> {
         let lock_path = self.lock_path();
         if let Some(dir) = lock_path.parent() {
             std::fs::create_dir_all(dir).map_err(self.io(dir))?;
         }
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(self.io(&lock_path))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => Err(RegistryError::Locked { path: lock_path }),
-            Err(std::fs::TryLockError::Error(source)) => Err(RegistryError::Io { path: lock_path, source }),
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(RegistryError::Locked { path: lock_path, waited_secs: wait.as_secs() }),
+                Err(std::fs::TryLockError::Error(source)) => return Err(RegistryError::Io { path: lock_path, source }),
+            }
         }
     }
 
@@ -81,23 +115,16 @@ impl FileRegistry {
     }
 
     fn write_atomically(&self, state: &RegistryState) -> Result<(), RegistryError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(self.io(dir))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(self.io(dir))?;
+        }
         let mut bytes = serde_json::to_vec_pretty(state).map_err(|e| RegistryError::Corrupt { path: self.path.clone(), reason: e.to_string() })?;
         bytes.push(b'\n');
-        let tmp = self.path.with_extension(format!("json.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut file = File::create(&tmp)?;
+        write_atomically(&self.path, Durability::Fsync, |mut file| {
             file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            // Make the rename itself durable.
-            File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(self.io(&self.path))
+            Ok(file)
+        })
+        .map_err(self.io(&self.path))
     }
 
     fn check_project(&self, project: &str, state: &RegistryState) -> Result<(), RegistryError> {
@@ -120,22 +147,25 @@ impl Registry for FileRegistry {
     }
 
     fn commit(&self, expected_version: u64, state: &RegistryState) -> Result<(), RegistryError> {
-        let _lock = self.lock()?;
-        let found = self.read()?.map(|s| s.version).unwrap_or(0);
+        let _lock = self.lock(LOCK_WAIT)?;
+        // No file yet is version 0, the empty registry.
+        let found = self.read()?.map_or(0, |s| s.version);
         if found != expected_version {
             return Err(RegistryError::Conflict { planned: expected_version, found });
         }
         self.write_atomically(state)
     }
 
-    fn advance_watermark(&self, project: &str, view: &str, to: DateTime<Utc>) -> Result<(), RegistryError> {
-        let _lock = self.lock()?;
-        let mut state = self.load(project)?;
-        let watermark = state.watermarks.entry(view.to_string()).or_insert(to);
-        if *watermark < to {
-            *watermark = to;
+    fn update(&self, project: &str, change: &mut dyn FnMut(&RegistryState) -> Option<RegistryState>) -> Result<RegistryState, RegistryError> {
+        let _lock = self.lock(LOCK_WAIT)?;
+        let current = self.load(project)?;
+        match change(&current) {
+            Some(next) => {
+                self.write_atomically(&next)?;
+                Ok(next)
+            }
+            None => Ok(current),
         }
-        self.write_atomically(&state)
     }
 }
 
@@ -163,13 +193,60 @@ mod tests {
     }
 
     #[test]
-    fn a_held_lock_makes_the_second_writer_fail_clearly() {
+    fn a_lock_held_too_long_makes_the_second_writer_fail_clearly() {
         let (_dir, registry) = registry();
-        let held = registry.lock().expect("first lock");
-        let error = registry.commit(0, &RegistryState::empty("p")).expect_err("locked");
-        assert!(error.to_string().contains("another `almanac apply`"), "{error}");
+        let held = registry.lock(LOCK_WAIT).expect("first lock");
+        let error = registry.lock(std::time::Duration::from_millis(30)).expect_err("locked");
+        assert!(error.to_string().contains("another Almanac command"), "{error}");
         drop(held);
         registry.commit(0, &RegistryState::empty("p")).expect("after unlock");
+    }
+
+    /// Regression: eight materializations of different views and two
+    /// applies finishing together used to fail ("another `almanac apply`")
+    /// or silently roll back each other's watermarks. Every writer must now
+    /// succeed and every watermark must be the newest one written.
+    #[test]
+    fn concurrent_writers_wait_and_never_lose_a_watermark() {
+        let (_dir, registry) = registry();
+        let mut initial = RegistryState::empty("p");
+        initial.version = 1;
+        registry.commit(0, &initial).expect("initial");
+        let registry = std::sync::Arc::new(registry);
+        let base: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().expect("ts");
+        let mut threads = Vec::new();
+        for view in 0..8 {
+            let registry = registry.clone();
+            threads.push(std::thread::spawn(move || {
+                for step in 0..20 {
+                    let to = base + chrono::Duration::minutes(step);
+                    registry.advance_watermark("p", &format!("v{view}"), to).expect("advance");
+                }
+            }));
+        }
+        for _ in 0..2 {
+            let registry = registry.clone();
+            threads.push(std::thread::spawn(move || {
+                for _ in 0..20 {
+                    // An apply: read-modify-write of the definitions' version.
+                    registry
+                        .update("p", &mut |current| {
+                            let mut next = current.clone();
+                            next.version += 1;
+                            Some(next)
+                        })
+                        .expect("apply");
+                }
+            }));
+        }
+        for thread in threads {
+            thread.join().expect("writer thread");
+        }
+        let state = registry.load("p").expect("load");
+        assert_eq!(state.version, 1 + 2 * 20, "every apply landed");
+        for view in 0..8 {
+            assert_eq!(state.watermarks[&format!("v{view}")], base + chrono::Duration::minutes(19), "v{view}");
+        }
     }
 
     #[test]

@@ -38,6 +38,7 @@ impl From<almanac::Error> for ApiError {
             E::NotApplied => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_applied", detail),
             E::Definitions(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail),
             E::Push(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_push", detail),
+            E::Convert(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", detail),
             E::Busy { .. } => ApiError::new(StatusCode::CONFLICT, "busy", detail),
             // Stored records disagree with the applied schema: not worth a
             // client retry (a 5xx would be retried); re-materializing fixes it.
@@ -60,3 +61,23 @@ impl IntoResponse for ApiError {
 /// Attached to error responses so the metrics layer can count them by kind.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorKind(pub &'static str);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: internal failures (a poisoned lock, an Arrow kernel on
+    /// data Almanac built) were `BadRequest` and answered 400, telling the
+    /// client its request was wrong. They are Almanac's fault: 500.
+    #[test]
+    fn internal_failures_are_never_answered_as_client_errors() {
+        let internal = ApiError::from(almanac::Error::Internal("poisoned".into()));
+        assert_eq!(internal.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let arrow = ApiError::from(almanac::Error::Arrow(arrow::error::ArrowError::ComputeError("x".into())));
+        assert_eq!(arrow.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let caller = ApiError::from(almanac::Error::BadRequest("no entities".into()));
+        assert_eq!(caller.status, StatusCode::BAD_REQUEST);
+        let push = ApiError::from(almanac::Error::Push("missing column".into()));
+        assert_eq!(push.status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -13,6 +13,7 @@
 //! status codes, metrics and logs.
 
 mod error;
+pub mod feast;
 mod metrics;
 mod request;
 
@@ -145,7 +146,8 @@ fn body_bytes(result: Result<Bytes, axum::extract::rejection::BytesRejection>, l
 async fn run_store_work<T: Send + 'static>(state: &Arc<AppState>, work: impl FnOnce(&FeatureStore) -> Result<T, almanac::Error> + Send + 'static) -> Result<T, ApiError> {
     let store = state.store.clone();
     let timeout = state.limits.request_timeout;
-    if store.online_is_embedded() {
+    // A store that cannot be connected is treated as not inline.
+    if store.online_capabilities().is_some_and(|c| c.inline_reads) {
         return Ok(work(&store)?);
     }
     let task = tokio::task::spawn_blocking(move || work(&store));
@@ -178,12 +180,13 @@ async fn get_online_features(State(state): State<Arc<AppState>>, body: Result<By
         (None, Some(service)) => FeatureSelection::Service(service),
         (None, None) => return Err(ApiError::bad_request("missing `features` (a list of \"view:feature\") or `feature_service`")),
     };
-    let mut entities = Vec::with_capacity(body.entities.0.len());
+    let mut columns = Vec::with_capacity(body.entities.0.len());
     for (name, values) in body.entities.0 {
         let values = values.iter().map(|v| request::key_value(&name, v)).collect::<Result<Vec<Value>, _>>()?;
-        entities.push((name, values));
+        columns.push((name, values));
     }
-    let rows = entities.first().map(|(_, v)| v.len()).unwrap_or(0);
+    let entities = almanac::online::entity_batch(&columns)?;
+    let rows = entities.num_rows();
     if rows > state.limits.max_entities {
         return Err(ApiError::bad_request(format!("{rows} entities in one request; the server's limit is {} (`almanac serve --max-entities`)", state.limits.max_entities)));
     }
@@ -192,7 +195,7 @@ async fn get_online_features(State(state): State<Arc<AppState>>, body: Result<By
     let started = Instant::now();
     let response = run_store_work(&state, move |store| store.get_online_features(&selection, &entities, full)).await?;
     state.metrics.store_latency.observe(started.elapsed().as_secs_f64());
-    Ok(json_response(StatusCode::OK, response.to_feast_bytes()))
+    Ok(json_response(StatusCode::OK, feast::response_bytes(&response)))
 }
 
 /// A JSON column value as a [`Value`], loosely typed; the facade checks and
@@ -222,7 +225,15 @@ async fn push(State(state): State<Arc<AppState>>, body: Result<Bytes, axum::extr
     };
     let columns: Vec<(String, Vec<Value>)> = body.df.0.into_iter().map(|(name, values)| (name, values.iter().map(push_value).collect())).collect();
     let source = body.push_source_name;
-    let report = run_store_work(&state, move |store| store.push(&source, &columns, to)).await?;
+    let report = run_store_work(&state, move |store| {
+        // JSON is loosely typed: convert each column to the dtype the push
+        // source declares for it (unknown columns keep their JSON type, so
+        // the facade can name them in its error).
+        let expected = store.push_columns(&source)?;
+        let rows = almanac::core::convert::columns_to_batch(&columns, |name| expected.iter().find(|c| c.name == name).map(|c| c.dtype.clone())).map_err(|e| almanac::Error::Push(e.to_string()))?;
+        store.push(&source, &rows, to)
+    })
+    .await?;
     let bytes = serde_json::to_vec(&report).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     Ok(json_response(StatusCode::OK, bytes))
 }
@@ -251,35 +262,10 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     response
 }
 
-/// The catalog: every feature view with its keys, TTL and schema, and the
-/// services.
+/// The catalog (`almanac::registry::catalog::summary`, the one catalog JSON).
 async fn features(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let registry = state.store.serving_state()?;
-    let defs = &registry.definitions;
-    let views: Vec<serde_json::Value> = defs
-        .feature_views
-        .iter()
-        .map(|view| {
-            serde_json::json!({
-                "name": view.name,
-                "entities": view.entities,
-                "join_keys": defs.view_join_keys(view).iter().map(|k| serde_json::json!({"name": k.name, "dtype": k.dtype.as_ref().map(|d| d.to_string())})).collect::<Vec<_>>(),
-                "ttl": view.ttl.map(|t| t.to_string()),
-                "online": view.online,
-                "owner": view.governance.owner,
-                "description": view.governance.description,
-                "tags": view.governance.tags,
-                "features": view.schema.iter().map(|f| serde_json::json!({"name": f.name, "dtype": f.dtype.to_string(), "description": f.description})).collect::<Vec<_>>(),
-                "watermark": registry.watermarks.get(&view.name),
-            })
-        })
-        .collect();
-    let services: Vec<serde_json::Value> = defs
-        .feature_services
-        .iter()
-        .map(|s| serde_json::json!({"name": s.name, "features": defs.resolve_service(s).iter().map(|r| r.to_string()).collect::<Vec<_>>(), "owner": s.governance.owner, "description": s.governance.description}))
-        .collect();
-    let body = serde_json::json!({"project": registry.project, "registry_version": registry.version, "feature_views": views, "feature_services": services});
+    let body = almanac::registry::catalog::summary(&registry);
     Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
 }
 

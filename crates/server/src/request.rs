@@ -48,10 +48,11 @@ impl<'de> Deserialize<'de> for OrderedColumns {
                 let mut out: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
                 while let Some(name) = map.next_key::<String>()? {
                     let values: serde_json::Value = map.next_value()?;
+                    // A column is a list, as Feast's request model requires: a
+                    // bare scalar is a client bug, not a one-row column.
                     let values = match values {
                         serde_json::Value::Array(items) => items,
-                        // Feast accepts a scalar for a single entity.
-                        scalar => vec![scalar],
+                        scalar => return Err(de::Error::custom(format!("column `{name}` must be a list of values (e.g. \"{name}\": [{scalar}]), not a single value"))),
                     };
                     if out.iter().any(|(n, _)| *n == name) {
                         return Err(de::Error::custom(format!("column `{name}` is given twice")));

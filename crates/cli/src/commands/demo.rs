@@ -10,7 +10,7 @@ use almanac::scaffold::{self, InitKind};
 use almanac::materialize::{self, MaterializeRequest};
 use almanac::monitor::{MonitorRequest, Reference};
 use almanac::parity::ParityRequest;
-use almanac::{EntityColumns, FeatureSelection, FeatureStore, OnlineResponse};
+use almanac::{FeatureSelection, FeatureStore, OnlineResponse};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
@@ -67,7 +67,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     explain_leak(&store, &training)?;
 
     let started = Instant::now();
-    let request = MaterializeRequest { start: None, end: super::online::parse_datetime("now")?, views: None, incremental: false };
+    let request = MaterializeRequest { start: None, end: crate::time::parse_datetime("now")?, views: None, incremental: false };
     let reports = store.materialize(&request, &materialize::Quiet)?;
     let source_rows: usize = reports.iter().map(|r| r.source_rows).sum();
     let entities: usize = reports.iter().map(|r| r.entities).sum();
@@ -78,10 +78,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let entities = demo_entities(&labels, 3);
+    let entities = demo_entities(&labels, 3)?;
     let response = store.get_online_features(&selection, &entities, false)?;
     let lookup_time = started.elapsed();
-    step(5, STEPS, &format!("online: fraud_model_v1 for {} entities in {:.0} µs", entities.first().map(|(_, v)| v.len()).unwrap_or(0), lookup_time.as_secs_f64() * 1e6), started);
+    step(5, STEPS, &format!("online: fraud_model_v1 for {} entities in {:.0} µs", entities.num_rows(), lookup_time.as_secs_f64() * 1e6), started);
     print_online(&response);
 
     let started = Instant::now();
@@ -99,7 +99,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let day = 86_400_000_000i64;
     let report = store.monitor(&MonitorRequest { views: None, at_micros: now, window_micros: 7 * day, reference: Reference::Window { micros: 28 * day }, current: almanac::monitor::Current::Offline })?;
     let page = dir.join("monitor.html");
-    std::fs::write(&page, almanac::monitor::html(&report))?;
+    std::fs::write(&page, render::monitor_html::html(&report))?;
     step(7, STEPS, &format!("monitor: staleness, null rates and drift; {} alerts", report.alerts()), started);
     for view in &report.views {
         let worst = view.features.iter().filter_map(|f| f.psi.map(|p| (p, f.feature.as_str()))).fold(None, |best: Option<(f64, &str)>, x| if best.is_none_or(|b| x.0 > b.0) { Some(x) } else { best });
@@ -118,10 +118,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("  almanac --repo {repo} features describe fraud_model_v1");
     println!("  almanac --repo {repo} features search fraud");
     println!("  almanac --repo {repo} historical --entities {repo}/data/labels.parquet --feature-service fraud_model_v1 --output train.parquet");
-    if let Some((_, users)) = entities.first()
-        && let Some(almanac::core::Value::Int64(user)) = users.first() {
-            println!("  almanac --repo {repo} online --feature-service fraud_model_v1 --entity user_id={user},merchant_id=1");
-        }
+    if let Some(almanac::core::Value::Int64(user)) = entities.column_by_name("user_id").map(|users| almanac::core::convert::value_at(users.as_ref(), 0)) {
+        println!("  almanac --repo {repo} online --feature-service fraud_model_v1 --entity user_id={user},merchant_id=1");
+    }
     println!("  almanac --repo {repo} serve");
     println!("  almanac --repo {repo} parity");
     println!("  almanac --repo {repo} monitor --html monitor.html");
@@ -145,12 +144,18 @@ fn explain_leak(store: &FeatureStore, training: &RecordBatch) -> anyhow::Result<
     let (Some(latest_users), Some(latest_ts), Some(latest_count)) = (latest.column_by_name("user_id"), latest.column_by_name("event_timestamp"), latest.column_by_name("txn_count_7d")) else {
         return Ok(());
     };
-    let (latest_users, latest_ts, latest_count) = (latest_users.as_primitive::<Int64Type>(), latest_ts.as_primitive::<TimestampMicrosecondType>(), latest_count.as_primitive::<Int64Type>());
+    // The demo's own generated data (int64 keys, µs timestamps); anything
+    // else means the files were edited, and the example is skipped.
+    let (Some(latest_users), Some(latest_ts), Some(latest_count)) = (latest_users.as_primitive_opt::<Int64Type>(), latest_ts.as_primitive_opt::<TimestampMicrosecondType>(), latest_count.as_primitive_opt::<Int64Type>()) else {
+        return Ok(());
+    };
     let by_user: std::collections::HashMap<i64, usize> = (0..latest_users.len()).map(|i| (latest_users.value(i), i)).collect();
     let (Some(users), Some(times), Some(counts), Some(ids)) = (training.column_by_name("user_id"), training.column_by_name("event_timestamp"), training.column_by_name("txn_count_7d"), training.column_by_name("label_id")) else {
         return Ok(());
     };
-    let (users, times, counts, ids) = (users.as_primitive::<Int64Type>(), times.as_primitive::<TimestampMicrosecondType>(), counts.as_primitive::<Int64Type>(), ids.as_primitive::<Int64Type>());
+    let (Some(users), Some(times), Some(counts), Some(ids)) = (users.as_primitive_opt::<Int64Type>(), times.as_primitive_opt::<TimestampMicrosecondType>(), counts.as_primitive_opt::<Int64Type>(), ids.as_primitive_opt::<Int64Type>()) else {
+        return Ok(());
+    };
     for row in 0..training.num_rows() {
         let Some(&naive) = by_user.get(&users.value(row)) else { continue };
         if counts.is_null(row) || latest_ts.value(naive) <= times.value(row) || latest_count.value(naive) == counts.value(row) {
@@ -166,27 +171,20 @@ fn explain_leak(store: &FeatureStore, training: &RecordBatch) -> anyhow::Result<
 }
 
 /// The first `n` labels' users and merchants, as an online request.
-fn demo_entities(labels: &RecordBatch, n: usize) -> EntityColumns {
-    let column = |name: &str| -> Vec<almanac::core::Value> {
-        labels
-            .column_by_name(name)
-            .map(|c| c.as_primitive::<Int64Type>().iter().take(n).map(|v| v.map_or(almanac::core::Value::Null, almanac::core::Value::Int64)).collect())
-            .unwrap_or_default()
-    };
-    vec![("user_id".to_string(), column("user_id")), ("merchant_id".to_string(), column("merchant_id"))]
+fn demo_entities(labels: &RecordBatch, n: usize) -> anyhow::Result<RecordBatch> {
+    let index = |name: &str| labels.schema_ref().index_of(name);
+    let keys = labels.project(&[index("user_id")?, index("merchant_id")?])?;
+    Ok(keys.slice(0, n.min(keys.num_rows())))
 }
 
 fn print_online(response: &OnlineResponse) {
-    let header: Vec<&str> = response.feature_names.iter().map(String::as_str).collect();
-    let rows = response.columns.first().map(|c| c.values.len()).unwrap_or(0);
-    let body = (0..rows)
+    let header = response.feature_names();
+    let body = (0..response.num_rows())
         .map(|row| {
-            response
-                .columns
-                .iter()
-                .map(|c| match &c.values[row] {
-                    almanac::core::Value::Null => c.statuses[row].as_str().to_string(),
-                    value => almanac::online::value_json(value).to_string(),
+            (0..header.len())
+                .map(|column| match response.value(column, row) {
+                    almanac::core::Value::Null => response.statuses[column][row].as_str().to_string(),
+                    value => render::value(&value),
                 })
                 .collect()
         })

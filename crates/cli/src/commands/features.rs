@@ -11,7 +11,7 @@ pub fn run(repo: &Path, command: FeaturesCommand, json: bool) -> anyhow::Result<
     let state = FeatureStore::open(repo)?.registry_state()?;
     match command {
         FeaturesCommand::List(args) => {
-            let filter = ListFilter { owner: args.owner, tags: args.tags, kind: args.kind };
+            let filter = ListFilter { owner: args.owner, tags: args.tags, kind: args.kind.map(|k| k.as_str().to_string()) };
             let entries = catalog::list(&state, &filter);
             if json {
                 return render::json(&entries);

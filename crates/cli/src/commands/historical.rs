@@ -6,26 +6,11 @@ use std::time::Instant;
 use almanac::offline::io::{read_table, write_table};
 use almanac::offline::{HistoricalOptions, TimeRange, report_stage};
 use almanac::{FeatureSelection, FeatureStore};
-use anyhow::Context;
 use arrow::compute::concat_batches;
 
 use crate::args::{ExportArgs, HistoricalArgs};
 use crate::render;
-
-/// RFC 3339 or `now`, at full precision.
-pub fn parse_timestamp(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    if text.eq_ignore_ascii_case("now") {
-        return Ok(chrono::Utc::now());
-    }
-    Ok(chrono::DateTime::parse_from_rfc3339(text)
-        .with_context(|| format!("`{text}` is not an RFC 3339 timestamp such as `2026-06-10T14:00:00Z` (or `now`)"))?
-        .to_utc())
-}
-
-/// RFC 3339 or `now`, as nanoseconds since the epoch.
-pub fn parse_instant(text: &str) -> anyhow::Result<i64> {
-    parse_timestamp(text)?.timestamp_nanos_opt().with_context(|| format!("`{text}` is out of range"))
-}
+use crate::time::parse_instant_nanos;
 
 pub fn historical(repo: &Path, args: &HistoricalArgs, json: bool) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -64,7 +49,7 @@ pub fn historical(repo: &Path, args: &HistoricalArgs, json: bool) -> anyhow::Res
 pub fn export(repo: &Path, args: &ExportArgs, json: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let store = FeatureStore::open(repo)?;
-    let range = TimeRange { start: args.start.as_deref().map(parse_instant).transpose()?, end: args.end.as_deref().map(parse_instant).transpose()? };
+    let range = TimeRange { start: args.start.as_deref().map(parse_instant_nanos).transpose()?, end: args.end.as_deref().map(parse_instant_nanos).transpose()? };
     if let (Some(start), Some(end)) = (range.start, range.end) {
         anyhow::ensure!(start <= end, "--start ({}) is after --end ({})", args.start.as_deref().unwrap_or_default(), args.end.as_deref().unwrap_or_default());
     }

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use almanac::FeatureStore;
-use almanac::monitor::{Current, MonitorReport, MonitorRequest, Reference, html};
+use almanac::monitor::{Current, MonitorReport, MonitorRequest, Reference};
 use anyhow::Context;
 
-use crate::args::MonitorArgs;
+use crate::args::{CurrentSample, MonitorArgs};
 use crate::render;
 
 pub fn run(repo: &Path, args: &MonitorArgs, json: bool) -> ExitCode {
@@ -30,17 +30,20 @@ fn duration(text: &str, flag: &str) -> anyhow::Result<i64> {
 
 fn check(repo: &Path, args: &MonitorArgs, json: bool) -> anyhow::Result<MonitorReport> {
     let store = FeatureStore::open(repo)?;
-    let at = super::online::parse_datetime(&args.at)?.timestamp_micros();
+    let at = crate::time::parse_datetime(&args.at)?.timestamp_micros();
     let reference = match &args.reference_file {
         Some(path) => Reference::File(path.clone()),
         None => Reference::Window { micros: duration(&args.reference_window, "--reference-window")? },
     };
-    let views = args.views.as_ref().map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
-    let current = if args.current == "online" { Current::Online } else { Current::Offline };
+    let views = args.views.clone().map(|v| v.0);
+    let current = match args.current {
+        CurrentSample::Online => Current::Online,
+        CurrentSample::Offline => Current::Offline,
+    };
     let request = MonitorRequest { views, at_micros: at, window_micros: duration(&args.window, "--window")?, reference, current };
     let report = store.monitor(&request)?;
     if let Some(path) = &args.html {
-        std::fs::write(path, html(&report)).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, render::monitor_html::html(&report)).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if json {
         render::json(&report)?;

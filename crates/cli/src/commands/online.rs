@@ -5,32 +5,23 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use almanac::materialize::{MaterializeRequest, Progress, ViewReport};
-use almanac::online::{parse_key_text, rfc3339_micros};
+use almanac::core::time::rfc3339_micros;
+use almanac::online::parse_key_text;
 use almanac::{FeatureSelection, FeatureStore};
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{IncrementalArgs, MaterializeArgs, OnlineArgs};
 use crate::render;
-
-/// RFC 3339 or `now`, truncated to microseconds, Almanac's timestamp precision.
-pub fn parse_datetime(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    use chrono::SubsecRound;
-    Ok(super::historical::parse_timestamp(text)?.trunc_subsecs(6))
-}
-
-fn split_views(views: &Option<String>) -> Option<Vec<String>> {
-    views.as_ref().map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-}
+use crate::time::parse_datetime;
 
 pub fn materialize(repo: &Path, args: &MaterializeArgs, json: bool) -> anyhow::Result<()> {
-    let request = MaterializeRequest { start: Some(parse_datetime(&args.start)?), end: parse_datetime(&args.end)?, views: split_views(&args.views), incremental: false };
+    let request = MaterializeRequest { start: Some(parse_datetime(&args.start)?), end: parse_datetime(&args.end)?, views: args.views.clone().map(|v| v.0), incremental: false };
     run(repo, &request, json)
 }
 
 pub fn materialize_incremental(repo: &Path, args: &IncrementalArgs, json: bool) -> anyhow::Result<()> {
-    let request = MaterializeRequest { start: None, end: parse_datetime(&args.end)?, views: split_views(&args.views), incremental: true };
+    let request = MaterializeRequest { start: None, end: parse_datetime(&args.end)?, views: args.views.clone().map(|v| v.0), incremental: true };
     run(repo, &request, json)
 }
 
@@ -136,24 +127,30 @@ pub fn online(repo: &Path, args: &OnlineArgs, json: bool) -> anyhow::Result<()> 
         (None, Some(service)) => FeatureSelection::Service(service.clone()),
         (None, None) => anyhow::bail!("pass --features or --feature-service"),
     };
-    let entities = entity_columns(&store, &args.entity)?;
+    let entities = almanac::entity_batch(&entity_columns(&store, &args.entity)?)?;
     let response = store.get_online_features(&selection, &entities, args.full_feature_names)?;
     if json {
-        println!("{}", String::from_utf8_lossy(&response.to_feast_bytes()));
+        // The server's own encoder: `--json` prints exactly its response.
+        println!("{}", String::from_utf8_lossy(&almanac_server::feast::response_bytes(&response)));
         return Ok(());
     }
-    let rows = response.columns.first().map(|c| c.values.len()).unwrap_or(0);
-    let keys = entities.len();
-    let mut header: Vec<String> = response.feature_names.clone();
-    header.push("status / event time".into());
+    println!("{}", table(&response, entities.num_columns()));
+    Ok(())
+}
+
+/// The response as a table: one row per entity, its values, then each
+/// distinct status (with event time) of its features.
+pub fn table(response: &almanac::OnlineResponse, keys: usize) -> String {
+    let names = response.feature_names();
+    let mut header: Vec<&str> = names.clone();
+    header.push("status / event time");
     let mut body = Vec::new();
-    for row in 0..rows {
-        let mut line: Vec<String> = response.columns.iter().map(|c| render_value(&c.values[row])).collect();
-        let statuses: Vec<String> = response.columns[keys..]
-            .iter()
-            .map(|c| match c.event_timestamps[row] {
-                Some(ts) => format!("{} @ {}", c.statuses[row].as_str(), rfc3339_micros(ts)),
-                None => c.statuses[row].as_str().to_string(),
+    for row in 0..response.num_rows() {
+        let mut line: Vec<String> = (0..names.len()).map(|column| render::value(&response.value(column, row))).collect();
+        let statuses: Vec<String> = (keys..names.len())
+            .map(|column| match response.event_timestamps[column][row] {
+                Some(ts) => format!("{} @ {}", response.statuses[column][row].as_str(), rfc3339_micros(ts)),
+                None => response.statuses[column][row].as_str().to_string(),
             })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -161,22 +158,13 @@ pub fn online(repo: &Path, args: &OnlineArgs, json: bool) -> anyhow::Result<()> 
         line.push(statuses.join("; "));
         body.push(line);
     }
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    println!("{}", render::table(&header, body));
-    Ok(())
-}
-
-fn render_value(value: &almanac::core::Value) -> String {
-    match value {
-        almanac::core::Value::Null => "null".into(),
-        other => almanac::online::value_json(other).to_string().trim_matches('"').to_string(),
-    }
+    render::table(&header, body).to_string()
 }
 
 /// `--entity user_id=1,merchant_id=7` (one entity row per flag) as columns,
 /// each value parsed to its key's registered dtype. A key missing from a
 /// row is null there.
-fn entity_columns(store: &FeatureStore, flags: &[String]) -> anyhow::Result<almanac::EntityColumns> {
+fn entity_columns(store: &FeatureStore, flags: &[String]) -> anyhow::Result<Vec<(String, Vec<almanac::core::Value>)>> {
     let mut rows: Vec<Vec<(String, String)>> = Vec::new();
     for flag in flags {
         let mut row = Vec::new();

@@ -30,8 +30,8 @@ pub fn run(repo: &Path, args: &ParityArgs, json: bool) -> ExitCode {
 
 fn check(repo: &Path, args: &ParityArgs) -> anyhow::Result<ParityReport> {
     let store = FeatureStore::open(repo)?;
-    let at = super::online::parse_datetime(&args.at)?;
-    let views = args.views.as_ref().map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    let at = crate::time::parse_datetime(&args.at)?;
+    let views = args.views.clone().map(|v| v.0);
     anyhow::ensure!(args.tolerance >= 0.0, "--tolerance must be zero or positive (a relative difference such as 1e-9)");
     let request = ParityRequest { views, sample: args.sample, seed: args.seed, tolerance: args.tolerance, at_micros: at.timestamp_micros() };
     Ok(store.parity(&request)?)
@@ -66,9 +66,9 @@ fn print(report: &ParityReport) -> anyhow::Result<()> {
                     "  ✗ {} [{}]: online {} @ {} vs point-in-time {} @ {} — {}",
                     feature.feature,
                     example.entity.join(","),
-                    example.online,
+                    json_text(&example.online),
                     example.online_event_time.as_deref().unwrap_or("-"),
-                    example.offline,
+                    json_text(&example.offline),
                     example.offline_event_time.as_deref().unwrap_or("-"),
                     example.cause
                 );
@@ -78,4 +78,10 @@ fn print(report: &ParityReport) -> anyhow::Result<()> {
     let divergent = report.divergent();
     println!("\n{}", if divergent == 0 { "All sampled values agree.".to_string() } else { format!("{divergent} divergent values.") });
     Ok(())
+}
+
+/// A value as its JSON text (`3.0`, `"eu"`, `null`), as the report's
+/// `--json` output writes it.
+fn json_text(value: &almanac::core::Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }

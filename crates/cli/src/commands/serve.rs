@@ -9,10 +9,10 @@ use almanac::FeatureStore;
 use almanac_server::{Limits, ServeOptions};
 use anyhow::Context;
 
-use crate::args::ServeArgs;
+use crate::args::{LogFormat, ServeArgs};
 
 pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
-    init_logging(&args.log_format);
+    init_logging(args.log_format);
     let host: IpAddr = args.host.parse().with_context(|| format!("`{}` is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0", args.host))?;
     let token = match &args.token_file {
         Some(path) => {
@@ -49,8 +49,11 @@ pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     Ok(served?)
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ALMANAC_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }

@@ -1,4 +1,7 @@
-//! Presentation helpers: tables and JSON.
+//! Presentation helpers: tables and JSON, and (in submodules) the pages
+//! the commands write.
+
+pub mod monitor_html;
 
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
@@ -19,6 +22,16 @@ pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 
 pub fn tags(tags: &std::collections::BTreeMap<String, String>) -> String {
     tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A value for a table cell: text as it is (not JSON-escaped), `null` for
+/// a missing value, everything else as its JSON.
+pub fn value(value: &almanac::core::Value) -> String {
+    match value {
+        almanac::core::Value::Null => "null".into(),
+        almanac::core::Value::String(text) => text.clone(),
+        other => serde_json::to_string(other).unwrap_or_default().trim_matches('"').to_string(),
+    }
 }
 
 /// `1234567` → `1,234,567`.

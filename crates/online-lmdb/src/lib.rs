@@ -1,13 +1,17 @@
-//! The embedded online store: an LMDB environment (a folder under the repo's
-//! `.almanac/`), one named database per feature view.
+//! # almanac-online-lmdb
 //!
-//! Why LMDB rather than redb: serving and materialization are separate
-//! processes (`almanac serve` keeps reading while a cron runs `almanac
-//! materialize-incremental`). redb locks its file to one process; LMDB is
-//! built for exactly this: any number of reader processes and one writer,
-//! readers never block and are never blocked (MVCC over a memory map), and a
-//! killed writer leaves the last committed transaction intact. Reads are a
-//! B-tree lookup in mapped memory, well under a microsecond.
+//! Owns the embedded online store, [`EmbeddedStore`]: an LMDB environment (a
+//! folder under the repo's `.almanac/`, one named database per feature
+//! view) behind the [`OnlineStore`] trait of `almanac-online`, and runs that
+//! crate's conformance kit against it. Why LMDB rather than redb: serving
+//! and materialization are separate processes (`almanac serve` keeps
+//! reading while a cron runs `almanac materialize-incremental`), and both
+//! open the store at once. redb locks its file to one process; LMDB is built
+//! for exactly this: any number of reader processes and one writer, readers
+//! never block and are never blocked (MVCC over a memory map), and a killed
+//! writer leaves the last committed transaction intact. Reads are a B-tree
+//! lookup in mapped memory, well under a microsecond, so the store reports
+//! [`Capabilities::inline_reads`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,9 +20,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, PutFlags, WithoutTls};
 
-use crate::error::OnlineError;
-use crate::record::replaces;
-use crate::{Entry, Lookup, OnlineStore, WriteStats};
+use almanac_online::record::replaces;
+use almanac_online::{Capabilities, Entry, Lookup, OnlineError, OnlineStore, WriteStats};
 
 /// The address space reserved for the map. LMDB files are sparse: this is a
 /// ceiling on the store's size, not disk or memory used.
@@ -54,7 +57,7 @@ impl EmbeddedStore {
     /// Open (creating if needed) the store in folder `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OnlineError> {
         let path = path.as_ref().to_path_buf();
-        let fail = |reason: String| OnlineError::Embedded { path: path.display().to_string(), reason };
+        let fail = |reason: String| OnlineError::Storage { store: describe(&path), reason };
         std::fs::create_dir_all(&path).map_err(|e| fail(e.to_string()))?;
         let canonical = path.canonicalize().map_err(|e| fail(e.to_string()))?;
         let mut opened = opened().lock().map_err(|e| fail(e.to_string()))?;
@@ -73,8 +76,9 @@ impl EmbeddedStore {
         Ok(EmbeddedStore { inner })
     }
 
+    /// A heed (LMDB) or lock error, as the trait's storage error.
     fn fail(&self, error: impl std::fmt::Display) -> OnlineError {
-        OnlineError::Embedded { path: self.inner.path.display().to_string(), reason: error.to_string() }
+        OnlineError::Storage { store: describe(&self.inner.path), reason: error.to_string() }
     }
 
     /// The view's database if it exists (reads never create one).
@@ -92,9 +96,18 @@ impl EmbeddedStore {
     }
 }
 
+fn describe(path: &Path) -> String {
+    format!("embedded at {}", path.display())
+}
+
 impl OnlineStore for EmbeddedStore {
     fn describe(&self) -> String {
-        format!("embedded at {}", self.inner.path.display())
+        describe(&self.inner.path)
+    }
+
+    /// Reads are a lookup in mapped memory: they never touch the network.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { inline_reads: true }
     }
 
     fn read(&self, lookups: &[Lookup<'_>]) -> Result<Vec<Option<Vec<u8>>>, OnlineError> {
@@ -196,21 +209,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn embedded_store_passes_the_conformance_kit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = EmbeddedStore::open(dir.path().join("online")).expect("open");
-        crate::testkit::run_all(&store, "t");
-    }
-
-    #[test]
     fn handles_on_one_folder_share_the_environment() {
         let dir = tempfile::tempdir().expect("tempdir");
         let writer = EmbeddedStore::open(dir.path().join("online")).expect("open");
         let reader = EmbeddedStore::open(dir.path().join("online")).expect("open");
         assert!(Arc::ptr_eq(&writer.inner, &reader.inner));
-        let entry = crate::testkit::entry(b"k", 10, None, 1);
+        let entry = almanac_online::testkit::entry(b"k", 10, None, 1);
         assert_eq!(reader.read(&[Lookup { view: "v", key: b"k" }]).expect("read"), vec![None]);
         writer.write("v", std::slice::from_ref(&entry)).expect("write");
         assert_eq!(reader.read(&[Lookup { view: "v", key: b"k" }]).expect("read"), vec![Some(entry.record)]);
+    }
+
+    #[test]
+    fn reads_may_run_inline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path().join("online")).expect("open");
+        assert!(store.capabilities().inline_reads);
     }
 }

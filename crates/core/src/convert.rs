@@ -1,0 +1,333 @@
+//! Value ↔ Arrow: the one place a [`Value`] becomes an Arrow array cell and
+//! back, and where loosely typed input (JSON numbers and strings) is coerced
+//! to a declared [`DType`].
+//!
+//! The facade speaks Arrow; the serving path and the wire formats deal in
+//! single values. Every crossing between the two goes through this module,
+//! so "what an int64 is" and "how a timestamp in nanoseconds reads" are
+//! decided once. Reading matches on the array's *actual* type (every
+//! timestamp unit and zone, every string and binary layout), never on the
+//! type Almanac would have written, because user files are not ours.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, NullArray, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{
+    DataType, Date32Type, Date64Type, Field, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow::error::ArrowError;
+
+use crate::dtype::DType;
+use crate::time;
+use crate::value::Value;
+
+/// A value that does not fit where it was put.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConvertError {
+    /// One cell of a named column, with the reason and what was expected.
+    #[error("column `{column}`, row {row}: {reason}")]
+    Cell { column: String, row: usize, reason: String },
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The value at `row`, read by the array's actual type. Timestamps of any
+/// unit and zone become UTC microseconds (nanoseconds round toward the
+/// past, as everywhere in Almanac); dates become midnight UTC; narrower
+/// integers widen; types with no [`Value`] render as text.
+pub fn value_at(array: &dyn Array, row: usize) -> Value {
+    if array.is_null(row) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        DataType::Null => Value::Null,
+        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        DataType::Int8 => Value::Int32(i32::from(array.as_primitive::<Int8Type>().value(row))),
+        DataType::Int16 => Value::Int32(i32::from(array.as_primitive::<Int16Type>().value(row))),
+        DataType::Int32 => Value::Int32(array.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => Value::Int64(array.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => Value::Int32(i32::from(array.as_primitive::<UInt8Type>().value(row))),
+        DataType::UInt16 => Value::Int32(i32::from(array.as_primitive::<UInt16Type>().value(row))),
+        DataType::UInt32 => Value::Int64(i64::from(array.as_primitive::<UInt32Type>().value(row))),
+        DataType::UInt64 => {
+            let v = array.as_primitive::<UInt64Type>().value(row);
+            i64::try_from(v).map(Value::Int64).unwrap_or_else(|_| Value::String(v.to_string()))
+        }
+        DataType::Float32 => Value::Float32(array.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => Value::Float64(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
+        DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),
+        DataType::Utf8View => Value::String(array.as_string_view().value(row).to_string()),
+        DataType::Binary => Value::Bytes(array.as_binary::<i32>().value(row).to_vec()),
+        DataType::LargeBinary => Value::Bytes(array.as_binary::<i64>().value(row).to_vec()),
+        DataType::BinaryView => Value::Bytes(array.as_binary_view().value(row).to_vec()),
+        DataType::Timestamp(unit, _) => Value::Timestamp(timestamp_micros(array, *unit, row)),
+        DataType::Date32 => Value::Timestamp(i64::from(array.as_primitive::<Date32Type>().value(row)) * MICROS_PER_DAY),
+        DataType::Date64 => Value::Timestamp(array.as_primitive::<Date64Type>().value(row).saturating_mul(1_000)),
+        DataType::List(_) => list_value(&array.as_list::<i32>().value(row)),
+        DataType::LargeList(_) => list_value(&array.as_list::<i64>().value(row)),
+        _ => Value::String(arrow::util::display::array_value_to_string(&make_ref(array), row).unwrap_or_default()),
+    }
+}
+
+fn make_ref(array: &dyn Array) -> ArrayRef {
+    arrow::array::make_array(array.to_data())
+}
+
+fn list_value(items: &ArrayRef) -> Value {
+    Value::List((0..items.len()).map(|i| value_at(items.as_ref(), i)).collect())
+}
+
+/// A timestamp cell of any unit as UTC microseconds (floor for nanoseconds).
+fn timestamp_micros(array: &dyn Array, unit: TimeUnit, row: usize) -> i64 {
+    match unit {
+        TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row).saturating_mul(1_000_000),
+        TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row).saturating_mul(1_000),
+        TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
+        TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row).div_euclid(1_000),
+    }
+}
+
+/// Every cell of a column as [`Value`]s.
+pub fn values_of(array: &dyn Array) -> Vec<Value> {
+    (0..array.len()).map(|row| value_at(array, row)).collect()
+}
+
+/// Values already of `dtype` (or null) as an Arrow array of its canonical
+/// type ([`DType::to_arrow`]). A value of another type is an error naming
+/// the row, never a silent null.
+pub fn to_array(column: &str, values: &[Value], dtype: &DType) -> Result<ArrayRef, ConvertError> {
+    let wrong = |row: usize, value: &Value| ConvertError::Cell { column: column.to_string(), row, reason: format!("expected {dtype}, got {}", describe(value)) };
+    macro_rules! typed {
+        ($array:ty, $variant:ident, $map:expr) => {{
+            let mut out = Vec::with_capacity(values.len());
+            for (row, value) in values.iter().enumerate() {
+                out.push(match value {
+                    Value::Null => None,
+                    Value::$variant(v) => Some($map(v)),
+                    other => return Err(wrong(row, other)),
+                });
+            }
+            Arc::new(<$array>::from(out)) as ArrayRef
+        }};
+    }
+    Ok(match dtype {
+        DType::Bool => typed!(BooleanArray, Bool, |v: &bool| *v),
+        DType::Int32 => typed!(Int32Array, Int32, |v: &i32| *v),
+        DType::Int64 => typed!(Int64Array, Int64, |v: &i64| *v),
+        DType::Float32 => typed!(Float32Array, Float32, |v: &f32| *v),
+        DType::Float64 => typed!(Float64Array, Float64, |v: &f64| *v),
+        DType::String => typed!(StringArray, String, |v: &String| v.clone()),
+        DType::Bytes => {
+            let mut out: Vec<Option<&[u8]>> = Vec::with_capacity(values.len());
+            for (row, value) in values.iter().enumerate() {
+                out.push(match value {
+                    Value::Null => None,
+                    Value::Bytes(v) => Some(v.as_slice()),
+                    other => return Err(wrong(row, other)),
+                });
+            }
+            Arc::new(BinaryArray::from(out))
+        }
+        DType::Timestamp => Arc::new(match typed!(TimestampMicrosecondArray, Timestamp, |v: &i64| *v).as_primitive_opt::<TimestampMicrosecondType>() {
+            Some(array) => array.clone().with_timezone("UTC"),
+            None => unreachable_array(),
+        }),
+        DType::List(inner) => {
+            let mut items = Vec::new();
+            let mut lengths = Vec::with_capacity(values.len());
+            let mut valid = Vec::with_capacity(values.len());
+            for (row, value) in values.iter().enumerate() {
+                match value {
+                    Value::Null => {
+                        lengths.push(0);
+                        valid.push(false);
+                    }
+                    Value::List(list) => {
+                        lengths.push(list.len());
+                        valid.push(true);
+                        items.extend(list.iter().cloned());
+                    }
+                    other => return Err(wrong(row, other)),
+                }
+            }
+            let child = to_array(column, &items, inner)?;
+            let field = Arc::new(Field::new("item", inner.to_arrow(), true));
+            Arc::new(ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), child, Some(NullBuffer::from(valid)))?)
+        }
+    })
+}
+
+/// `typed!` for timestamps builds a `TimestampMicrosecondArray`, so the
+/// downcast above cannot fail; this keeps the function total without a
+/// panic path.
+fn unreachable_array() -> TimestampMicrosecondArray {
+    TimestampMicrosecondArray::from(Vec::<i64>::new()).with_timezone("UTC")
+}
+
+/// How a value is named in messages.
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Float64(f) => format!("the float {f}"),
+        Value::Float32(f) => format!("the float {f}"),
+        Value::Int64(i) => format!("the integer {i}"),
+        Value::Int32(i) => format!("the integer {i}"),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Bytes(b) => format!("{} bytes", b.len()),
+        Value::Timestamp(t) => format!("the timestamp {}", time::rfc3339_micros(*t)),
+        Value::List(items) => format!("a list of {} items", items.len()),
+    }
+}
+
+/// A loosely typed value (from JSON: integers, floats, strings, booleans,
+/// lists) as `dtype`: integers widen to floats, timestamps are text in
+/// [`time`]'s grammar or epoch seconds, `"NaN"`/`"Infinity"`/`"-Infinity"`
+/// are floats (as Feast writes them).
+pub fn coerce(value: &Value, dtype: &DType) -> Result<Value, String> {
+    let wrong = || format!("expected {dtype}, got {}", describe(value));
+    Ok(match (dtype, value) {
+        (_, Value::Null) => Value::Null,
+        (DType::Bool, Value::Bool(b)) => Value::Bool(*b),
+        (DType::Int64, Value::Int64(v)) => Value::Int64(*v),
+        (DType::Int64, Value::Int32(v)) => Value::Int64(i64::from(*v)),
+        (DType::Int32, Value::Int32(v)) => Value::Int32(*v),
+        (DType::Int32, Value::Int64(v)) => Value::Int32(i32::try_from(*v).map_err(|_| format!("{v} does not fit int32"))?),
+        (DType::Float64, Value::Float64(v)) => Value::Float64(*v),
+        (DType::Float64, Value::Float32(v)) => Value::Float64(f64::from(*v)),
+        (DType::Float64, Value::Int64(v)) => Value::Float64(*v as f64),
+        (DType::Float64, Value::Int32(v)) => Value::Float64(f64::from(*v)),
+        (DType::Float32, Value::Float32(v)) => Value::Float32(*v),
+        (DType::Float32, Value::Float64(v)) => Value::Float32(*v as f32),
+        (DType::Float32, Value::Int64(v)) => Value::Float32(*v as f32),
+        (DType::Float32, Value::Int32(v)) => Value::Float32(*v as f32),
+        (DType::Float64 | DType::Float32, Value::String(s)) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => {
+            let f = match s.as_str() {
+                "NaN" => f64::NAN,
+                "Infinity" => f64::INFINITY,
+                _ => f64::NEG_INFINITY,
+            };
+            if *dtype == DType::Float32 { Value::Float32(f as f32) } else { Value::Float64(f) }
+        }
+        (DType::String, Value::String(s)) => Value::String(s.clone()),
+        (DType::Bytes, Value::String(s)) => Value::Bytes(s.as_bytes().to_vec()),
+        (DType::Bytes, Value::Bytes(b)) => Value::Bytes(b.clone()),
+        (DType::Timestamp, Value::String(s)) => Value::Timestamp(time::parse_timestamp_micros(s).ok_or_else(|| format!("`{s}` is not a timestamp; {}", time::TIMESTAMP_HELP))?),
+        (DType::Timestamp, Value::Int64(seconds)) => Value::Timestamp(seconds.checked_mul(1_000_000).ok_or_else(|| format!("{seconds} epoch seconds is out of range"))?),
+        (DType::Timestamp, Value::Float64(seconds)) if seconds.is_finite() && seconds.abs() < 9.2e12 => Value::Timestamp((seconds * 1e6).round() as i64),
+        (DType::Timestamp, Value::Timestamp(t)) => Value::Timestamp(*t),
+        (DType::List(inner), Value::List(items)) => Value::List(items.iter().map(|item| coerce(item, inner)).collect::<Result<_, _>>()?),
+        _ => return Err(wrong()),
+    })
+}
+
+/// Loosely typed columns as one batch: each column is coerced to the dtype
+/// `dtype_of` gives it; a column it does not know keeps the type its values
+/// show (so the caller can still name it in an "unexpected column" error).
+/// Every column must have the same length.
+pub fn columns_to_batch(columns: &[(String, Vec<Value>)], dtype_of: impl Fn(&str) -> Option<DType>) -> Result<RecordBatch, ConvertError> {
+    let rows = columns.first().map_or(0, |(_, values)| values.len());
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays = Vec::with_capacity(columns.len());
+    for (name, values) in columns {
+        if values.len() != rows {
+            let first = columns.first().map_or("", |(n, _)| n.as_str());
+            return Err(ConvertError::Cell { column: name.clone(), row: values.len(), reason: format!("columns have different lengths: `{first}` has {rows} rows, `{name}` has {}", values.len()) });
+        }
+        let dtype = dtype_of(name).or_else(|| values.iter().find_map(Value::dtype));
+        let array: ArrayRef = match dtype {
+            Some(dtype) => {
+                let coerced = values
+                    .iter()
+                    .enumerate()
+                    .map(|(row, value)| coerce(value, &dtype).map_err(|reason| ConvertError::Cell { column: name.clone(), row, reason }))
+                    .collect::<Result<Vec<_>, _>>()?;
+                to_array(name, &coerced, &dtype)?
+            }
+            None => Arc::new(NullArray::new(rows)),
+        };
+        fields.push(Field::new(name, array.data_type().clone(), true));
+        arrays.push(array);
+    }
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{LargeStringArray, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray};
+
+    use super::*;
+
+    #[test]
+    fn timestamps_of_every_unit_and_zone_read_as_utc_micros() {
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(TimestampSecondArray::from(vec![1]).with_timezone("+02:00")),
+            Arc::new(TimestampMillisecondArray::from(vec![1_000])),
+            Arc::new(TimestampMicrosecondArray::from(vec![1_000_000]).with_timezone("UTC")),
+            Arc::new(TimestampNanosecondArray::from(vec![1_000_000_999])),
+        ];
+        for array in arrays {
+            assert_eq!(value_at(array.as_ref(), 0), Value::Timestamp(1_000_000), "{:?}", array.data_type());
+        }
+        let before_epoch: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![-1]));
+        assert_eq!(value_at(before_epoch.as_ref(), 0), Value::Timestamp(-1), "nanoseconds floor toward the past");
+    }
+
+    #[test]
+    fn every_dtype_round_trips_through_an_array() {
+        let cases: Vec<(DType, Vec<Value>)> = vec![
+            (DType::Bool, vec![Value::Bool(true), Value::Null]),
+            (DType::Int32, vec![Value::Int32(-3), Value::Null]),
+            (DType::Int64, vec![Value::Int64(i64::MAX), Value::Null]),
+            (DType::Float32, vec![Value::Float32(0.5), Value::Null]),
+            (DType::Float64, vec![Value::Float64(f64::NAN), Value::Null]),
+            (DType::String, vec![Value::String("é".into()), Value::Null]),
+            (DType::Bytes, vec![Value::Bytes(vec![0, 255]), Value::Null]),
+            (DType::Timestamp, vec![Value::Timestamp(-5), Value::Null]),
+            (DType::List(Box::new(DType::Int64)), vec![Value::List(vec![Value::Int64(1), Value::Null]), Value::Null, Value::List(vec![])]),
+        ];
+        for (dtype, values) in cases {
+            let array = to_array("c", &values, &dtype).expect("to_array");
+            assert_eq!(array.data_type(), &dtype.to_arrow());
+            let back = values_of(array.as_ref());
+            assert!(back.iter().zip(&values).all(|(a, b)| a.approx_eq(b, 0.0)), "{dtype}: {back:?} vs {values:?}");
+        }
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_column_and_row() {
+        let error = to_array("amount", &[Value::Int64(1), Value::String("x".into())], &DType::Int64).expect_err("wrong type");
+        assert_eq!(error.to_string(), "column `amount`, row 1: expected int64, got the string \"x\"");
+    }
+
+    #[test]
+    fn loose_json_values_coerce_to_declared_types() {
+        assert_eq!(coerce(&Value::Int64(2), &DType::Float64), Ok(Value::Float64(2.0)));
+        assert_eq!(coerce(&Value::String("1970-01-01T00:00:01Z".into()), &DType::Timestamp), Ok(Value::Timestamp(1_000_000)));
+        assert_eq!(coerce(&Value::Int64(1), &DType::Timestamp), Ok(Value::Timestamp(1_000_000)));
+        assert!(coerce(&Value::Int64(i64::MAX), &DType::Timestamp).is_err(), "overflow is an error, not a saturated instant");
+        assert!(coerce(&Value::String("x".into()), &DType::Int64).is_err());
+        let strings: ArrayRef = Arc::new(LargeStringArray::from(vec!["a"]));
+        assert_eq!(value_at(strings.as_ref(), 0), Value::String("a".into()));
+    }
+
+    #[test]
+    fn columns_become_a_batch_of_declared_types() {
+        let columns = vec![("user_id".to_string(), vec![Value::Int64(1), Value::Int64(2)]), ("extra".to_string(), vec![Value::String("a".into()), Value::Null])];
+        let batch = columns_to_batch(&columns, |name| (name == "user_id").then_some(DType::Float64)).expect("batch");
+        assert_eq!(batch.schema().field(0).data_type(), &DataType::Float64);
+        assert_eq!(batch.schema().field(1).data_type(), &DataType::Utf8);
+        let uneven = vec![("a".to_string(), vec![Value::Int64(1)]), ("b".to_string(), vec![])];
+        assert!(columns_to_batch(&uneven, |_| None).is_err());
+    }
+}
