@@ -66,6 +66,11 @@ pub enum Error {
     #[error(transparent)]
     Convert(#[from] almanac_core::convert::ConvertError),
 
+    /// Data Almanac keeps could not be read or written (a damaged file in a
+    /// source folder, a full disk): the server's problem, never the caller's.
+    #[error("storage: {0}")]
+    Storage(String),
+
     /// A broken invariant or a failed internal step (a poisoned lock, a
     /// thread that died): Almanac's fault, never answered as a 4xx.
     #[error("internal error: {0}")]

@@ -48,7 +48,14 @@ pub struct MaterializeRequest {
     pub views: Option<Vec<String>>,
     /// Start each view after its watermark (or at `end - ttl` the first time).
     pub incremental: bool,
+    /// Allow an `end` later than now (a watermark in the future makes every
+    /// later incremental run skip the data in between, so it must be meant).
+    pub allow_future_end: bool,
 }
+
+/// How far past the local clock an `end` may be without `allow_future_end`:
+/// clocks of the machines that write data and run jobs drift a little.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// What happened to one view.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,6 +74,8 @@ pub struct ViewReport {
     pub seconds: f64,
     /// True when the watermark was already at or past `end`.
     pub up_to_date: bool,
+    /// The view's watermark before this run (`None`: never materialized).
+    pub watermark_before: Option<DateTime<Utc>>,
 }
 
 /// Progress callbacks (the CLI draws a bar from them). All default to no-ops.
@@ -110,7 +119,7 @@ pub(crate) struct Job<'a> {
 
 /// The views a request names (each must exist and be online), or every
 /// online view.
-fn selected_views(state: &almanac_registry::RegistryState, names: Option<&[String]>) -> Result<Vec<String>, Error> {
+pub(crate) fn selected_views(state: &almanac_registry::RegistryState, names: Option<&[String]>) -> Result<Vec<String>, Error> {
     let defs = &state.definitions;
     match names {
         None => Ok(defs.feature_views.iter().filter(|v| v.online).map(|v| v.name.clone()).collect()),
@@ -131,6 +140,14 @@ impl Job<'_> {
     pub fn run(&self, request: &MaterializeRequest, progress: &dyn Progress) -> Result<Vec<ViewReport>, Error> {
         if self.state.version == 0 {
             return Err(Error::NotApplied);
+        }
+        let latest_allowed = Utc::now() + CLOCK_SKEW;
+        if request.end > latest_allowed && !request.allow_future_end {
+            return Err(Error::BadRequest(format!(
+                "--end {} is in the future (now is {}); a watermark past now makes every later `materialize-incremental` skip the data in between. Use `--end now`, or pass --allow-future-end if you really mean it",
+                request.end.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
         }
         if let Some(start) = request.start
             && start > request.end {
@@ -163,7 +180,8 @@ impl Job<'_> {
         let mut view_request = resolve::view_request(&self.state.definitions, name)?;
         view_request.features = view_request.view.schema.clone();
         let (start, up_to_date) = self.window(&view_request.view, request);
-        let mut report = ViewReport { view: name.to_string(), start, end: request.end, source_rows: 0, entities: 0, written: 0, kept_newer: 0, seconds: 0.0, up_to_date };
+        let watermark_before = self.state.watermarks.get(name).copied();
+        let mut report = ViewReport { view: name.to_string(), start, end: request.end, source_rows: 0, entities: 0, written: 0, kept_newer: 0, seconds: 0.0, up_to_date, watermark_before };
         if up_to_date {
             return Ok(report);
         }

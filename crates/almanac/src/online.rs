@@ -317,29 +317,62 @@ pub fn parse_key_text(key: &str, text: &str, dtype: &DType) -> Result<Value, Err
 }
 
 /// Plans cached per request shape; dropped whenever the registry changes.
+/// Bounded in bytes, not entries: a shape's key is its whole feature list,
+/// so a client sending ever-longer lists must not grow memory without end.
 #[derive(Default)]
 pub struct PlanCache {
-    plans: std::sync::RwLock<HashMap<(String, bool), Arc<OnlinePlan>>>,
+    plans: std::sync::RwLock<CachedPlans>,
 }
+
+#[derive(Default)]
+struct CachedPlans {
+    by_shape: HashMap<(String, bool), Arc<OnlinePlan>>,
+    /// Estimated bytes of every key and plan held.
+    bytes: usize,
+}
+
+/// The cache's byte budget: thousands of realistic shapes, a few MB.
+const PLAN_CACHE_BYTES: usize = 16 << 20;
 
 impl PlanCache {
     pub fn get_or_plan(&self, state: &RegistryState, selection: &FeatureSelection, full_feature_names: bool) -> Result<Arc<OnlinePlan>, Error> {
-        let shape = (selection_key(selection), full_feature_names);
+        let selection = selection.deduplicated();
+        let shape = (selection_key(&selection), full_feature_names);
         if let Ok(plans) = self.plans.read()
-            && let Some(plan) = plans.get(&shape).filter(|p| p.registry_version == state.version) {
+            && let Some(plan) = plans.by_shape.get(&shape).filter(|p| p.registry_version == state.version) {
                 return Ok(plan.clone());
             }
-        let plan = Arc::new(OnlinePlan::new(state, selection, full_feature_names)?);
+        let plan = Arc::new(OnlinePlan::new(state, &selection, full_feature_names)?);
         if let Ok(mut plans) = self.plans.write() {
-            plans.retain(|_, p| p.registry_version == state.version);
-            // Bounded: a client sending ever-new shapes cannot grow it forever.
-            if plans.len() >= 10_000 {
-                plans.clear();
+            if plans.by_shape.values().any(|p| p.registry_version != state.version) {
+                plans.by_shape.retain(|_, p| p.registry_version == state.version);
+                plans.bytes = plans.by_shape.iter().map(|(key, plan)| entry_bytes(&key.0, plan)).sum();
             }
-            plans.insert(shape, plan.clone());
+            let bytes = entry_bytes(&shape.0, &plan);
+            // A simple, predictable bound: start over when full (shapes in
+            // real traffic are few and are planned again in microseconds).
+            if plans.bytes + bytes > PLAN_CACHE_BYTES {
+                plans.by_shape.clear();
+                plans.bytes = 0;
+            }
+            if bytes <= PLAN_CACHE_BYTES && plans.by_shape.insert(shape, plan.clone()).is_none() {
+                plans.bytes += bytes;
+            }
         }
         Ok(plan)
     }
+
+    /// Bytes the cache holds now (estimated), for tests and metrics.
+    pub fn bytes(&self) -> usize {
+        self.plans.read().map_or(0, |plans| plans.bytes)
+    }
+}
+
+/// A cache entry's size: its key plus the plan's names and decoders.
+fn entry_bytes(key: &str, plan: &OnlinePlan) -> usize {
+    let outputs: usize = plan.outputs.iter().map(|(_, _, name)| name.len() + 48).sum();
+    let views: usize = plan.views.iter().map(|v| v.name.len() + 64 * (v.dtypes.len() + v.join_keys.len()) + 256).sum();
+    key.len() + outputs + views + 128
 }
 
 fn selection_key(selection: &FeatureSelection) -> String {
@@ -364,6 +397,44 @@ mod tests {
         let uneven = entity_batch(&[("a".into(), vec![Value::Int64(1)]), ("b".into(), vec![])]).expect_err("uneven");
         assert!(uneven.to_string().contains("different lengths"), "{uneven}");
         assert!(entity_batch(&[]).expect_err("empty").to_string().contains("no entities given"));
+    }
+
+    /// A registry with one view of 40 features, for planning tests.
+    fn state() -> RegistryState {
+        use almanac_core::defs::Governance;
+        use almanac_core::{Definitions, Entity, FeatureView, Field, JoinKey, Source};
+        let field = |i: usize| Field { name: format!("feature_with_a_long_name_{i}"), dtype: DType::Float64, description: String::new(), tags: Default::default() };
+        let mut state = RegistryState::empty("p");
+        state.version = 1;
+        state.definitions = Definitions {
+            entities: vec![Entity { name: "user".into(), join_keys: vec![JoinKey { name: "user_id".into(), dtype: Some(DType::Int64) }], governance: Governance::default() }],
+            sources: vec![Source { name: "s".into(), path: "s.parquet".into(), format: None, timestamp_field: "ts".into(), created_timestamp_column: None, field_mapping: Default::default(), batch_source: None, governance: Governance::default() }],
+            feature_views: vec![FeatureView { name: "v".into(), entities: vec!["user".into()], source: "s".into(), ttl: None, online: true, schema: (0..40).map(field).collect(), monitoring: Default::default(), governance: Governance::default() }],
+            feature_services: vec![],
+        };
+        state
+    }
+
+    /// Regression: the cache counted entries, so ever-longer feature lists
+    /// grew it without bound. It is bounded in bytes, and repeated
+    /// references are merged before they become a key.
+    #[test]
+    fn the_plan_cache_is_bounded_in_bytes_and_merges_repeats() {
+        let state = state();
+        let cache = PlanCache::default();
+        let refs = |picks: &[usize]| FeatureSelection::Refs(picks.iter().map(|i| almanac_core::FeatureRef::new("v", &format!("feature_with_a_long_name_{i}"))).collect());
+        let once = cache.get_or_plan(&state, &refs(&[1]), false).expect("plan");
+        let repeated = cache.get_or_plan(&state, &refs(&[1; 5_000]), false).expect("plan");
+        assert!(Arc::ptr_eq(&once, &repeated), "5,000 repeats of one feature are the same shape as one");
+        // Thousands of distinct long shapes (every order of many features).
+        let mut picks: Vec<usize> = (0..40).collect();
+        for round in 0..20_000usize {
+            picks.rotate_left(1 + round % 7);
+            picks.swap(round % 40, (round * 13) % 40);
+            cache.get_or_plan(&state, &refs(&picks), round % 2 == 0).expect("plan");
+            assert!(cache.bytes() <= PLAN_CACHE_BYTES, "{} bytes after {round} shapes", cache.bytes());
+        }
+        assert!(cache.bytes() > 0);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use almanac_core::convert::{coerce, to_array, value_at, values_of};
-use almanac_core::{DType, FeatureView, Source, Value};
+use almanac_core::time::rfc3339_micros;
+use almanac_core::{DType, FeatureView, Source, TimestampRange, Value};
 use almanac_offline::io::write_parquet_durably;
 use almanac_offline::{list_source_files, read_source_schema};
 use almanac_online::{Entry, KeyPart, OnlineStore, RecordCodec, WriteStats, encode_key};
@@ -52,9 +53,27 @@ pub struct PushReport {
 pub struct PushColumn {
     pub name: String,
     pub dtype: DType,
-    /// Join keys, the event time and features are required; the created
-    /// time may be left out (it is then null).
-    pub required: bool,
+    pub role: ColumnRole,
+}
+
+/// What a pushed column is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRole {
+    /// A join key: required, and never null (a row without its key cannot
+    /// be stored online, and dropping it silently would lose data).
+    Key,
+    /// The event time: required, never null, inside the plausible range.
+    EventTime,
+    /// The created time: optional (null when left out), inside the range.
+    CreatedTime,
+    Feature,
+}
+
+impl PushColumn {
+    /// Whether the push must carry this column.
+    pub fn required(&self) -> bool {
+        self.role != ColumnRole::CreatedTime
+    }
 }
 
 fn bad(message: impl Into<String>) -> Error {
@@ -85,23 +104,23 @@ fn push_target<'a>(state: &'a RegistryState, name: &str) -> Result<(&'a Source, 
 fn expected_columns(state: &RegistryState, source: &Source, views: &[&FeatureView]) -> Vec<PushColumn> {
     let defs = &state.definitions;
     let mut expected: Vec<PushColumn> = Vec::new();
-    let mut add = |name: &str, dtype: DType, required: bool| {
+    let mut add = |name: &str, dtype: DType, role: ColumnRole| {
         if !expected.iter().any(|c| c.name == name) {
-            expected.push(PushColumn { name: name.to_string(), dtype, required });
+            expected.push(PushColumn { name: name.to_string(), dtype, role });
         }
     };
     for view in views {
         for key in defs.view_join_keys(view) {
-            add(&key.name, key.dtype.clone().unwrap_or(DType::Int64), true);
+            add(&key.name, key.dtype.clone().unwrap_or(DType::Int64), ColumnRole::Key);
         }
     }
-    add(&source.timestamp_field, DType::Timestamp, true);
+    add(&source.timestamp_field, DType::Timestamp, ColumnRole::EventTime);
     if let Some(created) = &source.created_timestamp_column {
-        add(created, DType::Timestamp, false);
+        add(created, DType::Timestamp, ColumnRole::CreatedTime);
     }
     for view in views {
         for field in &view.schema {
-            add(&field.name, field.dtype.clone(), true);
+            add(&field.name, field.dtype.clone(), ColumnRole::Feature);
         }
     }
     expected
@@ -117,6 +136,19 @@ pub(crate) struct Push<'a> {
     pub root: &'a std::path::Path,
     pub state: &'a RegistryState,
     pub online: &'a dyn OnlineStore,
+    /// The instants an event or created time may carry.
+    pub range: TimestampRange,
+    /// Batch-source folder → the schema its files share, so an offline
+    /// push does not re-read every file's footer each time.
+    pub schemas: &'a SchemaCache,
+}
+
+/// The file schema of each batch-source folder offline pushes append to,
+/// per registry version. A push that does not fit the cached schema re-reads
+/// the folder once before failing, so files added by other means are seen.
+#[derive(Default)]
+pub struct SchemaCache {
+    schemas: std::sync::Mutex<std::collections::HashMap<(u64, PathBuf), arrow::datatypes::SchemaRef>>,
 }
 
 /// The push's columns, checked and converted to their declared dtypes'
@@ -135,7 +167,7 @@ impl Rows {
 impl Push<'_> {
     pub fn run(&self, source_name: &str, batch: &RecordBatch, to: PushTo) -> Result<PushReport, Error> {
         let (source, views) = push_target(self.state, source_name)?;
-        let rows = check(source, &expected_columns(self.state, source, &views), batch)?;
+        let rows = check(source, &expected_columns(self.state, source, &views), batch, &self.range)?;
         let mut report = PushReport { push_source: source_name.to_string(), rows: rows.n, views: views.iter().map(|v| v.name.clone()).collect(), online_written: 0, online_kept_newer: 0, offline_file: None };
         if rows.n == 0 {
             return Ok(report);
@@ -161,14 +193,14 @@ impl Push<'_> {
             let keys: Vec<&ArrayRef> = defs.view_join_keys(view).iter().filter_map(|k| rows.get(&k.name)).collect();
             let features: Vec<ArrayRef> = view.schema.iter().filter_map(|f| rows.get(&f.name).cloned()).collect();
             let mut entries = Vec::with_capacity(rows.n);
-            'rows: for row in 0..rows.n {
+            for row in 0..rows.n {
                 let mut parts = Vec::with_capacity(keys.len());
                 for column in &keys {
                     match value_at(column.as_ref(), row) {
                         Value::Int64(v) => parts.push(KeyPart::Int(v)),
                         Value::String(s) => parts.push(KeyPart::Str(s)),
-                        // A row without its key cannot be stored online.
-                        _ => continue 'rows,
+                        // `check` refused null keys; keys are int64 or string.
+                        other => return Err(Error::Internal(format!("a checked push row {row} has the key value {other:?}"))),
                     }
                 }
                 let mut key = Vec::with_capacity(16);
@@ -193,27 +225,55 @@ impl Push<'_> {
         if !folder.is_dir() {
             return Err(bad(format!("push source `{}` cannot append offline: its batch source's path `{}` is not a folder; make it a folder of Parquet files", source.name, source.path)));
         }
-        let files = list_source_files(self.root, source).map_err(|e| bad(e.to_string()))?;
-        if files.format != almanac_core::FileFormat::Parquet {
-            return Err(bad(format!("push source `{}` cannot append offline: its batch source holds {} files; offline pushes write Parquet", source.name, files.format)));
-        }
-        let file_schema = read_source_schema(&files).map_err(|e| bad(e.to_string()))?;
-        let mut fields = Vec::new();
-        let mut arrays: Vec<ArrayRef> = Vec::new();
-        for field in file_schema.fields() {
-            let name = source.field_mapping.get(field.name()).cloned().unwrap_or_else(|| field.name().clone());
-            let array = match rows.get(&name) {
-                Some(array) => arrow::compute::cast(array, field.data_type()).map_err(|e| bad(format!("column `{name}` does not fit the files' type {}: {e}", field.data_type())))?,
-                None => new_null_array(field.data_type(), rows.n),
-            };
-            fields.push(ArrowField::new(field.name(), field.data_type().clone(), true));
-            arrays.push(array);
-        }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| bad(e.to_string()))?;
+        let key = (self.state.version, folder.clone());
+        let cached = self.schemas.schemas.lock().ok().and_then(|map| map.get(&key).cloned());
+        let batch = match cached.map(|schema| file_batch(source, rows, &schema)) {
+            Some(Ok(batch)) => batch,
+            // Not cached yet, or the folder's files changed: read it again.
+            _ => {
+                let schema = self.folder_schema(source)?;
+                let batch = file_batch(source, rows, &schema)?;
+                if let Ok(mut map) = self.schemas.schemas.lock() {
+                    map.retain(|(version, _), _| *version == self.state.version);
+                    map.insert(key, schema);
+                }
+                batch
+            }
+        };
         let path = folder.join(push_file_name());
         write_parquet_durably(&path, &batch)?;
         Ok(path)
     }
+}
+
+impl Push<'_> {
+    /// The schema the batch source's files share. Failing to read files
+    /// that are already in the folder is the server's problem (a damaged
+    /// file), not the pusher's.
+    fn folder_schema(&self, source: &Source) -> Result<arrow::datatypes::SchemaRef, Error> {
+        let files = list_source_files(self.root, source).map_err(|e| Error::Storage(e.to_string()))?;
+        if files.format != almanac_core::FileFormat::Parquet {
+            return Err(bad(format!("push source `{}` cannot append offline: its batch source holds {} files; offline pushes write Parquet", source.name, files.format)));
+        }
+        read_source_schema(&files).map_err(|e| Error::Storage(format!("push source `{}`: {e}", source.name)))
+    }
+}
+
+/// The pushed rows in the files' own column names and types, so scans read
+/// the new file like any other.
+fn file_batch(source: &Source, rows: &Rows, file_schema: &Schema) -> Result<RecordBatch, Error> {
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for field in file_schema.fields() {
+        let name = source.field_mapping.get(field.name()).cloned().unwrap_or_else(|| field.name().clone());
+        let array = match rows.get(&name) {
+            Some(array) => arrow::compute::cast(array, field.data_type()).map_err(|e| bad(format!("column `{name}` does not fit the files' type {}: {e}", field.data_type())))?,
+            None => new_null_array(field.data_type(), rows.n),
+        };
+        fields.push(ArrowField::new(field.name(), field.data_type().clone(), true));
+        arrays.push(array);
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
 /// A name no other push (this process or another) uses: time, process id
@@ -226,7 +286,7 @@ fn push_file_name() -> String {
 
 /// Every expected column present (or optional), nothing unexpected, each
 /// converted to its dtype's canonical Arrow type.
-fn check(source: &Source, expected: &[PushColumn], batch: &RecordBatch) -> Result<Rows, Error> {
+fn check(source: &Source, expected: &[PushColumn], batch: &RecordBatch, range: &TimestampRange) -> Result<Rows, Error> {
     let schema = batch.schema();
     let given: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     if let Some(name) = given.iter().find(|name| !expected.iter().any(|c| c.name == **name)) {
@@ -238,17 +298,41 @@ fn check(source: &Source, expected: &[PushColumn], batch: &RecordBatch) -> Resul
     for column in expected {
         let array = match batch.column_by_name(&column.name) {
             Some(array) => as_dtype(&column.name, array, &column.dtype)?,
-            None if column.required => return Err(bad(format!("the push is missing column `{}` ({}); it has: {}", column.name, column.dtype, given.join(", ")))),
+            None if column.required() => return Err(bad(format!("the push is missing column `{}` ({}); it has: {}", column.name, column.dtype, given.join(", ")))),
             None => new_null_array(&column.dtype.to_arrow(), n),
         };
-        if column.name == source.timestamp_field
-            && let Some(row) = (0..n).find(|&row| array.is_null(row))
-        {
-            return Err(bad(format!("column `{}`, row {row}: the event timestamp is required", column.name)));
+        let null_row = || (0..n).find(|&row| array.is_null(row));
+        match column.role {
+            ColumnRole::EventTime => {
+                if let Some(row) = null_row() {
+                    return Err(bad(format!("column `{}`, row {row}: the event timestamp is required", column.name)));
+                }
+                check_range(&column.name, &array, range)?;
+            }
+            ColumnRole::CreatedTime => check_range(&column.name, &array, range)?,
+            ColumnRole::Key => {
+                if let Some(row) = null_row() {
+                    return Err(bad(format!("column `{}`, row {row}: the join key is null; every pushed row needs its key (the row cannot be stored online)", column.name)));
+                }
+            }
+            ColumnRole::Feature => {}
         }
         out.push((column.name.clone(), array));
     }
     Ok(Rows { n, columns: out })
+}
+
+/// Every instant of a timestamp column inside the plausible range (an
+/// instant far in the future would win keep-if-newer for ever).
+fn check_range(name: &str, array: &ArrayRef, range: &TimestampRange) -> Result<(), Error> {
+    let Some(times) = array.as_primitive_opt::<TimestampMicrosecondType>() else { return Ok(()) };
+    for (row, micros) in times.iter().enumerate() {
+        if let Some(micros) = micros.filter(|m| !range.contains(*m)) {
+            let (earliest, latest) = (rfc3339_micros(range.earliest_micros), rfc3339_micros(range.latest_micros));
+            return Err(bad(format!("column `{name}`, row {row}: {} is outside the plausible range {earliest} .. {latest} (`timestamp_range` in almanac.yaml)", rfc3339_micros(micros))));
+        }
+    }
+    Ok(())
 }
 
 /// A pushed column as `dtype`'s canonical Arrow type. A column already of

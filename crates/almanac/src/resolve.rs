@@ -28,6 +28,19 @@ impl FeatureSelection {
         }
         Ok(FeatureSelection::Refs(refs))
     }
+
+    /// The same selection with repeated references dropped (first one
+    /// kept): a request naming one feature 100,000 times is one feature,
+    /// and must cost (and be cached) as one.
+    pub fn deduplicated(&self) -> FeatureSelection {
+        match self {
+            FeatureSelection::Service(name) => FeatureSelection::Service(name.clone()),
+            FeatureSelection::Refs(refs) => {
+                let mut seen = std::collections::HashSet::with_capacity(refs.len());
+                FeatureSelection::Refs(refs.iter().filter(|r| seen.insert((r.view.as_str(), r.feature.as_deref()))).cloned().collect())
+            }
+        }
+    }
 }
 
 /// The resolved request: per view (in first-appearance order) what to read,

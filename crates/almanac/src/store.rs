@@ -32,7 +32,11 @@ pub struct FeatureStore {
     /// The registry state serving reads from, until [`FeatureStore::refresh`].
     serving_state: RwLock<Option<Arc<RegistryState>>>,
     plans: PlanCache,
+    push_schemas: crate::push::SchemaCache,
 }
+
+/// A view and the watermark it had before a reset (`None`: never materialized).
+pub type WatermarkReset = (String, Option<chrono::DateTime<Utc>>);
 
 /// What `apply` did.
 #[derive(Debug, Clone)]
@@ -50,7 +54,7 @@ impl FeatureStore {
         let registry: Box<dyn Registry> = match &config.registry {
             RegistryConfig::File { path } => Box::new(FileRegistry::new(root.join(path))),
         };
-        Ok(FeatureStore { root, config, registry, offline: OnceLock::new(), online: OnceLock::new(), serving_state: RwLock::new(None), plans: PlanCache::default() })
+        Ok(FeatureStore { root, config, registry, offline: OnceLock::new(), online: OnceLock::new(), serving_state: RwLock::new(None), plans: PlanCache::default(), push_schemas: crate::push::SchemaCache::default() })
     }
 
     pub fn root(&self) -> &Path {
@@ -123,9 +127,19 @@ impl FeatureStore {
 
     /// Re-read the registry; returns whether the definitions changed. Cached
     /// serving plans of an older registry version are dropped lazily.
+    ///
+    /// A registry that has gone missing (or reads as empty) after one was
+    /// served is refused like a corrupt one: the last good state keeps
+    /// serving, and the error says so (the server logs it at WARN). An
+    /// empty registry is only accepted before anything was applied.
     pub fn refresh(&self) -> Result<bool, Error> {
         let fresh = Arc::new(self.registry_state()?);
         let mut slot = self.serving_state.write().map_err(|_| Error::Internal("the serving registry cache is poisoned (a thread panicked while replacing it)".into()))?;
+        if fresh.version == 0
+            && let Some(old) = slot.as_ref().filter(|old| old.version > 0)
+        {
+            return Err(Error::Storage(format!("the registry is missing or empty; still serving the last good state (version {}); run `almanac apply` to write it again", old.version)));
+        }
         let changed = slot.as_ref().is_none_or(|old| old.version != fresh.version || old.watermarks != fresh.watermarks);
         *slot = Some(fresh);
         Ok(changed)
@@ -191,11 +205,35 @@ impl FeatureStore {
         reports
     }
 
+    /// Forget the watermarks of `views` (every online view when `None`), so
+    /// the next `materialize-incremental` starts again from `end - ttl` (or
+    /// the beginning): the way out of a watermark set too far ahead. Online
+    /// records are kept (keep-if-newer still protects them). Returns each
+    /// view with the watermark it had.
+    pub fn reset_watermarks(&self, views: Option<&[String]>) -> Result<Vec<WatermarkReset>, Error> {
+        let state = self.registry_state()?;
+        if state.version == 0 {
+            return Err(Error::NotApplied);
+        }
+        let names = materialize::selected_views(&state, views)?;
+        let mut before = Vec::new();
+        self.registry.update(&self.config.project, &mut |current| {
+            before = names.iter().map(|name| (name.clone(), current.watermarks.get(name).copied())).collect();
+            let mut next = current.clone();
+            for name in &names {
+                next.watermarks.remove(name);
+            }
+            Some(next)
+        })?;
+        let _ = self.refresh();
+        Ok(before)
+    }
+
     /// Write pushed rows to the online store, the offline history, or both
     /// (see [`crate::push`]). Columns are cast to the declared dtypes.
     pub fn push(&self, push_source: &str, rows: &RecordBatch, to: crate::push::PushTo) -> Result<crate::push::PushReport, Error> {
         let state = self.serving_state()?;
-        let push = crate::push::Push { root: &self.root, state: &state, online: self.online_store()?.as_ref() };
+        let push = crate::push::Push { root: &self.root, state: &state, online: self.online_store()?.as_ref(), range: self.config.timestamp_range, schemas: &self.push_schemas };
         push.run(push_source, rows, to)
     }
 

@@ -147,8 +147,8 @@ fn check_parity(online: &str, rows: &[Row], split: i64) -> Result<(), TestCaseEr
     store.apply().expect("apply");
     let begin = NOW - 20 * SECOND;
     let cut = NOW - split * SECOND;
-    let newer = MaterializeRequest { start: Some(instant(cut + 1)), end: instant(NOW), views: None, incremental: false };
-    let older = MaterializeRequest { start: Some(instant(begin)), end: instant(cut), views: None, incremental: false };
+    let newer = MaterializeRequest { start: Some(instant(cut + 1)), end: instant(NOW), views: None, incremental: false, allow_future_end: false };
+    let older = MaterializeRequest { start: Some(instant(begin)), end: instant(cut), views: None, incremental: false, allow_future_end: false };
     store.materialize(&newer, &Quiet).expect("materialize newer window");
     store.materialize(&older, &Quiet).expect("materialize older window");
 

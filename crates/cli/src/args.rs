@@ -113,9 +113,28 @@ pub struct ServeArgs {
     /// Most entities in one online request.
     #[arg(long, default_value_t = 10_000)]
     pub max_entities: usize,
-    /// Per-request timeout for store work, in milliseconds.
+    /// Most feature references in one online request.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_features: usize,
+    /// Most rows in one push.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_push_rows: usize,
+    /// Per-request timeout, on every store, in milliseconds (503 after it).
     #[arg(long, default_value_t = 5_000)]
     pub timeout_ms: u64,
+    /// Most connections served at once; past it new ones are closed on arrival.
+    #[arg(long, default_value_t = 4_096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// A request's headers must arrive within this many milliseconds of the connection opening.
+    #[arg(long, default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// A request's body must arrive within this many milliseconds (408 after it).
+    #[arg(long, default_value_t = 10_000)]
+    pub body_read_timeout_ms: u64,
+    /// A connection that moves no byte for this many milliseconds is closed
+    /// (idle keep-alive connections, stalled clients).
+    #[arg(long, default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
     /// Threads answering requests (default: one per core). Fewer leave cores
     /// to whatever shares the machine, e.g. a model server or a sidecar.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -128,24 +147,34 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct MaterializeArgs {
     /// Window start, inclusive (RFC 3339 or `now`).
-    #[arg(long)]
-    pub start: String,
-    /// Window end, inclusive (RFC 3339 or `now`).
-    #[arg(long)]
-    pub end: String,
+    #[arg(long, required_unless_present = "reset_watermark")]
+    pub start: Option<String>,
+    /// Window end, inclusive (RFC 3339 or `now`; later than now only with --allow-future-end).
+    #[arg(long, required_unless_present = "reset_watermark")]
+    pub end: Option<String>,
     /// Only these views, comma-separated (default: every view with `online: true`).
     #[arg(long, value_parser = parse_views)]
     pub views: Option<ViewList>,
+    /// Accept an --end later than now (the watermark then lies ahead of the data).
+    #[arg(long)]
+    pub allow_future_end: bool,
+    /// Forget the views' watermarks instead (the next materialize-incremental
+    /// starts over); online records are kept.
+    #[arg(long, conflicts_with_all = ["start", "end", "allow_future_end"])]
+    pub reset_watermark: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct IncrementalArgs {
-    /// Materialize up to this instant, inclusive (RFC 3339 or `now`).
+    /// Materialize up to this instant, inclusive (RFC 3339 or `now`; later than now only with --allow-future-end).
     #[arg(long)]
     pub end: String,
     /// Only these views, comma-separated (default: every view with `online: true`).
     #[arg(long, value_parser = parse_views)]
     pub views: Option<ViewList>,
+    /// Accept an --end later than now (the watermark then lies ahead of the data).
+    #[arg(long)]
+    pub allow_future_end: bool,
 }
 
 #[derive(Debug, Args)]

@@ -142,4 +142,11 @@ fn csv_sources_in_folders_with_text_timestamps() {
     let balances: Vec<&str> = text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap_or_default()).collect();
     // acc-2's row is at 10:00Z (12:00+02:00): visible at 10:00Z, expired a day and a second later.
     assert_eq!(balances, ["10.5", "11.5", "7.0", "", ""], "{text}");
+    // CSV output writes instants as RFC 3339 in UTC with a `Z`.
+    assert!(text.lines().nth(1).is_some_and(|l| l.contains("2026-03-01T23:59:59Z")), "{text}");
+
+    // A damaged file in a folder source: the error names the file.
+    std::fs::write(repo.join("data/events/day=2/zz.csv"), "account,ts,balance\nacc-1,2026-03-02T00:00:00Z,1.5,2,3\n").expect("ragged");
+    let failed = run(repo, &["historical", "--entities", repo.join("labels.csv").to_str().expect("path"), "--features", "balances:balance", "--output", output.to_str().expect("path")]).fails();
+    assert!(failed.stderr.contains("zz.csv"), "the scan error names the file: {}", failed.stderr);
 }

@@ -318,3 +318,23 @@ fn concurrent_materializations_and_applies_all_succeed_and_keep_every_watermark(
         assert_eq!(parsed.ok(), expected.ok(), "v{v}: watermark {mark}, expected {end}");
     }
 }
+
+/// Regression: `materialize --end 9999-12-31T23:59:59Z` set the watermark to
+/// 9999, and every later `materialize-incremental --end now` said "already
+/// materialized up to <now>" (printing `--end`, not the watermark). A future
+/// `--end` is refused unless asked for, the message shows the stored
+/// watermark, and `--reset-watermark` is the way back.
+#[test]
+fn a_far_future_end_is_refused_and_a_watermark_can_be_reset() {
+    let (_dir, repo) = demo_repo();
+    run(&repo, &["apply"]).ok();
+    let refused = run(&repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", "9999-12-31T23:59:59Z"]).fails();
+    assert!(refused.stderr.contains("is in the future") && refused.stderr.contains("--allow-future-end"), "{}", refused.stderr);
+    run(&repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", "9999-12-31T23:59:59Z", "--allow-future-end", "--views", "user_txn_stats"]).ok();
+    let skipped = run(&repo, &["materialize-incremental", "--end", "now", "--views", "user_txn_stats"]).ok();
+    assert!(skipped.stdout.contains("already materialized up to 9999-12-31T23:59:59Z (the view's watermark)"), "{}", skipped.stdout);
+    let reset = run(&repo, &["materialize", "--reset-watermark", "--views", "user_txn_stats"]).ok();
+    assert!(reset.stdout.contains("watermark reset (was 9999-12-31T23:59:59Z)"), "{}", reset.stdout);
+    let again = run(&repo, &["materialize-incremental", "--end", "now", "--views", "user_txn_stats", "--json"]).ok().json();
+    assert_eq!(again[0]["up_to_date"], json!(false), "{again}");
+}

@@ -200,6 +200,19 @@ fn monitor_is_quiet_on_unchanged_data_and_catches_drift() {
     assert_eq!(features[1]["alerts"], serde_json::json!([]), "count did not drift: {}", features[1]);
 }
 
+/// Regression: monitoring windows with no rows at all (an empty source, or
+/// windows outside the data) printed "No alerts", as if all were well.
+#[test]
+fn monitoring_windows_without_rows_say_so_with_an_alert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    repo(dir.path(), "");
+    materialize(dir.path());
+    let out = run(dir.path(), &["monitor", "--at", "2020-01-01T00:00:00Z", "--json"]);
+    assert_eq!(out.code, 1, "an empty comparison is an alert: {}", out.stdout);
+    let report = out.json();
+    assert!(report["views"][0]["alerts"].as_array().expect("alerts").iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("no rows in the reference or the current window"))), "{report}");
+}
+
 #[test]
 fn a_nulled_partition_is_a_null_rate_alert_and_staleness_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");

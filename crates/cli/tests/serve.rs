@@ -445,3 +445,255 @@ fn scheduled_parity_and_monitoring_land_in_metrics() {
     let refused = run(&repo, &["plan"]).fails();
     assert!(refused.stderr.contains("is not a valid `max_null_rate`") && refused.stderr.contains("features.yaml:"), "{}", refused.stderr);
 }
+
+// ---- Hardening (issue 12): each test guards one reproduced defect. ----
+
+/// Read whatever the server sends until it closes (or `wait` passes).
+fn read_until_closed(stream: &mut std::net::TcpStream, wait: Duration) -> (bool, String) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (true, String::from_utf8_lossy(&out).into_owned()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            // Reset by the server counts as closed too.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (true, String::from_utf8_lossy(&out).into_owned()),
+            Err(_) => return (false, String::from_utf8_lossy(&out).into_owned()),
+        }
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Regression: clients that send headers very slowly were held for ever;
+/// ~20,000 of them exhausted the file descriptors and `/health` stopped
+/// answering. Now: past `--max-connections` new connections are closed at
+/// once, a connection already being served keeps its answers, half-open
+/// ones are dropped at the header-read timeout, and the server's open
+/// files stay bounded by the cap.
+#[test]
+fn thousands_of_half_open_connections_are_capped_timed_out_and_never_starve_the_server() {
+    use std::io::Write;
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &["--max-connections", "200", "--header-read-timeout-ms", "1500", "--idle-timeout-ms", "30000"]);
+    // A client already connected before the flood (keep-alive).
+    let mut early = std::net::TcpStream::connect(&server.addr).expect("connect");
+    // One keep-alive request: read the head, then exactly its body.
+    let ask = |stream: &mut std::net::TcpStream| {
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        while !got.ends_with(b"\r\n\r\n") {
+            let n = std::io::Read::read(stream, &mut byte).expect("an answer");
+            assert_eq!(n, 1, "closed mid-response: {}", String::from_utf8_lossy(&got));
+            got.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&got).into_owned();
+        let length: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))).unwrap_or(0);
+        let mut body = vec![0u8; length];
+        std::io::Read::read_exact(stream, &mut body).expect("the body");
+        head
+    };
+    assert!(ask(&mut early).starts_with("HTTP/1.1 200"));
+
+    let mut slow = Vec::new();
+    for i in 0..2_000 {
+        let Ok(mut stream) = std::net::TcpStream::connect(&server.addr) else { continue };
+        let _ = stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n");
+        slow.push(stream);
+        // Throughout the flood, the server answers the connection it
+        // already serves (a keep-alive client asking now and then).
+        if i % 200 == 199 {
+            assert!(ask(&mut early).starts_with("HTTP/1.1 200"), "an admitted connection keeps its answers (after {i} slow ones)");
+        }
+    }
+    assert!(slow.len() > 1_500, "the test could open only {} connections", slow.len());
+    // Its open files stay bounded by the cap, not by the flood.
+    let fds = open_fds(server.child.id());
+    assert!(fds < 400, "{fds} open files with a cap of 200 connections");
+    // Connections past the cap were closed on arrival.
+    let mut refused = 0;
+    for stream in slow.iter_mut().rev().take(300) {
+        if read_until_closed(stream, Duration::from_millis(20)).0 {
+            refused += 1;
+        }
+    }
+    assert!(refused > 100, "only {refused} of the last 300 connections were closed on arrival");
+    // The half-open ones that were admitted are dropped at the header timeout.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let still_open = slow.iter_mut().take(300).map(|s| read_until_closed(s, Duration::from_millis(10)).0).filter(|closed| !closed).count();
+    assert_eq!(still_open, 0, "half-open connections must be closed after the header-read timeout");
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.get("/health").0, 200, "and new clients are served again");
+}
+
+/// Regression: an idle keep-alive connection and a body trickled a byte at
+/// a time were held for ever. An idle connection is closed after
+/// `--idle-timeout-ms`; a body that does not arrive within
+/// `--body-read-timeout-ms` gets a JSON 408.
+#[test]
+fn idle_connections_are_closed_and_slow_bodies_get_a_408() {
+    use std::io::Write;
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &["--idle-timeout-ms", "700", "--body-read-timeout-ms", "500", "--header-read-timeout-ms", "5000"]);
+    let mut idle = std::net::TcpStream::connect(&server.addr).expect("connect");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let (closed, text) = read_until_closed(&mut idle, Duration::from_secs(5));
+    assert!(closed && text.starts_with("HTTP/1.1 200"), "answered, then closed when idle: {closed} {text}");
+
+    let mut slow = std::net::TcpStream::connect(&server.addr).expect("connect");
+    slow.write_all(b"POST /get-online-features HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"features\"").expect("write");
+    let (_, text) = read_until_closed(&mut slow, Duration::from_secs(5));
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"error\":\"body_timeout\""), "{text}");
+}
+
+/// Regression: 405 (a wrong method) and the HTTP layer's 414/431 had empty
+/// bodies; every 4xx carries the JSON error body.
+#[test]
+fn every_4xx_has_a_json_body_even_from_the_http_layer() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &[]);
+    for method in ["GET", "PUT", "DELETE"] {
+        let (status, text) = http(&server.addr, method, "/get-online-features", b"", &[]);
+        assert_eq!(status, 405, "{method}: {text}");
+        let body: Json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method}: not JSON ({e}): {text}"));
+        assert_eq!(body["error"], "method_not_allowed");
+    }
+    let long = format!("/health?{}", "a".repeat(20_000));
+    let (status, text) = http(&server.addr, "GET", &long, b"", &[]);
+    assert_eq!(status, 414, "{text}");
+    assert!(serde_json::from_str::<Json>(&text).is_ok(), "{text}");
+    let names: Vec<String> = (0..150).map(|i| format!("x-h{i}")).collect();
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let (status, text) = http(&server.addr, "GET", "/health", b"", &headers);
+    assert_eq!(status, 431, "{text}");
+    assert!(serde_json::from_str::<Json>(&text).is_ok(), "{text}");
+}
+
+/// Regression: the plan cache's key was the whole feature list and its cap
+/// counted entries, so requests repeating one feature 130,000+i times grew
+/// the server for ever. Repeats are merged (one column), the number of
+/// references per request is limited, and the cache is bounded in bytes.
+#[test]
+fn repeated_and_excessive_feature_lists_are_merged_or_refused() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &["--max-features", "60000", "--max-body-bytes", "8000000"]);
+    let repeated = json!({"features": vec!["user_txn_stats:txn_count_7d"; 50_000], "entities": {"user_id": [1]}});
+    let answer = server.post_json("/get-online-features", &repeated, 200);
+    assert_eq!(answer["metadata"]["feature_names"], json!(["user_id", "txn_count_7d"]), "repeats merged");
+    let limited = Server::start(&repo, &["--max-features", "10"]);
+    let many = json!({"features": vec!["user_txn_stats:txn_count_7d"; 11], "entities": {"user_id": [1]}});
+    let refused = limited.post_json("/get-online-features", &many, 400);
+    assert!(refused["detail"].as_str().expect("detail").contains("limit is 10 (`almanac serve --max-features`)"), "{refused}");
+}
+
+/// Regression: epoch milliseconds were read as seconds (year 57890) and won
+/// keep-if-newer for ever; overflowing numbers saturated. Now an instant
+/// outside the plausible range, or a number that looks like milliseconds,
+/// is a 400 naming the field and the value, and nothing is written. A null
+/// join key is a 400 naming the row (it was silently dropped), and a push
+/// has a row limit.
+#[test]
+fn implausible_push_timestamps_null_keys_and_huge_pushes_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path();
+    push_repo(repo, "");
+    run(repo, &["apply"]).ok();
+    let server = Server::start(repo, &["--max-push-rows", "3"]);
+    let push = |df: Json| json!({"push_source_name": "scores_push", "df": df, "to": "online"});
+    for (df, needle) in [
+        (json!({"user_id": [1], "event_timestamp": [1_764_669_600_123i64], "score": [1.0], "clicks": [1]}), "looks like epoch milliseconds"),
+        (json!({"user_id": [1], "event_timestamp": [9_223_372_036_854_775_807i64], "score": [1.0], "clicks": [1]}), "column `event_timestamp`, row 0"),
+        (json!({"user_id": [1], "event_timestamp": ["2300-01-01T00:00:00Z"], "score": [1.0], "clicks": [1]}), "2300-01-01T00:00:00Z is outside the plausible range"),
+        (json!({"user_id": [1], "event_timestamp": ["1969-12-31T23:59:59Z"], "score": [1.0], "clicks": [1]}), "column `event_timestamp`, row 0: 1969-12-31T23:59:59Z is outside"),
+        (json!({"user_id": [1], "event_timestamp": ["2026-06-01T00:00:00Z"], "created_at": ["2999-01-01T00:00:00Z"], "score": [1.0], "clicks": [1]}), "column `created_at`, row 0"),
+        (json!({"user_id": [1, null], "event_timestamp": ["2026-06-01T00:00:00Z", "2026-06-01T00:00:00Z"], "score": [1.0, 2.0], "clicks": [1, 2]}), "column `user_id`, row 1: the join key is null"),
+        (json!({"user_id": [1, 2, 3, 4], "event_timestamp": vec!["2026-06-01T00:00:00Z"; 4], "score": vec![1.0; 4], "clicks": vec![1; 4]}), "limit is 3 (`almanac serve --max-push-rows`)"),
+    ] {
+        let refused = server.post_json("/push", &push(df.clone()), 400);
+        assert!(refused["detail"].as_str().expect("detail").contains(needle), "{df}: {refused}");
+    }
+    let read = server.post_json("/get-online-features", &json!({"features": ["scores:score"], "entities": {"user_id": [1]}}), 200);
+    assert_eq!(read["results"][1]["statuses"], json!(["NOT_FOUND"]), "nothing was written: {read}");
+    // Epoch seconds (with a fraction) are the documented form and work.
+    server.post_json("/push", &push(json!({"user_id": [1], "event_timestamp": [1_764_669_600.5], "score": [1.0], "clicks": [1]})), 200);
+    let read = server.post_json("/get-online-features", &json!({"features": ["scores:score"], "entities": {"user_id": [1]}}), 200);
+    assert_eq!(read["results"][1]["event_timestamps"], json!(["2025-12-02T10:00:00.500Z"]));
+}
+
+/// Regression: each offline push re-read every footer in the folder on the
+/// request workers, and file names (µs + pid) could collide. Many quick
+/// offline pushes now each land in a file of their own, and a damaged file
+/// already in the folder is the server's problem (a 5xx naming it relative
+/// to the repo), not a 400 blaming the pusher.
+#[test]
+fn offline_pushes_get_unique_files_and_a_damaged_folder_is_a_server_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path();
+    push_repo(repo, "");
+    run(repo, &["apply"]).ok();
+    let server = Server::start(repo, &[]);
+    let count = || std::fs::read_dir(repo.join("data/scores")).expect("dir").count();
+    let before = count();
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let server = &server;
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let body = json!({"push_source_name": "scores_push", "df": {"user_id": [worker * 100 + i], "event_timestamp": ["2026-06-01T00:00:00Z"], "score": [1.0], "clicks": [1]}, "to": "offline"});
+                    server.post_json("/push", &body, 200);
+                }
+            });
+        }
+    });
+    assert_eq!(count(), before + 40, "one file per offline push, none overwritten");
+
+    let fresh = tempfile::tempdir().expect("tempdir");
+    push_repo(fresh.path(), "");
+    run(fresh.path(), &["apply"]).ok();
+    std::fs::write(fresh.path().join("data/scores/damaged.parquet"), b"PAR1 not really").expect("damage");
+    let damaged = Server::start(fresh.path(), &[]);
+    let body = json!({"push_source_name": "scores_push", "df": {"user_id": [1], "event_timestamp": ["2026-06-01T00:00:00Z"], "score": [1.0], "clicks": [1]}, "to": "offline"});
+    let (status, text) = damaged.post("/push", &body.to_string());
+    assert_eq!(status, 500, "{text}");
+    assert!(text.contains("damaged.parquet"), "the file is named: {text}");
+    let absolute = fresh.path().canonicalize().expect("canonical");
+    assert!(!text.contains(&absolute.display().to_string()) && !text.contains(&fresh.path().display().to_string()), "no absolute server path: {text}");
+}
+
+/// Regression: deleting `registry.json` made the watcher serve an empty
+/// registry (every lookup 503). A missing registry keeps the last good
+/// state, as a corrupt one does.
+#[test]
+fn a_deleted_registry_keeps_the_last_good_state_serving() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &[]);
+    let body = json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}});
+    server.post_json("/get-online-features", &body, 200);
+    std::fs::remove_file(repo.join(".almanac/registry.json")).expect("delete the registry");
+    // The watcher polls every 500 ms: give it a few rounds.
+    std::thread::sleep(Duration::from_millis(1_500));
+    server.post_json("/get-online-features", &body, 200);
+    assert_eq!(server.get("/ready").0, 200);
+}
+
+/// The `Authorization` scheme is case-insensitive (RFC 9110).
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let (dir, repo) = materialized_demo();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").expect("token");
+    let server = Server::start(&repo, &["--token-file", token.to_str().expect("path")]);
+    let body = json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}}).to_string();
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let value = format!("{scheme} s3cret");
+        assert_eq!(http(&server.addr, "POST", "/get-online-features", body.as_bytes(), &[("Authorization", value.as_str())]).0, 200, "{scheme}");
+    }
+}

@@ -18,6 +18,35 @@ pub struct RepoConfig {
     /// Run parity and monitoring inside `almanac serve` on a schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parity: Option<ParitySchedule>,
+    /// The instants a write (a push) may carry.
+    #[serde(default)]
+    pub timestamp_range: TimestampRange,
+}
+
+/// `timestamp_range: {earliest: 1970-01-01, latest: 2200-01-01}` in
+/// `almanac.yaml`: the plausible event and created times of a write. A
+/// value outside it is refused (a 400 naming the field and the value): an
+/// epoch in milliseconds read as seconds lands in year 57,000 and would win
+/// keep-if-newer for ever, freezing the entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimestampRange {
+    /// Inclusive, µs since the epoch.
+    pub earliest_micros: i64,
+    /// Exclusive, µs since the epoch.
+    pub latest_micros: i64,
+}
+
+impl Default for TimestampRange {
+    fn default() -> Self {
+        // 1970-01-01T00:00:00Z .. 2200-01-01T00:00:00Z
+        TimestampRange { earliest_micros: 0, latest_micros: 7_258_118_400_000_000 }
+    }
+}
+
+impl TimestampRange {
+    pub fn contains(&self, micros: i64) -> bool {
+        (self.earliest_micros..self.latest_micros).contains(&micros)
+    }
 }
 
 /// `parity: {every: 10m, sample: 1000}` in `almanac.yaml`.

@@ -222,12 +222,33 @@ pub fn coerce(value: &Value, dtype: &DType) -> Result<Value, String> {
         (DType::Bytes, Value::String(s)) => Value::Bytes(s.as_bytes().to_vec()),
         (DType::Bytes, Value::Bytes(b)) => Value::Bytes(b.clone()),
         (DType::Timestamp, Value::String(s)) => Value::Timestamp(time::parse_timestamp_micros(s).ok_or_else(|| format!("`{s}` is not a timestamp; {}", time::TIMESTAMP_HELP))?),
-        (DType::Timestamp, Value::Int64(seconds)) => Value::Timestamp(seconds.checked_mul(1_000_000).ok_or_else(|| format!("{seconds} epoch seconds is out of range"))?),
-        (DType::Timestamp, Value::Float64(seconds)) if seconds.is_finite() && seconds.abs() < 9.2e12 => Value::Timestamp((seconds * 1e6).round() as i64),
+        (DType::Timestamp, Value::Int64(seconds)) => Value::Timestamp(epoch_seconds(*seconds as f64).map(|_| seconds * 1_000_000)?),
+        (DType::Timestamp, Value::Float64(seconds)) => Value::Timestamp(epoch_seconds(*seconds)?),
         (DType::Timestamp, Value::Timestamp(t)) => Value::Timestamp(*t),
         (DType::List(inner), Value::List(items)) => Value::List(items.iter().map(|item| coerce(item, inner)).collect::<Result<_, _>>()?),
         _ => return Err(wrong()),
     })
+}
+
+/// Epoch numbers are **seconds** (as Feast's push takes them). A magnitude
+/// of 10^11 or more (after year 5138) is not a plausible instant in
+/// seconds; it is almost always milliseconds, microseconds or nanoseconds
+/// sent by mistake, so it is refused with a hint rather than guessed at:
+/// read as seconds it would land tens of thousands of years out and win
+/// keep-if-newer for ever.
+fn epoch_seconds(seconds: f64) -> Result<i64, String> {
+    if !seconds.is_finite() {
+        return Err(format!("{seconds} is not an instant"));
+    }
+    if seconds.abs() >= 1e11 {
+        let unit = match seconds.abs() {
+            a if a >= 1e17 => "nanoseconds",
+            a if a >= 1e14 => "microseconds",
+            _ => "milliseconds",
+        };
+        return Err(format!("{seconds} looks like epoch {unit}; epoch numbers are seconds (e.g. 1764669600.123), or send RFC 3339 text such as `2026-06-10T14:00:00Z`"));
+    }
+    Ok((seconds * 1e6).round() as i64)
 }
 
 /// Loosely typed columns as one batch: each column is coerced to the dtype
@@ -316,6 +337,9 @@ mod tests {
         assert_eq!(coerce(&Value::String("1970-01-01T00:00:01Z".into()), &DType::Timestamp), Ok(Value::Timestamp(1_000_000)));
         assert_eq!(coerce(&Value::Int64(1), &DType::Timestamp), Ok(Value::Timestamp(1_000_000)));
         assert!(coerce(&Value::Int64(i64::MAX), &DType::Timestamp).is_err(), "overflow is an error, not a saturated instant");
+        let millis = coerce(&Value::Int64(1_764_669_600_123), &DType::Timestamp).expect_err("epoch milliseconds");
+        assert!(millis.contains("looks like epoch milliseconds"), "{millis}");
+        assert_eq!(coerce(&Value::Float64(1_764_669_600.5), &DType::Timestamp), Ok(Value::Timestamp(1_764_669_600_500_000)));
         assert!(coerce(&Value::String("x".into()), &DType::Int64).is_err());
         let strings: ArrayRef = Arc::new(LargeStringArray::from(vec!["a"]));
         assert_eq!(value_at(strings.as_ref(), 0), Value::String("a".into()));

@@ -27,7 +27,7 @@ pub mod suggest;
 pub mod time;
 pub mod value;
 
-pub use config::{OfflineConfig, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig};
+pub use config::{OfflineConfig, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig, TimestampRange};
 pub use defs::{
     Definitions, Entity, FeatureService, FeatureView, Field, FileFormat, JoinKey, Monitoring, ObjectKind,
     Source,

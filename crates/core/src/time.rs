@@ -49,15 +49,22 @@ pub fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
 pub const TIMESTAMP_HELP: &str = "write RFC 3339 such as `2026-06-10T14:00:00Z` (a time without a zone is UTC; a plain date is midnight UTC)";
 
 /// An instant (µs since the epoch) as Feast writes it: RFC 3339, UTC, `Z`,
-/// fractional seconds only when non-zero. Instants beyond chrono's range
-/// (±262,000 years) cannot be written as RFC 3339 at all; writers reject
-/// implausible instants before they are stored, so that text is never seen.
+/// fractional seconds only when non-zero; always RFC 3339, whatever the
+/// value (see the clamp below).
 pub fn rfc3339_micros(micros: i64) -> String {
-    match DateTime::from_timestamp_micros(micros) {
+    // RFC 3339 has four-digit years: an instant outside 0000..=9999 (only
+    // records written before writes were range-checked can hold one) is
+    // shown at the nearest end of that range rather than in another format.
+    let clamped = micros.clamp(RFC3339_FIRST_MICROS, RFC3339_LAST_MICROS);
+    match DateTime::from_timestamp_micros(clamped) {
         Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        None => format!("{micros}us-since-epoch"),
+        None => "1970-01-01T00:00:00Z".into(),
     }
 }
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z.
+const RFC3339_FIRST_MICROS: i64 = -62_167_219_200_000_000;
+const RFC3339_LAST_MICROS: i64 = 253_402_300_799_999_999;
 
 #[cfg(test)]
 mod tests {
@@ -80,6 +87,10 @@ mod tests {
     fn rendering_is_rfc3339_utc_with_z_and_round_trips() {
         assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_micros(1_500_000), "1970-01-01T00:00:01.500Z");
+        // Regression: an implausible or overflowing instant printed as
+        // `1970-01-01T00:00:00Z` or in a non-RFC 3339 form.
+        assert_eq!(rfc3339_micros(i64::MAX), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(rfc3339_micros(i64::MIN), "0000-01-01T00:00:00Z");
         for micros in [0, 1, -1, 1_764_669_600_123_456, 253_402_300_799_999_999] {
             let text = rfc3339_micros(micros);
             assert!(text.ends_with('Z'), "{text}");

@@ -93,8 +93,10 @@ impl EmbeddedOfflineStore {
         columns.extend(request.view.schema.iter().map(|f| source.file_column(&f.name).to_string()));
         let on_disk: u64 = files.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
         let scan_request = ScanRequest { source, files, schema, columns, range: (range.start, range.end) };
-        let mut stream = self.runtime.block_on(scan::scan(&self.ctx, &scan_request))?;
-        let scan_error = |e: datafusion::error::DataFusionError| OfflineError::Scan { source_name: source.name.clone(), reason: e.to_string() };
+        let mut stream = self.runtime.block_on(scan::scan(&self.ctx, &scan_request)).map_err(|error| scan::name_the_file(error, files))?;
+        // A failure mid-scan names the file that causes it when one can be
+        // found (DataFusion's message often names only the operation).
+        let scan_error = |e: datafusion::error::DataFusionError| scan::name_the_file(OfflineError::Scan { source_name: source.name.clone(), reason: e.to_string() }, files);
         let (mut buffered, mut bytes, mut spill): (Vec<RecordBatch>, usize, Option<Spill>) = (Vec::new(), 0, None);
         while let Some(batch) = self.runtime.block_on(stream.next()) {
             let batch = batch.map_err(scan_error)?;

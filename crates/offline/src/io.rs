@@ -49,9 +49,12 @@ pub fn write_table(path: &Path, schema: Arc<Schema>, batches: &[RecordBatch]) ->
     }
     write_atomically(path, Durability::RenameOnly, |file| {
         if csv {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(file);
+            // Instants as RFC 3339 in UTC with a `Z` (a naive column is UTC
+            // by the point-in-time contract; an aware one is shown in UTC).
+            let utc = "%Y-%m-%dT%H:%M:%S%.fZ".to_string();
+            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).with_timestamp_format(utc.clone()).with_timestamp_tz_format(utc).build(file);
             for batch in batches {
-                writer.write(batch).map_err(std::io::Error::other)?;
+                writer.write(&in_utc(batch).map_err(std::io::Error::other)?).map_err(std::io::Error::other)?;
             }
             Ok(writer.into_inner())
         } else {
@@ -63,6 +66,28 @@ pub fn write_table(path: &Path, schema: Arc<Schema>, batches: &[RecordBatch]) ->
         }
     })
     .map_err(|e| OfflineError::Unwritable { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+/// The batch with every zoned timestamp column relabelled to UTC (the
+/// stored instants are UTC already; only the display zone changes).
+fn in_utc(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::datatypes::{DataType, Field};
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match field.data_type() {
+            DataType::Timestamp(unit, Some(_)) => {
+                let utc = DataType::Timestamp(*unit, Some("UTC".into()));
+                columns.push(arrow::compute::cast(column, &utc)?);
+                fields.push(Field::new(field.name(), utc, field.is_nullable()));
+            }
+            _ => {
+                columns.push(column.clone());
+                fields.push(field.as_ref().clone());
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// Write one Parquet file durably and atomically, for files that appear in

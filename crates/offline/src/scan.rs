@@ -96,3 +96,43 @@ pub async fn scan(ctx: &SessionContext, request: &ScanRequest<'_>) -> Result<Sen
     }
     frame.execute_stream().await.map_err(fail)
 }
+
+/// Add the failing file to a scan error: each file is read on its own
+/// (only on this error path) and the first that cannot be read is named.
+pub fn name_the_file(error: OfflineError, files: &SourceFiles) -> OfflineError {
+    let OfflineError::Scan { source_name, reason } = error else { return error };
+    let culprit = files.files.iter().find_map(|path| unreadable(path, files.format).map(|why| (path.clone(), why)));
+    match culprit {
+        Some((path, why)) => OfflineError::Scan { source_name, reason: format!("file {}: {why}", path.display()) },
+        None => OfflineError::Scan { source_name, reason },
+    }
+}
+
+/// Why one file cannot be read whole, or `None` when it can.
+fn unreadable(path: &std::path::Path, format: FileFormat) -> Option<String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) => return Some(error.to_string()),
+    };
+    match format {
+        FileFormat::Parquet => {
+            let reader = match parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()) {
+                Ok(reader) => reader,
+                Err(error) => return Some(format!("not a valid Parquet file ({error})")),
+            };
+            reader.into_iter().find_map(|batch| batch.err().map(|e| e.to_string()))
+        }
+        FileFormat::Csv => {
+            let format = arrow::csv::reader::Format::default().with_header(true);
+            let schema = match format.infer_schema(file, None) {
+                Ok((schema, _)) => std::sync::Arc::new(schema),
+                Err(error) => return Some(format!("not a valid CSV file ({error})")),
+            };
+            let reader = std::fs::File::open(path).map_err(|e| e.to_string()).and_then(|file| arrow::csv::ReaderBuilder::new(schema).with_format(format).build(file).map_err(|e| e.to_string()));
+            match reader {
+                Ok(reader) => reader.into_iter().find_map(|batch| batch.err().map(|e| format!("not a valid CSV file ({e})"))),
+                Err(error) => Some(error),
+            }
+        }
+    }
+}

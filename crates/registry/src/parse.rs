@@ -13,7 +13,7 @@ use almanac_core::defs::Governance;
 use almanac_core::{
     Definitions, Diagnostic, Diagnostics, DType, Duration, Entity, FeatureRef, FeatureService,
     FeatureView, Field, FileFormat, JoinKey, Location, Monitoring, ObjectKind, OfflineConfig, OnlineConfig,
-    ParitySchedule, RegistryConfig, RepoConfig, Source, suggest,
+    ParitySchedule, RegistryConfig, RepoConfig, Source, TimestampRange, suggest,
 };
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node, Span};
@@ -105,7 +105,7 @@ pub fn parse_config(display_path: &Path, text: &str, diagnostics: &mut Diagnosti
     let mut walker = Walker::new(display_path, text, diagnostics);
     let root = walker.load()?;
     let root = walker.mapping(&root, "almanac.yaml")?;
-    walker.check_keys(root, &["project", "registry", "offline", "online", "parity"], &["project"], "almanac.yaml");
+    walker.check_keys(root, &["project", "registry", "offline", "online", "parity", "timestamp_range"], &["project"], "almanac.yaml");
     let project = walker.name_field(root, "project");
     let registry = match root.get_node("registry") {
         None => Some(RegistryConfig::default()),
@@ -123,7 +123,11 @@ pub fn parse_config(display_path: &Path, text: &str, diagnostics: &mut Diagnosti
         None => Some(None),
         Some(node) => walker.parity_schedule(node).map(Some),
     };
-    Some(RepoConfig { project: project?, registry: registry?, offline: offline?, online: online?, parity: parity? })
+    let timestamp_range = match root.get_node("timestamp_range") {
+        None => Some(TimestampRange::default()),
+        Some(node) => walker.timestamp_range(node),
+    };
+    Some(RepoConfig { project: project?, registry: registry?, offline: offline?, online: online?, parity: parity?, timestamp_range: timestamp_range? })
 }
 
 struct Walker<'a> {
@@ -716,6 +720,34 @@ impl<'a> Walker<'a> {
             return None;
         }
         Some(ParitySchedule { every, sample: sample.map(|s| s as usize).unwrap_or(1000) })
+    }
+
+    fn timestamp_range(&mut self, node: &Node) -> Option<TimestampRange> {
+        let map = self.mapping(node, "`timestamp_range`")?;
+        self.check_keys(map, &["earliest", "latest"], &[], "`timestamp_range`");
+        let defaults = TimestampRange::default();
+        let earliest = self.instant(map, "earliest", defaults.earliest_micros);
+        let latest = self.instant(map, "latest", defaults.latest_micros);
+        let (earliest, latest) = (earliest?, latest?);
+        if earliest >= latest {
+            let span = map.get_node("latest").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+            self.error(&span, "`latest` must be after `earliest`", Some("write e.g. `timestamp_range: {earliest: 1970-01-01, latest: 2200-01-01}`".into()));
+            return None;
+        }
+        Some(TimestampRange { earliest_micros: earliest, latest_micros: latest })
+    }
+
+    /// An instant in the one timestamp grammar, or `default` when absent.
+    fn instant(&mut self, map: &MarkedMappingNode, key: &str, default: i64) -> Option<i64> {
+        let Some(text) = self.optional_string(map, key) else { return Some(default) };
+        match almanac_core::time::parse_timestamp_micros(&text) {
+            Some(micros) => Some(micros),
+            None => {
+                let span = map.get_node(key).map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+                self.error(&span, format!("`{text}` is not a timestamp"), Some(almanac_core::time::TIMESTAMP_HELP.to_string()));
+                None
+            }
+        }
     }
 
     fn check_redis_url(&mut self, map: &MarkedMappingNode, key: &str, url: &str) -> Option<()> {

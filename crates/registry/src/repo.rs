@@ -87,6 +87,13 @@ pub fn definition_files(root: &Path) -> Result<Vec<PathBuf>, RegistryError> {
     Ok(found)
 }
 
+/// A definition file's text. A UTF-8 byte-order mark (which some Windows
+/// editors write) is dropped: it is not part of the YAML, and left in it
+/// made the first key read as `\u{feff}entities`.
 fn read(path: &Path) -> Result<String, RegistryError> {
-    std::fs::read_to_string(path).map_err(|source| RegistryError::Io { path: path.to_path_buf(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io { path: path.to_path_buf(), source })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }

@@ -188,6 +188,29 @@ fn config_errors_are_located_too() {
     assert_eq!(load_config(dir.path()).expect("minimal config").project, "x");
 }
 
+/// Regression: a UTF-8 byte-order mark (some Windows editors write one)
+/// made the first key read as `\u{feff}entities`, reported as "unknown key
+/// `entities`, did you mean `entities`?". It is not part of the YAML.
+#[test]
+fn a_byte_order_mark_at_the_start_of_a_file_is_accepted() {
+    let with_bom = format!("\u{feff}{GOOD}");
+    assert!(diagnostics(&[("features.yaml", &with_bom)]).is_empty());
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("almanac.yaml"), "\u{feff}project: x\n").expect("write");
+    assert_eq!(load_config(dir.path()).expect("a config with a BOM").project, "x");
+}
+
+#[test]
+fn the_timestamp_range_is_configurable_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("almanac.yaml"), "project: x\ntimestamp_range: {earliest: 2000-01-01, latest: 2100-01-01T00:00:00Z}\n").expect("write");
+    let range = load_config(dir.path()).expect("config").timestamp_range;
+    assert_eq!((range.earliest_micros, range.latest_micros), (946_684_800_000_000, 4_102_444_800_000_000));
+    std::fs::write(dir.path().join("almanac.yaml"), "project: x\ntimestamp_range: {earliest: someday, latest: 1960-01-01}\n").expect("write");
+    let Err(RegistryError::Invalid(all)) = load_config(dir.path()) else { panic!("expected diagnostics") };
+    find(&all.0, "`someday` is not a timestamp");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 

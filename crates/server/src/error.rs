@@ -4,6 +4,9 @@
 //! three times and then fails without a message, so a 5xx must mean "try
 //! again later", never "your request is wrong").
 
+use std::path::Path;
+use std::sync::OnceLock;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -43,15 +46,43 @@ impl From<almanac::Error> for ApiError {
             // Stored records disagree with the applied schema: not worth a
             // client retry (a 5xx would be retried); re-materializing fixes it.
             E::OnlineRecord { .. } => ApiError::new(StatusCode::CONFLICT, "stale_records", detail),
+            E::Storage(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", detail),
             _ if error.is_unavailable() => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", detail),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail),
         }
     }
 }
 
+/// The server's repo folder as absolute paths (as given and canonical):
+/// error details sent to clients name files relative to it, so they do not
+/// tell the world how the server's disk is laid out.
+static REPO_PATHS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Set once when the server starts.
+pub fn hide_paths_under(root: &Path) {
+    let mut paths = Vec::new();
+    for path in [std::path::absolute(root).ok(), root.canonicalize().ok()].into_iter().flatten() {
+        let text = path.display().to_string();
+        if text.len() > 1 && !paths.contains(&text) {
+            paths.push(text);
+        }
+    }
+    // Longest first, so a canonical path that extends the given one wins.
+    paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let _ = REPO_PATHS.set(paths);
+}
+
+fn without_server_paths(detail: &str) -> String {
+    let mut out = detail.to_string();
+    for path in REPO_PATHS.get().into_iter().flatten() {
+        out = out.replace(&format!("{path}/"), "").replace(path.as_str(), ".");
+    }
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": self.error, "detail": self.detail});
+        let body = json!({"error": self.error, "detail": without_server_paths(&self.detail)});
         let mut response = (self.status, axum::Json(body)).into_response();
         response.extensions_mut().insert(ErrorKind(self.error));
         response
@@ -79,5 +110,15 @@ mod tests {
         assert_eq!(caller.status, StatusCode::BAD_REQUEST);
         let push = ApiError::from(almanac::Error::Push("missing column".into()));
         assert_eq!(push.status, StatusCode::BAD_REQUEST);
+        let storage = ApiError::from(almanac::Error::Storage("damaged file".into()));
+        assert_eq!(storage.status, StatusCode::INTERNAL_SERVER_ERROR, "a damaged file on the server is not the caller's fault");
+    }
+
+    #[test]
+    fn details_sent_to_clients_name_no_absolute_server_paths() {
+        let root = std::env::temp_dir().join("almanac-redact-test");
+        hide_paths_under(&root);
+        let detail = format!("cannot write {}/data/x.parquet: disk full", root.display());
+        assert_eq!(without_server_paths(&detail), "cannot write data/x.parquet: disk full");
     }
 }

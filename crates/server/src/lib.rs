@@ -12,6 +12,7 @@
 //! registry. This crate owns HTTP concerns only: limits, timeouts, auth,
 //! status codes, metrics and logs.
 
+pub mod connections;
 mod error;
 pub mod feast;
 mod metrics;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use almanac::core::Value;
 use almanac::{FeatureSelection, FeatureStore};
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -44,13 +45,34 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most entity rows in one online request (400 above it).
     pub max_entities: usize,
-    /// Longest a request may take before it is answered 503.
+    /// Most feature references in one online request (400 above it).
+    pub max_features: usize,
+    /// Most rows in one push (400 above it).
+    pub max_push_rows: usize,
+    /// Longest a request may take, on every store, before it is answered 503.
     pub request_timeout: Duration,
+    /// Longest the body of a request may take to arrive (408 after it).
+    pub body_read_timeout: Duration,
+    /// Longest request target (414 above it) and total header size (431).
+    pub max_uri_bytes: usize,
+    pub max_header_bytes: usize,
+    /// Accepting connections: cap, header-read and idle timeouts.
+    pub connections: connections::ConnectionLimits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 4 << 20, max_entities: 10_000, request_timeout: Duration::from_secs(5) }
+        Limits {
+            max_body_bytes: 4 << 20,
+            max_entities: 10_000,
+            max_features: 1_000,
+            max_push_rows: 10_000,
+            request_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(10),
+            max_uri_bytes: 8 << 10,
+            max_header_bytes: 32 << 10,
+            connections: connections::ConnectionLimits::default(),
+        }
     }
 }
 
@@ -72,7 +94,6 @@ impl AppState {
 
 /// The router; state is shared, so tests can build one without a socket.
 pub fn router(state: Arc<AppState>) -> Router {
-    let limit = state.limits.max_body_bytes;
     Router::new()
         .route("/get-online-features", post(get_online_features))
         .route("/push", post(push))
@@ -81,10 +102,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/features", get(features))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), head_limits))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// A request target or header block over the limits gets its JSON 414/431
+/// here, before any work (hyper's own limits, far above these, would answer
+/// with an empty body).
+async fn head_limits(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let limits = &state.limits;
+    let uri = request.uri().to_string().len();
+    if uri > limits.max_uri_bytes {
+        return ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", format!("the request target is {uri} bytes; the server's limit is {}", limits.max_uri_bytes)).into_response();
+    }
+    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if headers > limits.max_header_bytes || request.headers().len() > 100 {
+        return ApiError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", format!("the request has {} headers, {headers} bytes; the server's limits are 100 headers, {} bytes", request.headers().len(), limits.max_header_bytes)).into_response();
+    }
+    next.run(request).await
+}
+
+/// Every request, on every store, is answered within the request timeout:
+/// work still running then is answered 503 (retry later). Inline work on
+/// the embedded store takes microseconds; what can really be slow (Redis,
+/// offline pushes) runs on blocking threads and is abandoned here.
+async fn time_limit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let timeout = state.limits.request_timeout;
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("the request did not finish within {} ms (`almanac serve --timeout-ms`)", timeout.as_millis())).into_response(),
+    }
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}; see POST /get-online-features, POST /push, GET /health, /ready, /metrics, /features", request.method(), request.uri().path()))
 }
 
 /// Count and time every request by endpoint and status; count errors by kind.
@@ -114,7 +169,8 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` works too.
+    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, token)| token.trim());
     if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
         return next.run(request).await;
     }
@@ -130,24 +186,41 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see POST /get-online-features, POST /push, GET /health, /ready, /metrics, /features")
 }
 
-/// The body, or a JSON 413 when it is over the limit.
-fn body_bytes(result: Result<Bytes, axum::extract::rejection::BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
-    result.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is over the server's limit of {limit} bytes (`almanac serve --max-body-bytes`)"))
-        } else {
-            ApiError::bad_request(format!("cannot read the request body: {rejection}"))
+/// The body, read within the body-read timeout (a 408 after it: a client
+/// trickling its body cannot hold a worker), or a JSON 413 over the limit.
+async fn body_bytes(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let (limit, timeout) = (state.limits.max_body_bytes, state.limits.body_read_timeout);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", format!("the request body did not arrive within {} ms", timeout.as_millis()))),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => {
+            let too_large = std::error::Error::source(&error).is_some_and(|e| e.is::<http_body_util::LengthLimitError>()) || error.to_string().contains("length limit");
+            if too_large {
+                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is over the server's limit of {limit} bytes (`almanac serve --max-body-bytes`)")))
+            } else {
+                Err(ApiError::bad_request(format!("cannot read the request body: {error}")))
+            }
         }
-    })
+    }
 }
 
-/// Run store work off the async workers when it may block on the network
-/// (Redis); the embedded store answers in microseconds and runs inline.
-async fn run_store_work<T: Send + 'static>(state: &Arc<AppState>, work: impl FnOnce(&FeatureStore) -> Result<T, almanac::Error> + Send + 'static) -> Result<T, ApiError> {
+/// Whether a piece of store work may run on the async request workers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// An online read: inline when the store says reads never block.
+    Read,
+    /// Anything that may touch files or the network (pushes): always on a
+    /// blocking thread, so it never delays other requests.
+    Blocking,
+}
+
+/// Run store work off the async workers when it may block (Redis, files);
+/// embedded reads answer in microseconds and run inline.
+async fn run_store_work<T: Send + 'static>(state: &Arc<AppState>, kind: Work, work: impl FnOnce(&FeatureStore) -> Result<T, almanac::Error> + Send + 'static) -> Result<T, ApiError> {
     let store = state.store.clone();
     let timeout = state.limits.request_timeout;
-    // A store that cannot be connected is treated as not inline.
-    if store.online_capabilities().is_some_and(|c| c.inline_reads) {
+    // A store not connected yet is treated as not inline.
+    if kind == Work::Read && store.online_capabilities().is_some_and(|c| c.inline_reads) {
         return Ok(work(&store)?);
     }
     let task = tokio::task::spawn_blocking(move || work(&store));
@@ -165,12 +238,15 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-async fn get_online_features(State(state): State<Arc<AppState>>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, ApiError> {
-    let bytes = body_bytes(body, state.limits.max_body_bytes)?;
+async fn get_online_features(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
+    let bytes = body_bytes(&state, body).await?;
     let body: OnlineBody = request::parse(&bytes)?;
     let selection = match (body.features, body.feature_service) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give either `features` or `feature_service`, not both")),
         (Some(features), None) => {
+            if features.len() > state.limits.max_features {
+                return Err(ApiError::bad_request(format!("{} features in one request; the server's limit is {} (`almanac serve --max-features`)", features.len(), state.limits.max_features)));
+            }
             let refs = features.iter().map(|f| f.parse()).collect::<Result<Vec<_>, _>>().map_err(|e: almanac::core::reference::FeatureRefError| ApiError::bad_request(e.to_string()))?;
             if refs.is_empty() {
                 return Err(ApiError::bad_request("`features` is empty; list references such as \"user_txn_stats:txn_count_7d\""));
@@ -193,7 +269,7 @@ async fn get_online_features(State(state): State<Arc<AppState>>, body: Result<By
     state.metrics.entities.observe(rows as f64);
     let full = body.full_feature_names.unwrap_or(false);
     let started = Instant::now();
-    let response = run_store_work(&state, move |store| store.get_online_features(&selection, &entities, full)).await?;
+    let response = run_store_work(&state, Work::Read, move |store| store.get_online_features(&selection, &entities, full)).await?;
     state.metrics.store_latency.observe(started.elapsed().as_secs_f64());
     Ok(json_response(StatusCode::OK, feast::response_bytes(&response)))
 }
@@ -214,9 +290,13 @@ fn push_value(value: &serde_json::Value) -> Value {
     }
 }
 
-async fn push(State(state): State<Arc<AppState>>, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Response, ApiError> {
-    let bytes = body_bytes(body, state.limits.max_body_bytes)?;
+async fn push(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
+    let bytes = body_bytes(&state, body).await?;
     let body: PushBody = request::parse(&bytes)?;
+    let rows = body.df.0.first().map_or(0, |(_, values)| values.len());
+    if rows > state.limits.max_push_rows {
+        return Err(ApiError::bad_request(format!("{rows} rows in one push; the server's limit is {} (`almanac serve --max-push-rows`)", state.limits.max_push_rows)));
+    }
     let to = match body.to.as_deref().unwrap_or("online") {
         "online" => almanac::push::PushTo::Online,
         "offline" => almanac::push::PushTo::Offline,
@@ -225,7 +305,7 @@ async fn push(State(state): State<Arc<AppState>>, body: Result<Bytes, axum::extr
     };
     let columns: Vec<(String, Vec<Value>)> = body.df.0.into_iter().map(|(name, values)| (name, values.iter().map(push_value).collect())).collect();
     let source = body.push_source_name;
-    let report = run_store_work(&state, move |store| {
+    let report = run_store_work(&state, Work::Blocking, move |store| {
         // JSON is loosely typed: convert each column to the dtype the push
         // source declares for it (unknown columns keep their JSON type, so
         // the facade can name them in its error).
@@ -244,7 +324,7 @@ async fn health() -> Response {
 
 /// Ready = the registry is loaded and the online store answers.
 async fn ready(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let version = run_store_work(&state, |store| {
+    let version = run_store_work(&state, Work::Read, |store| {
         let version = store.serving_state()?.version;
         store.online_store()?.ping()?;
         Ok(version)
@@ -283,6 +363,7 @@ pub struct ServeOptions {
 /// reload the registry in the background whenever its file changes.
 pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), std::io::Error> {
     let state = AppState::new(store.clone(), options.limits.clone(), options.token.clone()).map_err(|e| std::io::Error::other(e.detail))?;
+    error::hide_paths_under(store.root());
     // Plan and connect before the first request, so it is not the slow one.
     if let Err(error) = store.serving_state() {
         tracing::warn!(%error, "registry not loaded yet");
@@ -292,11 +373,6 @@ pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl 
     }
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     let addr = listener.local_addr()?;
-    // Responses are small and latency-bound: never let Nagle hold one back
-    // waiting for the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-        let _ = stream.set_nodelay(true);
-    });
     let state_for_router = state.clone();
     // Install the signal handlers before announcing readiness: a SIGTERM
     // that arrives right after "ready" must shut down gracefully, not kill.
@@ -312,7 +388,26 @@ pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl 
     let shutdown = shutdown_signal(terminate);
     #[cfg(not(unix))]
     let shutdown = shutdown_signal();
-    axum::serve(listener, router(state_for_router)).with_graceful_shutdown(shutdown).await
+    let events: Arc<dyn connections::ConnectionEvents> = Arc::new(ConnectionMetrics(state.clone()));
+    let limits = options.limits.connections.clone();
+    connections::serve(listener, router(state_for_router), limits, events, shutdown, Duration::from_secs(30)).await
+}
+
+/// Connection counts into the metrics.
+struct ConnectionMetrics(Arc<AppState>);
+
+impl connections::ConnectionEvents for ConnectionMetrics {
+    fn opened(&self) {
+        self.0.metrics.connections_open.inc();
+    }
+
+    fn closed(&self) {
+        self.0.metrics.connections_open.dec();
+    }
+
+    fn refused(&self) {
+        self.0.metrics.connections_refused.inc();
+    }
 }
 
 /// Poll the registry file's modification time; reload on change. A reload

@@ -1,6 +1,6 @@
 //! Prometheus metrics, exported as text on `GET /metrics`.
 
-use prometheus::{Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// Latency buckets from 10 µs to 1 s: the interesting part of a feature
 /// server's distribution is well under a millisecond.
@@ -20,6 +20,8 @@ pub struct Metrics {
     pub null_rate: GaugeVec,
     pub psi: GaugeVec,
     pub checks_last_run: GaugeVec,
+    pub connections_open: IntGauge,
+    pub connections_refused: IntCounter,
 }
 
 impl Metrics {
@@ -46,7 +48,11 @@ impl Metrics {
         let null_rate = gauge("almanac_feature_null_rate", "Null share in the current window (last monitoring run)", &["view", "feature"])?;
         let psi = gauge("almanac_feature_psi", "Population stability index, current window vs reference (last monitoring run)", &["view", "feature"])?;
         let checks_last_run = gauge("almanac_checks_last_run_timestamp_seconds", "When the scheduled check last finished", &["check"])?;
-        Ok(Metrics { registry, requests, latency, store_latency, entities, errors, parity_checked, parity_divergent, staleness, null_rate, psi, checks_last_run })
+        let connections_open = IntGauge::new("almanac_http_connections_open", "HTTP connections being served")?;
+        let connections_refused = IntCounter::new("almanac_http_connections_refused_total", "Connections closed on arrival because --max-connections were open")?;
+        registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        Ok(Metrics { registry, requests, latency, store_latency, entities, errors, parity_checked, parity_divergent, staleness, null_rate, psi, checks_last_run, connections_open, connections_refused })
     }
 
     pub fn render(&self) -> String {

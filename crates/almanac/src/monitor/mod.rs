@@ -194,6 +194,10 @@ impl FeatureStore {
             let mut monitor = staleness(&state, &view, &records, at);
             monitor.reference_rows = reference.num_rows();
             monitor.current_rows = current.num_rows();
+            if monitor.reference_rows == 0 && monitor.current_rows == 0 {
+                // Silence here would read as "all is well" on an empty source.
+                monitor.alerts.push("no rows in the reference or the current window: nothing could be compared (is the source empty, or are the windows outside its data?)".into());
+            }
             for field in &view.schema {
                 let full = format!("{}__{}", view.name, field.name);
                 let ref_column = reference.column_by_name(&field.name).or_else(|| reference.column_by_name(&full));

@@ -67,7 +67,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     explain_leak(&store, &training)?;
 
     let started = Instant::now();
-    let request = MaterializeRequest { start: None, end: crate::time::parse_datetime("now")?, views: None, incremental: false };
+    let request = MaterializeRequest { start: None, end: crate::time::parse_datetime("now")?, views: None, incremental: false, allow_future_end: false };
     let reports = store.materialize(&request, &materialize::Quiet)?;
     let source_rows: usize = reports.iter().map(|r| r.source_rows).sum();
     let entities: usize = reports.iter().map(|r| r.entities).sum();

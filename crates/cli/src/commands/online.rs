@@ -16,13 +16,33 @@ use crate::render;
 use crate::time::parse_datetime;
 
 pub fn materialize(repo: &Path, args: &MaterializeArgs, json: bool) -> anyhow::Result<()> {
-    let request = MaterializeRequest { start: Some(parse_datetime(&args.start)?), end: parse_datetime(&args.end)?, views: args.views.clone().map(|v| v.0), incremental: false };
+    let views = args.views.clone().map(|v| v.0);
+    if args.reset_watermark {
+        return reset_watermarks(repo, views.as_deref(), json);
+    }
+    // clap requires both unless --reset-watermark is given.
+    let (Some(start), Some(end)) = (&args.start, &args.end) else { anyhow::bail!("pass --start and --end") };
+    let request = MaterializeRequest { start: Some(parse_datetime(start)?), end: parse_datetime(end)?, views, incremental: false, allow_future_end: args.allow_future_end };
     run(repo, &request, json)
 }
 
 pub fn materialize_incremental(repo: &Path, args: &IncrementalArgs, json: bool) -> anyhow::Result<()> {
-    let request = MaterializeRequest { start: None, end: parse_datetime(&args.end)?, views: args.views.clone().map(|v| v.0), incremental: true };
+    let request = MaterializeRequest { start: None, end: parse_datetime(&args.end)?, views: args.views.clone().map(|v| v.0), incremental: true, allow_future_end: args.allow_future_end };
     run(repo, &request, json)
+}
+
+fn reset_watermarks(repo: &Path, views: Option<&[String]>, json: bool) -> anyhow::Result<()> {
+    let store = FeatureStore::open(repo)?;
+    let before = store.reset_watermarks(views)?;
+    if json {
+        let report: Vec<serde_json::Value> = before.iter().map(|(view, mark)| serde_json::json!({"view": view, "watermark_was": mark})).collect();
+        return render::json(&report);
+    }
+    for (view, mark) in before {
+        let was = mark.map_or_else(|| "none".to_string(), |m| m.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        println!("{view}: watermark reset (was {was}); the next materialize-incremental starts over");
+    }
+    Ok(())
 }
 
 fn run(repo: &Path, request: &MaterializeRequest, json: bool) -> anyhow::Result<()> {
@@ -50,7 +70,8 @@ fn window(report: &ViewReport) -> String {
 /// One line per view: what was read, what was written, how fast.
 pub fn summary(report: &ViewReport, target: &str) -> String {
     if report.up_to_date {
-        return format!("{}: already materialized up to {}; nothing to do", report.view, report.end.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        let mark = report.watermark_before.unwrap_or(report.end).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        return format!("{}: already materialized up to {mark} (the view's watermark), at or past --end {}; nothing to do (`materialize --reset-watermark --views {}` starts over)", report.view, report.end.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), report.view);
     }
     let rate = if report.seconds > 0.0 { report.source_rows as f64 / report.seconds } else { 0.0 };
     format!(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use almanac::FeatureStore;
+use almanac_server::connections::ConnectionLimits;
 use almanac_server::{Limits, ServeOptions};
 use anyhow::Context;
 
@@ -29,7 +30,20 @@ pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(FeatureStore::open(repo)?);
     let options = ServeOptions {
         addr: SocketAddr::new(host, args.port),
-        limits: Limits { max_body_bytes: args.max_body_bytes, max_entities: args.max_entities, request_timeout: Duration::from_millis(args.timeout_ms) },
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_entities: args.max_entities,
+            max_features: args.max_features,
+            max_push_rows: args.max_push_rows,
+            request_timeout: Duration::from_millis(args.timeout_ms),
+            body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
+            connections: ConnectionLimits {
+                max_connections: args.max_connections as usize,
+                header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+            },
+            ..Limits::default()
+        },
         token,
         reload_every: Duration::from_millis(500),
     };
