@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use almanac_core::convert::{describe, to_array, value_at};
-use almanac_core::{DType, Value};
+use almanac_core::{DType, FeatureRef, Value};
 use almanac_online::{Decoded, KeyPart, Lookup, OnlineStore, RecordCodec, encode_key};
 use almanac_registry::RegistryState;
 use arrow::array::{Array, ArrayRef, Int64Array, NullArray, RecordBatch, RecordBatchOptions, StringArray};
@@ -115,7 +115,12 @@ pub struct OnlinePlan {
     views: Vec<PlannedView>,
     /// `(view index, schema index, output name)` in request order.
     outputs: Vec<(usize, usize, String)>,
+    /// The outputs' Arrow fields, in the same order.
+    output_fields: Vec<OutputField>,
 }
+
+/// An output column's Arrow field, built once per plan (not per request).
+type OutputField = arrow::datatypes::FieldRef;
 
 #[derive(Debug)]
 struct PlannedView {
@@ -156,7 +161,8 @@ impl OnlinePlan {
         if !full_feature_names {
             check_clashes(&outputs, &resolved.order)?;
         }
-        Ok(OnlinePlan { registry_version: state.version, views, outputs })
+        let output_fields = outputs.iter().map(|(view, field, name)| Arc::new(ArrowField::new(name, views[*view].dtypes[*field].to_arrow(), true))).collect();
+        Ok(OnlinePlan { registry_version: state.version, views, outputs, output_fields })
     }
 
     /// Read the planned features for `entities` (one join-key column per
@@ -200,7 +206,7 @@ impl OnlinePlan {
             .collect::<Result<_, _>>()?;
 
         let width = entities.num_columns() + self.outputs.len();
-        let mut fields: Vec<ArrowField> = entities.schema_ref().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<OutputField> = entities.schema_ref().fields().iter().cloned().collect();
         let mut arrays: Vec<ArrayRef> = entities.columns().to_vec();
         let mut statuses = Vec::with_capacity(width);
         let mut event_timestamps = Vec::with_capacity(width);
@@ -208,7 +214,7 @@ impl OnlinePlan {
             statuses.push(vec![FieldStatus::Present; rows]);
             event_timestamps.push(vec![None; rows]);
         }
-        for (view_index, schema_index, name) in &self.outputs {
+        for ((view_index, schema_index, name), field) in self.outputs.iter().zip(&self.output_fields) {
             let view = &self.views[*view_index];
             let oldest = view.ttl_micros.map(|ttl| now_micros.saturating_sub(ttl));
             let mut values = Vec::with_capacity(rows);
@@ -231,7 +237,7 @@ impl OnlinePlan {
             }
             let dtype = &view.dtypes[*schema_index];
             let array = to_array(name, &values, dtype).map_err(|e| Error::Internal(format!("decoded values of `{}` do not fit their dtype: {e}", view.name)))?;
-            fields.push(ArrowField::new(name, dtype.to_arrow(), true));
+            fields.push(field.clone());
             arrays.push(array);
             statuses.push(column_statuses);
             event_timestamps.push(times);
@@ -336,13 +342,12 @@ const PLAN_CACHE_BYTES: usize = 16 << 20;
 
 impl PlanCache {
     pub fn get_or_plan(&self, state: &RegistryState, selection: &FeatureSelection, full_feature_names: bool) -> Result<Arc<OnlinePlan>, Error> {
-        let selection = selection.deduplicated();
-        let shape = (selection_key(&selection), full_feature_names);
+        let shape = (selection_key(selection), full_feature_names);
         if let Ok(plans) = self.plans.read()
             && let Some(plan) = plans.by_shape.get(&shape).filter(|p| p.registry_version == state.version) {
                 return Ok(plan.clone());
             }
-        let plan = Arc::new(OnlinePlan::new(state, &selection, full_feature_names)?);
+        let plan = Arc::new(OnlinePlan::new(state, &selection.deduplicated(), full_feature_names)?);
         if let Ok(mut plans) = self.plans.write() {
             if plans.by_shape.values().any(|p| p.registry_version != state.version) {
                 plans.by_shape.retain(|_, p| p.registry_version == state.version);
@@ -375,10 +380,28 @@ fn entry_bytes(key: &str, plan: &OnlinePlan) -> usize {
     key.len() + outputs + views + 128
 }
 
+/// The cache key of a selection: its references in order, each once (a
+/// repeat adds nothing to the key, so 100,000 repeats of one feature are
+/// the shape of one). Written straight into one string: this runs on every
+/// request.
 fn selection_key(selection: &FeatureSelection) -> String {
+    use std::fmt::Write;
     match selection {
         FeatureSelection::Service(name) => format!("service:{name}"),
-        FeatureSelection::Refs(refs) => refs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(","),
+        FeatureSelection::Refs(refs) => {
+            let mut key = String::with_capacity(refs.len() * 32);
+            let mut seen: Option<std::collections::HashSet<&FeatureRef>> = (refs.len() > 16).then(std::collections::HashSet::new);
+            for (index, reference) in refs.iter().enumerate() {
+                let repeated = match seen.as_mut() {
+                    Some(seen) => !seen.insert(reference),
+                    None => refs[..index].contains(reference),
+                };
+                if !repeated {
+                    let _ = write!(key, "{reference},");
+                }
+            }
+            key
+        }
     }
 }
 

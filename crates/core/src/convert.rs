@@ -106,17 +106,17 @@ pub fn values_of(array: &dyn Array) -> Vec<Value> {
 /// the row, never a silent null.
 pub fn to_array(column: &str, values: &[Value], dtype: &DType) -> Result<ArrayRef, ConvertError> {
     let wrong = |row: usize, value: &Value| ConvertError::Cell { column: column.to_string(), row, reason: format!("expected {dtype}, got {}", describe(value)) };
+    // One pass straight into the array's buffers (this runs for every
+    // column of every online response): check first, then build.
     macro_rules! typed {
         ($array:ty, $variant:ident, $map:expr) => {{
-            let mut out = Vec::with_capacity(values.len());
-            for (row, value) in values.iter().enumerate() {
-                out.push(match value {
-                    Value::Null => None,
-                    Value::$variant(v) => Some($map(v)),
-                    other => return Err(wrong(row, other)),
-                });
+            if let Some((row, other)) = values.iter().enumerate().find(|(_, v)| !matches!(v, Value::Null | Value::$variant(_))) {
+                return Err(wrong(row, other));
             }
-            Arc::new(<$array>::from(out)) as ArrayRef
+            Arc::new(values.iter().map(|value| match value {
+                Value::$variant(v) => Some($map(v)),
+                _ => None,
+            }).collect::<$array>()) as ArrayRef
         }};
     }
     Ok(match dtype {

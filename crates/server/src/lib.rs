@@ -104,38 +104,27 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), head_limits))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
 /// A request target or header block over the limits gets its JSON 414/431
-/// here, before any work (hyper's own limits, far above these, would answer
-/// with an empty body).
-async fn head_limits(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let limits = &state.limits;
-    let uri = request.uri().to_string().len();
+/// before any work (hyper's own limits, far above these, would answer with
+/// an empty body). Checked in `observe`, so it costs no layer of its own.
+fn head_limits(limits: &Limits, request: &Request) -> Option<ApiError> {
+    let uri = request.uri().path_and_query().map_or(0, |p| p.as_str().len()) + request.uri().authority().map_or(0, |a| a.as_str().len());
     if uri > limits.max_uri_bytes {
-        return ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", format!("the request target is {uri} bytes; the server's limit is {}", limits.max_uri_bytes)).into_response();
+        return Some(ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", format!("the request target is {uri} bytes; the server's limit is {}", limits.max_uri_bytes)));
     }
-    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
-    if headers > limits.max_header_bytes || request.headers().len() > 100 {
-        return ApiError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", format!("the request has {} headers, {headers} bytes; the server's limits are 100 headers, {} bytes", request.headers().len(), limits.max_header_bytes)).into_response();
+    let count = request.headers().len();
+    if count > 100 {
+        return Some(ApiError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", format!("the request has {count} headers; the server's limit is 100")));
     }
-    next.run(request).await
-}
-
-/// Every request, on every store, is answered within the request timeout:
-/// work still running then is answered 503 (retry later). Inline work on
-/// the embedded store takes microseconds; what can really be slow (Redis,
-/// offline pushes) runs on blocking threads and is abandoned here.
-async fn time_limit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let timeout = state.limits.request_timeout;
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("the request did not finish within {} ms (`almanac serve --timeout-ms`)", timeout.as_millis())).into_response(),
+    let bytes: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if bytes > limits.max_header_bytes {
+        return Some(ApiError::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", format!("the request's headers are {bytes} bytes; the server's limit is {}", limits.max_header_bytes)));
     }
+    None
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {
@@ -148,7 +137,10 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let endpoint = matched.as_ref().map_or("unmatched", |p| p.as_str());
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = match head_limits(&state.limits, &request) {
+        Some(refused) => refused.into_response(),
+        None => next.run(request).await,
+    };
     let status = response.status();
     let code = status.as_str();
     state.metrics.requests.with_label_values(&[endpoint, code]).inc();
@@ -219,9 +211,16 @@ enum Work {
 async fn run_store_work<T: Send + 'static>(state: &Arc<AppState>, kind: Work, work: impl FnOnce(&FeatureStore) -> Result<T, almanac::Error> + Send + 'static) -> Result<T, ApiError> {
     let store = state.store.clone();
     let timeout = state.limits.request_timeout;
-    // A store not connected yet is treated as not inline.
+    // A store not connected yet is treated as not inline. Inline reads
+    // take microseconds and cannot be interrupted; one that overran the
+    // request timeout anyway is answered as a timeout, like any store's.
     if kind == Work::Read && store.online_capabilities().is_some_and(|c| c.inline_reads) {
-        return Ok(work(&store)?);
+        let started = Instant::now();
+        let result = work(&store)?;
+        if started.elapsed() > timeout {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", format!("the online store did not answer within {} ms", timeout.as_millis())));
+        }
+        return Ok(result);
     }
     let task = tokio::task::spawn_blocking(move || work(&store));
     match tokio::time::timeout(timeout, task).await {
