@@ -63,12 +63,32 @@ pub fn against_sources(root: &Path, repo: &RepoDefinitions) -> Result<Definition
             }
         }
     }
+    check_on_demand(&mut checker, &resolved);
     if checker.out.is_empty() {
         Ok(resolved)
     } else {
         attach_snippets(&mut checker.out, &repo.files);
         checker.out.sort();
         Err(checker.out)
+    }
+}
+
+/// Every on-demand expression parsed, type-checked and compiled exactly as
+/// serving and training will run it; each mistake is reported at its
+/// `expr` (unknown or ambiguous names, aggregates, subqueries, volatile
+/// functions, a type that does not fit the declared dtype).
+fn check_on_demand(checker: &mut Checker, defs: &Definitions) {
+    for view in &defs.on_demand_feature_views {
+        let Err(errors) = almanac_transform::compile(view, defs) else { continue };
+        for error in errors {
+            let field = match &error.feature {
+                Some(feature) => view.features.iter().position(|f| f.name == *feature).map_or_else(|| "features".to_string(), |i| format!("features[{i}].expr")),
+                None => "sources".to_string(),
+            };
+            let location = checker.at(ObjectKind::OnDemandFeatureView, &view.name, &field);
+            let subject = error.feature.as_ref().map_or_else(|| format!("on-demand view `{}`", view.name), |f| format!("on-demand feature `{}:{f}`", view.name));
+            checker.report(location, format!("{subject}: {}", error.message), error.help.clone());
+        }
     }
 }
 

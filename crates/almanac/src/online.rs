@@ -91,15 +91,21 @@ pub fn entity_batch(columns: &[(String, Vec<Value>)]) -> Result<RecordBatch, Err
         if values.len() != first.len() {
             return Err(Error::BadRequest(format!("entity columns have different lengths: `{first_name}` has {}, `{name}` has {}", first.len(), values.len())));
         }
-        let array: ArrayRef = if values.iter().all(|v| matches!(v, Value::Null | Value::Int64(_) | Value::Int32(_))) && values.iter().any(|v| !v.is_null()) {
-            Arc::new(values.iter().map(|v| match v { Value::Int64(i) => Some(*i), Value::Int32(i) => Some(i64::from(*i)), _ => None }).collect::<Int64Array>())
-        } else if values.iter().all(|v| matches!(v, Value::Null | Value::String(_))) && values.iter().any(|v| !v.is_null()) {
-            Arc::new(values.iter().map(|v| if let Value::String(s) = v { Some(s.as_str()) } else { None }).collect::<StringArray>())
-        } else if values.iter().all(Value::is_null) {
+        let all = |test: fn(&Value) -> bool| values.iter().all(|v| v.is_null() || test(v));
+        let array: ArrayRef = if values.iter().all(Value::is_null) {
             Arc::new(NullArray::new(values.len()))
+        } else if all(|v| matches!(v, Value::Int64(_) | Value::Int32(_))) {
+            Arc::new(values.iter().map(|v| match v { Value::Int64(i) => Some(*i), Value::Int32(i) => Some(i64::from(*i)), _ => None }).collect::<Int64Array>())
+        } else if all(|v| matches!(v, Value::String(_))) {
+            Arc::new(values.iter().map(|v| if let Value::String(s) = v { Some(s.as_str()) } else { None }).collect::<StringArray>())
+        } else if all(|v| matches!(v, Value::Int64(_) | Value::Int32(_) | Value::Float64(_) | Value::Float32(_))) {
+            // A request field with floats (ints among them widen).
+            Arc::new(values.iter().map(|v| match v { Value::Int64(i) => Some(*i as f64), Value::Int32(i) => Some(f64::from(*i)), Value::Float64(f) => Some(*f), Value::Float32(f) => Some(f64::from(*f)), _ => None }).collect::<arrow::array::Float64Array>())
+        } else if all(|v| matches!(v, Value::Bool(_))) {
+            Arc::new(values.iter().map(|v| if let Value::Bool(b) = v { Some(*b) } else { None }).collect::<arrow::array::BooleanArray>())
         } else {
             let odd = values.iter().find(|v| !matches!(v, Value::Null | Value::Int64(_) | Value::Int32(_))).map(describe).unwrap_or_default();
-            return Err(Error::BadRequest(format!("entity `{name}` mixes value types (found {odd}); a join key's values are all integers or all strings")));
+            return Err(Error::BadRequest(format!("entity `{name}` mixes value types (found {odd}); a column's values are all integers, all numbers, all strings or all booleans")));
         };
         fields.push(ArrowField::new(name, array.data_type().clone(), true));
         arrays.push(array);
@@ -113,14 +119,51 @@ pub fn entity_batch(columns: &[(String, Vec<Value>)]) -> Result<RecordBatch, Err
 pub struct OnlinePlan {
     pub registry_version: u64,
     views: Vec<PlannedView>,
-    /// `(view index, schema index, output name)` in request order.
-    outputs: Vec<(usize, usize, String)>,
-    /// The outputs' Arrow fields, in the same order.
-    output_fields: Vec<OutputField>,
+    /// Requested on-demand views, compiled.
+    on_demand: Vec<PlannedOnDemand>,
+    /// What to answer, in request order.
+    outputs: Vec<Output>,
 }
 
 /// An output column's Arrow field, built once per plan (not per request).
 type OutputField = arrow::datatypes::FieldRef;
+
+#[derive(Debug)]
+struct Output {
+    from: OutputSource,
+    name: String,
+    /// Its Arrow field, built once per plan (not per request).
+    field: OutputField,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum OutputSource {
+    /// A stored feature: `(view index, schema index)`.
+    Stored { view: usize, field: usize },
+    /// An on-demand feature: `(on-demand view index, position in its wanted list)`.
+    OnDemand { view: usize, wanted: usize },
+}
+
+#[derive(Debug)]
+struct PlannedOnDemand {
+    compiled: almanac_transform::CompiledView,
+    /// Where each input of the compiled view comes from.
+    inputs: Vec<PlannedInput>,
+    /// The requested features (indices into the view's features).
+    wanted: Vec<usize>,
+}
+
+#[derive(Debug)]
+enum PlannedInput {
+    Stored { view: usize, field: usize },
+    /// A request field: sent beside the join keys (or in `request_context`).
+    Request { name: String, dtype: DType },
+}
+
+/// How many on-demand values became null because their expression failed
+/// on that row (integer division by zero, overflow), since the process
+/// started: exported as a metric, since a silent null is worth noticing.
+pub static ON_DEMAND_FAILED_ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[derive(Debug)]
 struct PlannedView {
@@ -149,20 +192,70 @@ impl OnlinePlan {
                 dtypes: request.view.schema.iter().map(|f| f.dtype.clone()).collect(),
             });
         }
+        // `resolve` built `views` from exactly these pairs, so the lookups
+        // succeed; a miss is a bug, reported rather than guessed.
+        let stored = |view_name: &str, feature: &str| -> Result<OutputSource, Error> {
+            let view = resolved.views.iter().position(|v| v.view.name == view_name).ok_or_else(|| Error::Internal(format!("resolved view `{view_name}` is missing from the plan")))?;
+            let field = resolved.views[view].view.schema.iter().position(|f| f.name == feature).ok_or_else(|| Error::Internal(format!("resolved feature `{view_name}:{feature}` is missing from its view")))?;
+            Ok(OutputSource::Stored { view, field })
+        };
+        let mut on_demand: Vec<PlannedOnDemand> = Vec::with_capacity(resolved.on_demand.len());
+        for odfv in &resolved.on_demand {
+            let compiled = almanac_transform::compile(odfv, &state.definitions).map_err(|errors| Error::Internal(format!("on-demand view `{}` no longer compiles: {}", odfv.name, errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))))?;
+            let inputs = compiled
+                .inputs
+                .iter()
+                .map(|input| {
+                    if input.from_request {
+                        Ok(PlannedInput::Request { name: input.name.clone(), dtype: input.dtype.clone() })
+                    } else {
+                        match stored(&input.source, &input.name)? {
+                            OutputSource::Stored { view, field } => Ok(PlannedInput::Stored { view, field }),
+                            OutputSource::OnDemand { .. } => Err(Error::Internal("an on-demand input resolved to an on-demand view".into())),
+                        }
+                    }
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            on_demand.push(PlannedOnDemand { compiled, inputs, wanted: Vec::new() });
+        }
         let mut outputs = Vec::with_capacity(resolved.order.len());
         for (view_name, feature) in &resolved.order {
-            // `resolve` built `views` from exactly these pairs, so both
-            // lookups succeed; a miss is a bug, reported rather than guessed.
-            let view_index = resolved.views.iter().position(|v| v.view.name == *view_name).ok_or_else(|| Error::Internal(format!("resolved view `{view_name}` is missing from the plan")))?;
-            let schema_index = resolved.views[view_index].view.schema.iter().position(|f| f.name == *feature).ok_or_else(|| Error::Internal(format!("resolved feature `{view_name}:{feature}` is missing from its view")))?;
+            let (from, dtype) = match on_demand.iter().position(|p| p.compiled.name == *view_name) {
+                Some(index) => {
+                    let planned = &mut on_demand[index];
+                    let (position, dtype) = planned.compiled.features().enumerate().find(|(_, (name, _))| name == feature).map(|(i, (_, dtype))| (i, dtype.clone())).ok_or_else(|| Error::Internal(format!("on-demand feature `{view_name}:{feature}` is missing")))?;
+                    planned.wanted.push(position);
+                    (OutputSource::OnDemand { view: index, wanted: planned.wanted.len() - 1 }, dtype)
+                }
+                None => match stored(view_name, feature)? {
+                    OutputSource::Stored { view, field } => (OutputSource::Stored { view, field }, views[view].dtypes[field].clone()),
+                    other => (other, DType::Float64),
+                },
+            };
             let name = if full_feature_names { format!("{view_name}__{feature}") } else { feature.clone() };
-            outputs.push((view_index, schema_index, name));
+            let field = Arc::new(ArrowField::new(&name, dtype.to_arrow(), true));
+            outputs.push(Output { from, name, field });
         }
         if !full_feature_names {
             check_clashes(&outputs, &resolved.order)?;
         }
-        let output_fields = outputs.iter().map(|(view, field, name)| Arc::new(ArrowField::new(name, views[*view].dtypes[*field].to_arrow(), true))).collect();
-        Ok(OnlinePlan { registry_version: state.version, views, outputs, output_fields })
+        Ok(OnlinePlan { registry_version: state.version, views, on_demand, outputs })
+    }
+
+    /// The request fields this plan needs, with their dtypes (for parsing
+    /// a CLI's `--request` and for error messages).
+    pub fn request_fields(&self) -> Vec<(&str, &DType)> {
+        let mut fields: Vec<(&str, &DType)> = Vec::new();
+        for planned in &self.on_demand {
+            for input in &planned.inputs {
+                if let PlannedInput::Request { name, dtype } = input
+                    && !fields.iter().any(|(n, _)| n == name)
+                {
+                    fields.push((name, dtype));
+                }
+            }
+        }
+        fields
     }
 
     /// Read the planned features for `entities` (one join-key column per
@@ -214,30 +307,43 @@ impl OnlinePlan {
             statuses.push(vec![FieldStatus::Present; rows]);
             event_timestamps.push(vec![None; rows]);
         }
-        for ((view_index, schema_index, name), field) in self.outputs.iter().zip(&self.output_fields) {
-            let view = &self.views[*view_index];
+        let stored = |view_index: usize, schema_index: usize| -> Result<StoredColumn, Error> {
+            let view = &self.views[view_index];
             let oldest = view.ttl_micros.map(|ttl| now_micros.saturating_sub(ttl));
-            let mut values = Vec::with_capacity(rows);
-            let mut column_statuses = Vec::with_capacity(rows);
-            let mut times = Vec::with_capacity(rows);
-            for record in &decoded[*view_index] {
+            let mut column = StoredColumn { values: Vec::with_capacity(rows), statuses: Vec::with_capacity(rows), times: Vec::with_capacity(rows) };
+            for record in &decoded[view_index] {
                 let (value, status, ts) = match record {
                     None => (Value::Null, FieldStatus::NotFound, None),
                     Some(record) if oldest.is_some_and(|oldest| record.event_ts < oldest) => (Value::Null, FieldStatus::OutsideMaxAge, Some(record.event_ts)),
                     Some(record) => {
                         // The codec decodes exactly one value per schema field.
-                        let value = record.values.get(*schema_index).cloned().ok_or_else(|| Error::Internal(format!("a decoded record of `{}` has no feature {schema_index}", view.name)))?;
+                        let value = record.values.get(schema_index).cloned().ok_or_else(|| Error::Internal(format!("a decoded record of `{}` has no feature {schema_index}", view.name)))?;
                         let status = if value.is_null() { FieldStatus::NullValue } else { FieldStatus::Present };
                         (value, status, Some(record.event_ts))
                     }
                 };
-                values.push(value);
-                column_statuses.push(status);
-                times.push(ts);
+                column.values.push(value);
+                column.statuses.push(status);
+                column.times.push(ts);
             }
-            let dtype = &view.dtypes[*schema_index];
-            let array = to_array(name, &values, dtype).map_err(|e| Error::Internal(format!("decoded values of `{}` do not fit their dtype: {e}", view.name)))?;
-            fields.push(field.clone());
+            Ok(column)
+        };
+        let on_demand = self.evaluate_on_demand(&stored, entities, rows)?;
+        for output in &self.outputs {
+            let (array, column_statuses, times) = match output.from {
+                OutputSource::Stored { view, field } => {
+                    let column = stored(view, field)?;
+                    let dtype = &self.views[view].dtypes[field];
+                    let array = to_array(&output.name, &column.values, dtype).map_err(|e| Error::Internal(format!("decoded values of `{}` do not fit their dtype: {e}", self.views[view].name)))?;
+                    (array, column.statuses, column.times)
+                }
+                OutputSource::OnDemand { view, wanted } => {
+                    let array = on_demand[view][wanted].clone();
+                    let statuses = (0..rows).map(|row| if array.is_null(row) { FieldStatus::NullValue } else { FieldStatus::Present }).collect();
+                    (array, statuses, vec![None; rows])
+                }
+            };
+            fields.push(output.field.clone());
             arrays.push(array);
             statuses.push(column_statuses);
             event_timestamps.push(times);
@@ -248,9 +354,61 @@ impl OnlinePlan {
     }
 }
 
-fn check_clashes(outputs: &[(usize, usize, String)], order: &[(String, String)]) -> Result<(), Error> {
+/// One stored feature's column for every entity row, TTL applied.
+struct StoredColumn {
+    values: Vec<Value>,
+    statuses: Vec<FieldStatus>,
+    times: Vec<Option<i64>>,
+}
+
+impl OnlinePlan {
+    /// Every requested on-demand view's wanted features, by the one
+    /// evaluator training sets use: inputs that are `NOT_FOUND` or
+    /// `OUTSIDE_MAX_AGE` enter as null; request fields come from the
+    /// entities batch, converted to their declared dtype.
+    fn evaluate_on_demand(&self, stored: &dyn Fn(usize, usize) -> Result<StoredColumn, Error>, entities: &RecordBatch, rows: usize) -> Result<Vec<Vec<ArrayRef>>, Error> {
+        let mut out = Vec::with_capacity(self.on_demand.len());
+        for planned in &self.on_demand {
+            let mut columns = Vec::with_capacity(planned.inputs.len());
+            for input in &planned.inputs {
+                columns.push(match input {
+                    PlannedInput::Stored { view, field } => {
+                        let column = stored(*view, *field)?;
+                        to_array("input", &column.values, &self.views[*view].dtypes[*field]).map_err(|e| Error::Internal(e.to_string()))?
+                    }
+                    PlannedInput::Request { name, dtype } => request_column(entities, name, dtype, &planned.compiled.name)?,
+                });
+            }
+            let batch = planned.compiled.input_batch(columns, rows)?;
+            let evaluated = planned.compiled.evaluate(&batch, &planned.wanted)?;
+            if evaluated.failed_rows > 0 {
+                ON_DEMAND_FAILED_ROWS.fetch_add(evaluated.failed_rows as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            out.push(evaluated.columns);
+        }
+        Ok(out)
+    }
+}
+
+/// A request field's column from the entities batch, as its declared dtype.
+/// Missing or of the wrong type, it is the caller's mistake, named.
+fn request_column(entities: &RecordBatch, name: &str, dtype: &DType, view: &str) -> Result<ArrayRef, Error> {
+    let Some(column) = entities.column_by_name(name) else {
+        return Err(Error::BadRequest(format!("missing request field `{name}` ({dtype}), needed by on-demand view `{view}`; send it beside the join keys in `entities` (or in `request_context`; CLI: --request {name}=VALUE)")));
+    };
+    if column.data_type() == &dtype.to_arrow() {
+        return Ok(column.clone());
+    }
+    let values = almanac_core::convert::values_of(column.as_ref())
+        .iter()
+        .map(|value| almanac_core::convert::coerce(value, dtype).map_err(|_| Error::BadRequest(format!("request field `{name}` is {dtype}; got {}", describe(value)))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(to_array(name, &values, dtype)?)
+}
+
+fn check_clashes(outputs: &[Output], order: &[(String, String)]) -> Result<(), Error> {
     let mut seen: HashMap<&str, &str> = HashMap::new();
-    for ((_, _, name), (view, _)) in outputs.iter().zip(order) {
+    for (Output { name, .. }, (view, _)) in outputs.iter().zip(order) {
         if let Some(other) = seen.insert(name.as_str(), view.as_str())
             && other != view {
                 return Err(Error::BadRequest(format!("feature `{name}` is requested from both `{other}` and `{view}`; set full_feature_names (CLI: --full-feature-names) to name them `view__feature`")));
@@ -309,7 +467,7 @@ fn key_part(key: &str, dtype: &DType, column: &dyn Array, row: usize) -> Result<
         (DType::String, value) => return Err(Error::BadRequest(format!("join key `{key}` is a string; got {}", describe(&value)))),
         (_, Value::Int64(v)) => KeyPart::Int(v),
         (_, Value::Int32(v)) => KeyPart::Int(i64::from(v)),
-        (_, value) => return Err(Error::BadRequest(format!("join key `{key}` is an int64; got {}", describe(&value)))),
+        (_, value) => return Err(Error::BadRequest(format!("join key `{key}` is an int64; got {} (join keys are integers (int64) or strings)", describe(&value)))),
     }))
 }
 
@@ -375,9 +533,10 @@ impl PlanCache {
 
 /// A cache entry's size: its key plus the plan's names and decoders.
 fn entry_bytes(key: &str, plan: &OnlinePlan) -> usize {
-    let outputs: usize = plan.outputs.iter().map(|(_, _, name)| name.len() + 48).sum();
+    let outputs: usize = plan.outputs.iter().map(|output| output.name.len() + 48).sum();
+    let on_demand: usize = plan.on_demand.iter().map(|p| 4096 + 256 * p.inputs.len()).sum();
     let views: usize = plan.views.iter().map(|v| v.name.len() + 64 * (v.dtypes.len() + v.join_keys.len()) + 256).sum();
-    key.len() + outputs + views + 128
+    key.len() + outputs + views + on_demand + 128
 }
 
 /// The cache key of a selection: its references in order, each once (a
@@ -434,6 +593,7 @@ mod tests {
             sources: vec![Source { name: "s".into(), path: "s.parquet".into(), format: None, timestamp_field: "ts".into(), created_timestamp_column: None, field_mapping: Default::default(), batch_source: None, governance: Governance::default() }],
             feature_views: vec![FeatureView { name: "v".into(), entities: vec!["user".into()], source: "s".into(), ttl: None, online: true, schema: (0..40).map(field).collect(), monitoring: Default::default(), governance: Governance::default() }],
             feature_services: vec![],
+            ..Default::default()
         };
         state
     }

@@ -2,7 +2,7 @@
 //! training (historical) and serving (online) take, so they can never
 //! disagree about what `view:feature` means.
 
-use almanac_core::{Definitions, FeatureRef, suggest};
+use almanac_core::{Definitions, FeatureRef, OnDemandFeatureView, suggest};
 use almanac_offline::ViewRequest;
 use almanac_registry::RegistryState;
 
@@ -43,11 +43,23 @@ impl FeatureSelection {
     }
 }
 
-/// The resolved request: per view (in first-appearance order) what to read,
-/// and the requested `(view, feature)` pairs in request order.
+/// The resolved request: per feature view (in first-appearance order) what
+/// to read, the requested `(view, feature)` pairs in request order (a view
+/// there may be an on-demand view), and the on-demand views requested.
 pub struct Resolved {
+    /// Feature views to read: the requested ones and the inputs of every
+    /// requested on-demand view (an input view is read whole).
     pub views: Vec<ViewRequest>,
     pub order: Vec<(String, String)>,
+    /// Requested on-demand views, in first-appearance order.
+    pub on_demand: Vec<OnDemandFeatureView>,
+}
+
+impl Resolved {
+    /// Whether `(view, feature)` names an on-demand feature.
+    pub fn is_on_demand(&self, view: &str) -> bool {
+        self.on_demand.iter().any(|v| v.name == view)
+    }
 }
 
 fn unknown(what: &'static str, name: &str, candidates: Vec<&str>) -> Error {
@@ -68,36 +80,63 @@ pub fn resolve(state: &RegistryState, selection: &FeatureSelection) -> Result<Re
         }
     };
     let mut order: Vec<(String, String)> = Vec::new();
+    let mut on_demand: Vec<OnDemandFeatureView> = Vec::new();
     for reference in &refs {
-        let view = defs.feature_view(&reference.view).ok_or_else(|| unknown("feature view", &reference.view, defs.feature_views.iter().map(|v| v.name.as_str()).collect()))?;
-        let features: Vec<&str> = match &reference.feature {
+        let Some(features) = defs.features_of(&reference.view) else {
+            let names: Vec<&str> = defs.feature_views.iter().map(|v| v.name.as_str()).chain(defs.on_demand_feature_views.iter().map(|v| v.name.as_str())).collect();
+            return Err(unknown("feature view", &reference.view, names));
+        };
+        let names: Vec<&str> = match &reference.feature {
             Some(feature) => {
-                if view.feature(feature).is_none() {
-                    let names: Vec<String> = view.schema.iter().map(|f| format!("{}:{}", view.name, f.name)).collect();
+                if !features.iter().any(|(name, _)| name == feature) {
+                    let names: Vec<String> = features.iter().map(|(name, _)| format!("{}:{name}", reference.view)).collect();
                     return Err(unknown("feature", &reference.to_string(), names.iter().map(String::as_str).collect()));
                 }
                 vec![feature.as_str()]
             }
-            None => view.schema.iter().map(|f| f.name.as_str()).collect(),
+            None => features.iter().map(|(name, _)| *name).collect(),
         };
-        for feature in features {
-            let pair = (view.name.clone(), feature.to_string());
+        for feature in names {
+            let pair = (reference.view.clone(), feature.to_string());
             if !order.contains(&pair) {
                 order.push(pair);
             }
         }
+        if let Some(odfv) = defs.on_demand_feature_view(&reference.view)
+            && !on_demand.iter().any(|v| v.name == odfv.name)
+        {
+            on_demand.push(odfv.clone());
+        }
     }
     let mut views: Vec<ViewRequest> = Vec::new();
     for (view_name, feature) in &order {
+        let Some(view) = defs.feature_view(view_name) else { continue };
         if !views.iter().any(|v| v.view.name == *view_name) {
             views.push(view_request(defs, view_name)?);
         }
-        let request = views.iter_mut().find(|v| v.view.name == *view_name);
-        if let (Some(request), Some(view)) = (request, defs.feature_view(view_name)) {
+        if let Some(request) = views.iter_mut().find(|v| v.view.name == *view_name)
+            && !request.features.iter().any(|f| f.name == *feature)
+        {
             request.features.extend(view.feature(feature).cloned());
         }
     }
-    Ok(Resolved { views, order })
+    // The inputs of on-demand views are read whole, requested or not.
+    for odfv in &on_demand {
+        for source in &odfv.sources {
+            let Some(view) = defs.feature_view(source) else { continue };
+            if !views.iter().any(|v| v.view.name == *source) {
+                views.push(view_request(defs, source)?);
+            }
+            if let Some(request) = views.iter_mut().find(|v| v.view.name == *source) {
+                for field in &view.schema {
+                    if !request.features.iter().any(|f| f.name == field.name) {
+                        request.features.push(field.clone());
+                    }
+                }
+            }
+        }
+    }
+    Ok(Resolved { views, order, on_demand })
 }
 
 /// Everything needed to read one view, with no features requested yet.

@@ -107,6 +107,25 @@ feature_views:
       - {name: merchant_fraud_rate_30d, dtype: float64, description: Share of fraudulent transactions over 30 days}
       - {name: merchant_txn_count_1d, dtype: int64, description: Transactions in the last day}
 
+# Request-time features: computed from the user's stored features and the
+# transaction being scored, by the same compiled expression in training sets
+# (`amount` is a column of the labels) and at serving time (`amount` is sent
+# with the request).
+request_sources:
+  - name: txn_request
+    description: The transaction being scored
+    schema:
+      - {name: amount, dtype: float64, description: Amount of the transaction}
+
+on_demand_feature_views:
+  - name: txn_ratios
+    sources: [user_txn_stats, txn_request]
+    owner: fraud-team
+    description: The transaction against the user's recent spending
+    features:
+      - {name: amount_to_avg_ratio, dtype: float64, expr: "amount / nullif(txn_amount_avg_7d, 0)"}
+      - {name: is_large, dtype: bool, expr: "amount > 1000"}
+
 feature_services:
   - name: fraud_model_v1
     features: [user_txn_stats:txn_count_7d, user_txn_stats:txn_amount_avg_7d, merchant_stats]

@@ -10,7 +10,7 @@ use almanac_online_lmdb::EmbeddedStore;
 use almanac_online_redis::{RedisClusterStore, RedisStore, Timeouts};
 use almanac_offline::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, TimeRange};
 use almanac_registry::{FileRegistry, Plan, Registry, RegistryState};
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use chrono::Utc;
 
 use crate::check;
@@ -273,8 +273,78 @@ impl FeatureStore {
     pub fn get_historical_features(&self, entities: &RecordBatch, selection: &FeatureSelection, options: &HistoricalOptions) -> Result<RecordBatch, Error> {
         let state = self.registry_state()?;
         let resolved = resolve::resolve(&state, selection)?;
-        let joined = self.offline()?.get_historical_features(entities, &resolved.views, options)?;
-        reorder_features(&joined, entities.num_columns(), &resolved)
+        if resolved.on_demand.is_empty() {
+            let joined = self.offline()?.get_historical_features(entities, &resolved.views, options)?;
+            return reorder_features(&joined, entities.num_columns(), &resolved);
+        }
+        self.historical_with_on_demand(&state, entities, &resolved, options)
+    }
+
+    /// A training set with on-demand features (DESIGN §2.8): the stored
+    /// features (requested ones and the on-demand views' inputs) come from
+    /// the as-of join, then the same compiled expressions the online path
+    /// runs are evaluated over the joined rows, request fields being
+    /// columns of the entity table.
+    fn historical_with_on_demand(&self, state: &RegistryState, entities: &RecordBatch, resolved: &resolve::Resolved, options: &HistoricalOptions) -> Result<RecordBatch, Error> {
+        // Join with full names: inputs that were not requested must not
+        // clash with the entity table or with each other.
+        let internal = HistoricalOptions { full_feature_names: true, ..options.clone() };
+        let joined = self.offline()?.get_historical_features(entities, &resolved.views, &internal)?;
+        let rows = entities.num_rows();
+        let stored = |view: &str, feature: &str| -> Result<ArrayRef, Error> {
+            let name = format!("{view}__{feature}");
+            joined.column_by_name(&name).cloned().ok_or_else(|| Error::Internal(format!("the join did not return `{name}`")))
+        };
+        let mut computed: Vec<((String, String), ArrayRef)> = Vec::new();
+        for odfv in &resolved.on_demand {
+            let compiled = almanac_transform::compile(odfv, &state.definitions).map_err(|errors| Error::Internal(format!("on-demand view `{}` no longer compiles: {}", odfv.name, errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))))?;
+            let mut columns = Vec::with_capacity(compiled.inputs.len());
+            for input in &compiled.inputs {
+                columns.push(if input.from_request {
+                    request_column(entities, &input.name, &input.dtype, &odfv.name)?
+                } else {
+                    stored(&input.source, &input.name)?
+                });
+            }
+            let wanted: Vec<(usize, &str)> = resolved.order.iter().filter(|(view, _)| *view == odfv.name).filter_map(|(_, feature)| compiled.features().position(|(name, _)| name == feature).map(|i| (i, feature.as_str()))).collect();
+            let batch = compiled.input_batch(columns, rows)?;
+            let evaluated = compiled.evaluate(&batch, &wanted.iter().map(|(i, _)| *i).collect::<Vec<_>>())?;
+            if evaluated.failed_rows > 0 {
+                crate::online::ON_DEMAND_FAILED_ROWS.fetch_add(evaluated.failed_rows as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            for ((_, feature), array) in wanted.iter().zip(evaluated.columns) {
+                computed.push(((odfv.name.clone(), feature.to_string()), array));
+            }
+        }
+        let mut fields: Vec<arrow::datatypes::Field> = entities.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
+        let mut named: Vec<(String, String)> = Vec::new();
+        for (view, feature) in &resolved.order {
+            let name = if options.full_feature_names { format!("{view}__{feature}") } else { feature.clone() };
+            if let Some((_, first)) = named.iter().find(|(n, _)| *n == name) {
+                return Err(Error::Offline(almanac_offline::OfflineError::NameClash { name, first: first.clone(), second: view.clone() }));
+            }
+            if entities.schema().field_with_name(&name).is_ok() {
+                return Err(Error::Offline(almanac_offline::OfflineError::ClashWithInput { name }));
+            }
+            let array = match computed.iter().find(|((v, f), _)| v == view && f == feature) {
+                Some((_, array)) => array.clone(),
+                None => stored(view, feature)?,
+            };
+            fields.push(arrow::datatypes::Field::new(&name, array.data_type().clone(), true));
+            columns.push(array);
+            named.push((name, view.clone()));
+        }
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(Arc::new(arrow::datatypes::Schema::new(fields)), columns, &options)?)
+    }
+
+    /// The request fields the selection's on-demand views need, with their
+    /// dtypes (a CLI parses `--request` values with them).
+    pub fn request_fields(&self, selection: &FeatureSelection) -> Result<Vec<(String, almanac_core::DType)>, Error> {
+        let state = self.serving_state()?;
+        let plan = self.plans.get_or_plan(&state, selection, false)?;
+        Ok(plan.request_fields().into_iter().map(|(name, dtype)| (name.to_string(), dtype.clone())).collect())
     }
 
     /// The rows of one view in a time range, or the latest row per entity.
@@ -287,6 +357,15 @@ impl FeatureStore {
         request.features = request.view.schema.clone();
         Ok(self.offline()?.export(&request, range, latest)?.into_batch())
     }
+}
+
+/// A request field's column of the entity table, as its declared dtype.
+fn request_column(entities: &RecordBatch, name: &str, dtype: &almanac_core::DType, view: &str) -> Result<ArrayRef, Error> {
+    let column = entities.column_by_name(name).ok_or_else(|| {
+        let available: Vec<&str> = entities.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+        Error::BadRequest(format!("the entity table has no column `{name}` ({dtype}), a request field of on-demand view `{view}`; offline, request fields are columns of the entity table (it has: {})", available.join(", ")))
+    })?;
+    arrow::compute::cast(column, &dtype.to_arrow()).map_err(|e| Error::BadRequest(format!("column `{name}` of the entity table is {}, and request field `{name}` is {dtype}: {e}", column.data_type())))
 }
 
 /// The offline engine returns features grouped by view; put them back in the

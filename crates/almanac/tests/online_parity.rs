@@ -19,8 +19,8 @@ use almanac::materialize::{MaterializeRequest, Quiet};
 use almanac::offline::HistoricalOptions;
 use almanac::{FeatureSelection, FeatureStore, FieldStatus};
 use almanac_online_redis::harness::{TestCluster, ensure_redis};
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit};
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
 use proptest::prelude::*;
@@ -113,6 +113,19 @@ feature_views:
     schema:
       - {{name: count, dtype: int64}}
       - {{name: score, dtype: float64}}
+request_sources:
+  - name: req
+    schema:
+      - {{name: amount, dtype: float64}}
+      - {{name: n, dtype: int64}}
+on_demand_feature_views:
+  - name: ratios
+    sources: [user_stats, user_region_stats, req]
+    features:
+      - {{name: ratio, dtype: float64, expr: "amount / nullif(user_stats.score, 0)"}}
+      - {{name: big, dtype: bool, expr: "amount > user_stats.count"}}
+      - {{name: per, dtype: int64, expr: "n / user_stats.count"}}
+      - {{name: diff, dtype: float64, expr: "user_stats.score - user_region_stats.score"}}
 "#
         ),
     )
@@ -124,14 +137,7 @@ fn instant(micros: i64) -> DateTime<Utc> {
 }
 
 fn value_at(column: &ArrayRef, row: usize) -> Value {
-    if column.is_null(row) {
-        return Value::Null;
-    }
-    match column.data_type() {
-        DataType::Int64 => Value::Int64(column.as_primitive::<Int64Type>().value(row)),
-        DataType::Float64 => Value::Float64(column.as_primitive::<Float64Type>().value(row)),
-        other => panic!("unexpected {other}"),
-    }
+    almanac::core::convert::value_at(column.as_ref(), row)
 }
 
 /// Materialize newest window first, then read every entity online and
@@ -167,6 +173,7 @@ fn check_parity(online: &str, rows: &[Row], split: i64) -> Result<(), TestCaseEr
     let options = HistoricalOptions { full_feature_names: true, ..HistoricalOptions::default() };
     let offline = store.get_historical_features(&table, &selection, &options).expect("historical");
 
+    check_on_demand(&store, &users, &regions)?;
     for (index, name) in ["user_stats__count", "user_stats__score", "user_region_stats__count", "user_region_stats__score"].iter().enumerate() {
         let column = 2 + index;
         prop_assert_eq!(online.feature_names()[column], *name);
@@ -178,6 +185,64 @@ fn check_parity(online: &str, rows: &[Row], split: i64) -> Result<(), TestCaseEr
             prop_assert!(got.approx_eq(&want, 0.0), "{}: entity row {} online {:?} ({:?}) != point-in-time {:?}", name, row, got, status, want);
             prop_assert_eq!(status == FieldStatus::Present, !want.is_null(), "{}: row {} status {:?}", name, row, status);
         }
+    }
+    Ok(())
+}
+
+/// On-demand features (DESIGN §9): for the same request values, the online
+/// answer at NOW equals the training set's at T = NOW, and both equal an
+/// independent reading of the expressions over the point-in-time inputs.
+/// Request values include nulls, zeros, NaN, huge values and integer
+/// division by zero; inputs include NOT_FOUND and OUTSIDE_MAX_AGE rows.
+fn check_on_demand(store: &FeatureStore, users: &[Value], regions: &[Value]) -> Result<(), TestCaseError> {
+    let amounts: Vec<Option<f64>> = (0..users.len()).map(|i| [Some(1.5), Some(0.0), None, Some(f64::NAN), Some(-2.5), Some(1e308), Some(7.0)][i % 7]).collect();
+    let ns: Vec<Option<i64>> = (0..users.len()).map(|i| [Some(3), Some(0), None, Some(i64::MAX), Some(-4)][i % 5]).collect();
+    let amount_values: Vec<Value> = amounts.iter().map(|a| a.map_or(Value::Null, Value::Float64)).collect();
+    let n_values: Vec<Value> = ns.iter().map(|n| n.map_or(Value::Null, Value::Int64)).collect();
+    let selection = FeatureSelection::parse_refs("ratios,user_stats:score,user_stats:count").expect("refs");
+    let entities = almanac::entity_batch(&[("user_id".into(), users.to_vec()), ("region".into(), regions.to_vec()), ("amount".into(), amount_values), ("n".into(), n_values)]).expect("entities");
+    let online = store.get_online_features_at(&selection, &entities, false, NOW).expect("online read with request data");
+    let table = RecordBatch::try_from_iter(vec![
+        ("user_id", Arc::new(Int64Array::from(users.iter().map(|v| if let Value::Int64(u) = v { Some(*u) } else { None }).collect::<Vec<_>>())) as ArrayRef),
+        ("region", Arc::new(StringArray::from(regions.iter().map(|v| if let Value::String(s) = v { Some(s.clone()) } else { None }).collect::<Vec<_>>())) as ArrayRef),
+        ("event_timestamp", micros_column(vec![Some(NOW); users.len()])),
+        ("amount", Arc::new(Float64Array::from(amounts.clone())) as ArrayRef),
+        ("n", Arc::new(Int64Array::from(ns.clone())) as ArrayRef),
+    ])
+    .expect("entities");
+    let offline = store.get_historical_features(&table, &selection, &HistoricalOptions::default()).expect("historical with on-demand features");
+    let names = ["ratio", "big", "per", "diff", "score", "count"];
+    prop_assert_eq!(online.feature_names()[4..].to_vec(), names.to_vec());
+    for (index, name) in names.iter().enumerate() {
+        let expected = offline.column_by_name(name).expect("offline feature");
+        for row in 0..users.len() {
+            let (got, want) = (online.value(4 + index, row), value_at(expected, row));
+            prop_assert!(got.approx_eq(&want, 0.0), "{}: row {} online {:?} != offline {:?}", name, row, got, want);
+        }
+    }
+    // An independent reading of the expressions over the point-in-time inputs.
+    let (score, count) = (offline.column_by_name("score").expect("score"), offline.column_by_name("count").expect("count"));
+    for row in 0..users.len() {
+        let score = match value_at(score, row) { Value::Float64(f) => Some(f), _ => None };
+        let count = match value_at(count, row) { Value::Int64(c) => Some(c), _ => None };
+        let ratio = match (amounts[row], score) {
+            (Some(a), Some(s)) if s != 0.0 => Value::Float64(a / s),
+            _ => Value::Null,
+        };
+        let big = match (amounts[row], count) {
+            // NaN sorts above every number (PostgreSQL's and Arrow's order).
+            (Some(a), Some(c)) => Value::Bool(a.is_nan() || a > c as f64),
+            _ => Value::Null,
+        };
+        let per = match (ns[row], count) {
+            (Some(n), Some(c)) if c != 0 && !(n == i64::MIN && c == -1) => Value::Int64(n / c),
+            _ => Value::Null,
+        };
+        prop_assert!(online.value(4, row).approx_eq(&ratio, 0.0), "ratio row {}: {:?} vs {:?}", row, online.value(4, row), ratio);
+        prop_assert_eq!(online.value(5, row), big, "big row {}", row);
+        prop_assert_eq!(online.value(6, row), per, "per row {}", row);
+        let status = online.statuses[4][row];
+        prop_assert_eq!(status == FieldStatus::Present, !ratio.is_null(), "ratio row {} status {:?}", row, status);
     }
     Ok(())
 }

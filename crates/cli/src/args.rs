@@ -190,6 +190,11 @@ pub struct OnlineArgs {
     /// (`user_id=1,merchant_id=7`); repeat for more entities.
     #[arg(long, required = true)]
     pub entity: Vec<String>,
+    /// Request data for on-demand features: `FIELD=VALUE`, several
+    /// comma-separated (`amount=12.5,channel=web`); give it once for every
+    /// entity, or once per `--entity`, in the same order.
+    #[arg(long)]
+    pub request: Vec<String>,
     /// Name features `view__feature` instead of `feature`.
     #[arg(long)]
     pub full_feature_names: bool,
@@ -290,7 +295,7 @@ pub struct ListArgs {
     /// Only objects with this tag (`key=value`); repeat to require several.
     #[arg(long = "tag", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
-    /// Only one kind: entity, source, feature_view, feature, feature_service.
+    /// Only one kind: entity, source, request_source, feature_view, on_demand_feature_view, feature, feature_service.
     #[arg(long, value_enum)]
     pub kind: Option<Kind>,
 }
@@ -315,7 +320,9 @@ pub enum LogFormat {
 pub enum Kind {
     Entity,
     Source,
+    RequestSource,
     FeatureView,
+    OnDemandFeatureView,
     Feature,
     FeatureService,
 }
@@ -325,7 +332,9 @@ impl Kind {
         match self {
             Kind::Entity => "entity",
             Kind::Source => "source",
+            Kind::RequestSource => "request_source",
             Kind::FeatureView => "feature_view",
+            Kind::OnDemandFeatureView => "on_demand_feature_view",
             Kind::Feature => "feature",
             Kind::FeatureService => "feature_service",
         }

@@ -79,7 +79,7 @@ fn bad_requests_explain_themselves() {
     let path = repo.join("features.yaml");
     let text = std::fs::read_to_string(&path).expect("read");
     let copy = "  - name: user_txn_copy\n    entities: [user]\n    source: user_txn_source\n    schema:\n      - {name: txn_count_7d, dtype: int64}\n";
-    std::fs::write(&path, text.replace("feature_services:", &format!("{copy}\nfeature_services:"))).expect("write");
+    std::fs::write(&path, text.replacen("feature_views:\n", &format!("feature_views:\n{copy}"), 1)).expect("write");
     run(&repo, &["apply"]).ok();
     let clash = historical(&["--entities", labels, "--features", "user_txn_stats:txn_count_7d,user_txn_copy:txn_count_7d"]);
     assert!(clash.stderr.contains("--full-feature-names"), "{}", clash.stderr);

@@ -9,7 +9,7 @@ fn plan_writes_nothing_apply_applies_and_reapply_is_a_noop() {
     let (_dir, repo) = demo_repo();
     let plan = run(&repo, &["plan"]).ok();
     assert!(plan.stdout.contains("+ feature_view user_txn_stats"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("7 to add, 0 to change, 0 to remove."), "{}", plan.stdout);
+    assert!(plan.stdout.contains("9 to add, 0 to change, 0 to remove."), "{}", plan.stdout);
     assert!(!repo.join(".almanac/registry.json").exists(), "plan must not write the registry");
 
     let apply = run(&repo, &["apply"]).ok();
@@ -47,7 +47,7 @@ fn discovery_lists_describes_and_searches() {
     run(&repo, &["apply"]).ok();
 
     let all = run(&repo, &["features", "list", "--json"]).ok().json();
-    assert_eq!(all.as_array().map(Vec::len), Some(12), "2 entities, 2 sources, 2 views, 5 features, 1 service");
+    assert_eq!(all.as_array().map(Vec::len), Some(16), "2 entities, 2 sources, 1 request source, 2 views, 1 on-demand view, 7 features, 1 service");
     let risk = run(&repo, &["features", "list", "--owner", "risk-team", "--kind", "feature", "--json"]).ok().json();
     let names: Vec<&str> = risk.as_array().expect("array").iter().filter_map(|e| e["name"].as_str()).collect();
     assert_eq!(names, ["merchant_stats:merchant_fraud_rate_30d", "merchant_stats:merchant_txn_count_1d"]);
@@ -63,7 +63,7 @@ fn discovery_lists_describes_and_searches() {
     assert!(upstream.contains(&"entity:merchant"), "{upstream:?}");
     assert_eq!(service[0]["resolved_features"].as_array().map(Vec::len), Some(4));
     let source = run(&repo, &["features", "describe", "user_txn_source", "--json"]).ok().json();
-    assert_eq!(source[0]["downstream"], serde_json::json!(["feature_service:fraud_model_v1", "feature_view:user_txn_stats"]));
+    assert_eq!(source[0]["downstream"], serde_json::json!(["feature_service:fraud_model_v1", "feature_view:user_txn_stats", "on_demand_feature_view:txn_ratios"]));
     let view = run(&repo, &["features", "describe", "user_txn_stats", "--json"]).ok().json();
     assert_eq!(view[0]["join_keys"], serde_json::json!([{"name": "user_id", "dtype": "int64"}]), "key dtype resolved from the file");
     let feature = run(&repo, &["features", "describe", "merchant_stats:merchant_txn_count_1d"]).ok();
@@ -170,7 +170,7 @@ fn demo_runs_end_to_end_on_embedded_defaults() {
     let out = out.ok();
     assert!(out.stdout.contains("[1/7] init"), "{}", out.stdout);
     assert!(out.stdout.contains("[2/7] apply"), "{}", out.stdout);
-    assert!(out.stdout.contains("7 to add"), "{}", out.stdout);
+    assert!(out.stdout.contains("9 to add"), "{}", out.stdout);
     assert!(out.stdout.contains("[3/7] historical"), "{}", out.stdout);
     assert!(out.stdout.contains("Leakage avoided, e.g. label"), "{}", out.stdout);
     assert!(out.stdout.contains("[4/7] materialize"), "{}", out.stdout);

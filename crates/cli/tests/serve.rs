@@ -697,3 +697,66 @@ fn the_bearer_scheme_is_case_insensitive() {
         assert_eq!(http(&server.addr, "POST", "/get-online-features", body.as_bytes(), &[("Authorization", value.as_str())]).0, 200, "{scheme}");
     }
 }
+
+/// On-demand features (DESIGN §9) over HTTP: request fields travel beside
+/// the join keys in `entities` (Feast's Python server) or in
+/// `request_context` (Feast's Go server); a missing field, or one of the
+/// wrong type, is a 400 naming it. The CLI takes `--request`, and training
+/// sets read request fields from the entity table.
+#[test]
+fn on_demand_features_take_request_data_over_http_the_cli_and_training_sets() {
+    let (_dir, repo) = materialized_demo();
+    let server = Server::start(&repo, &[]);
+    let features = json!(["txn_ratios:is_large", "txn_ratios:amount_to_avg_ratio"]);
+    // A literal body: `json!` would sort the keys, and the order of
+    // `entities` is the order of the echoed columns.
+    let (status, text) = server.post("/get-online-features", r#"{"features": ["txn_ratios:is_large", "txn_ratios:amount_to_avg_ratio"], "entities": {"user_id": [1, 2], "amount": [1500.0, 12]}}"#);
+    assert_eq!(status, 200, "{text}");
+    let answer: Json = serde_json::from_str(&text).expect("json");
+    assert_eq!(answer["metadata"]["feature_names"], json!(["user_id", "amount", "is_large", "amount_to_avg_ratio"]));
+    assert_eq!(answer["results"][2]["values"], json!([true, false]));
+    assert_eq!(answer["results"][2]["statuses"], json!(["PRESENT", "PRESENT"]));
+    // The reference dates are long past: the user's average is outside its
+    // TTL, enters as null, and the ratio is null.
+    assert_eq!(answer["results"][3]["statuses"], json!(["NULL_VALUE", "NULL_VALUE"]));
+    let context = server.post_json("/get-online-features", &json!({"features": features, "entities": {"user_id": [1, 2]}, "request_context": {"amount": [1500.0, 12]}}), 200);
+    assert_eq!(context["results"][2]["values"], json!([true, false]));
+    let missing = server.post_json("/get-online-features", &json!({"features": features, "entities": {"user_id": [1]}}), 400);
+    assert!(missing["detail"].as_str().expect("detail").contains("missing request field `amount` (float64)"), "{missing}");
+    let wrong = server.post_json("/get-online-features", &json!({"features": features, "entities": {"user_id": [1], "amount": ["lots"]}}), 400);
+    assert!(wrong["detail"].as_str().expect("detail").contains("request field `amount` is float64"), "{wrong}");
+
+    let cli = run(&repo, &["online", "--features", "txn_ratios:is_large", "--entity", "user_id=1", "--request", "amount=1500", "--json"]).ok().json();
+    assert_eq!(cli["results"][2]["values"], json!([true]), "{cli}");
+
+    let out = repo.join("train.parquet");
+    let labels = repo.join("data/labels.parquet");
+    run(&repo, &["historical", "--entities", labels.to_str().expect("path"), "--features", "txn_ratios,user_txn_stats:txn_amount_avg_7d", "--output", out.to_str().expect("path")]).ok();
+    let batch = {
+        let file = File::open(&out).expect("output");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet").build().expect("reader");
+        let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat")
+    };
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Float64Type;
+    let amount = batch.column_by_name("amount").expect("amount").as_primitive::<Float64Type>();
+    let avg = batch.column_by_name("txn_amount_avg_7d").expect("avg").as_primitive::<Float64Type>();
+    let ratio = batch.column_by_name("amount_to_avg_ratio").expect("ratio").as_primitive::<Float64Type>();
+    let large = batch.column_by_name("is_large").expect("is_large").as_boolean();
+    let mut compared = 0;
+    for row in 0..batch.num_rows() {
+        let expected = (!amount.is_null(row) && !avg.is_null(row) && avg.value(row) != 0.0).then(|| amount.value(row) / avg.value(row));
+        assert_eq!(ratio.is_null(row), expected.is_none(), "row {row}");
+        if let Some(expected) = expected {
+            assert_eq!(ratio.value(row).to_bits(), expected.to_bits(), "row {row}");
+            compared += 1;
+        }
+        assert_eq!(large.value(row), amount.value(row) > 1000.0, "row {row}");
+    }
+    assert!(compared > 100, "only {compared} rows had a ratio");
+    let no_amount = repo.join("entities.csv");
+    std::fs::write(&no_amount, "user_id,event_timestamp\n1,2026-06-01T00:00:00Z\n").expect("csv");
+    let failed = run(&repo, &["historical", "--entities", no_amount.to_str().expect("path"), "--features", "txn_ratios", "--output", out.to_str().expect("path")]).fails();
+    assert!(failed.stderr.contains("no column `amount`"), "{}", failed.stderr);
+}

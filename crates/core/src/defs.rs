@@ -21,20 +21,31 @@ use crate::reference::FeatureRef;
 pub enum ObjectKind {
     Entity,
     Source,
+    RequestSource,
     FeatureView,
+    OnDemandFeatureView,
     FeatureService,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 4] =
-        [ObjectKind::Entity, ObjectKind::Source, ObjectKind::FeatureView, ObjectKind::FeatureService];
+    /// Every kind, in dependency order (what is read comes before what reads it).
+    pub const ALL: [ObjectKind; 6] = [
+        ObjectKind::Entity,
+        ObjectKind::Source,
+        ObjectKind::RequestSource,
+        ObjectKind::FeatureView,
+        ObjectKind::OnDemandFeatureView,
+        ObjectKind::FeatureService,
+    ];
 
     /// The top-level key under which objects of this kind are listed.
     pub fn section(self) -> &'static str {
         match self {
             ObjectKind::Entity => "entities",
             ObjectKind::Source => "sources",
+            ObjectKind::RequestSource => "request_sources",
             ObjectKind::FeatureView => "feature_views",
+            ObjectKind::OnDemandFeatureView => "on_demand_feature_views",
             ObjectKind::FeatureService => "feature_services",
         }
     }
@@ -43,8 +54,22 @@ impl ObjectKind {
         match self {
             ObjectKind::Entity => "entity",
             ObjectKind::Source => "source",
+            ObjectKind::RequestSource => "request_source",
             ObjectKind::FeatureView => "feature_view",
+            ObjectKind::OnDemandFeatureView => "on_demand_feature_view",
             ObjectKind::FeatureService => "feature_service",
+        }
+    }
+
+    /// The kind as written in prose: `feature view`, `on-demand feature view`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ObjectKind::Entity => "entity",
+            ObjectKind::Source => "source",
+            ObjectKind::RequestSource => "request source",
+            ObjectKind::FeatureView => "feature view",
+            ObjectKind::OnDemandFeatureView => "on-demand feature view",
+            ObjectKind::FeatureService => "feature service",
         }
     }
 }
@@ -163,6 +188,23 @@ pub struct Field {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Fields a request carries beside the join keys (the `amount` of the
+/// transaction being scored), read by on-demand feature views. Offline they
+/// are columns of the entity table; online they travel with the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSource {
+    pub name: String,
+    pub schema: Vec<Field>,
+    #[serde(flatten)]
+    pub governance: Governance,
+}
+
+impl RequestSource {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.schema.iter().find(|f| f.name == name)
+    }
+}
+
 /// Alert thresholds for `almanac monitor` (defaults apply when absent).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Monitoring {
@@ -208,6 +250,40 @@ impl FeatureView {
     }
 }
 
+/// One feature of an on-demand view: a SQL scalar expression over the
+/// fields of the view's sources, and the type it must produce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnDemandFeature {
+    pub name: String,
+    pub dtype: DType,
+    /// As written (trimmed); compiled and type-checked at apply, not here.
+    pub expr: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Features computed at request time from other views' features and request
+/// data, by expressions that run the same way offline and online. Nothing is
+/// materialized or stored for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnDemandFeatureView {
+    pub name: String,
+    /// The feature views and request sources the expressions read, in the
+    /// written order.
+    pub sources: Vec<String>,
+    pub features: Vec<OnDemandFeature>,
+    #[serde(flatten)]
+    pub governance: Governance,
+}
+
+impl OnDemandFeatureView {
+    pub fn feature(&self, name: &str) -> Option<&OnDemandFeature> {
+        self.features.iter().find(|f| f.name == name)
+    }
+}
+
 /// A named list of feature references that one model consumes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeatureService {
@@ -223,7 +299,12 @@ pub struct FeatureService {
 pub struct Definitions {
     pub entities: Vec<Entity>,
     pub sources: Vec<Source>,
+    /// Absent from registries written before on-demand views existed.
+    #[serde(default)]
+    pub request_sources: Vec<RequestSource>,
     pub feature_views: Vec<FeatureView>,
+    #[serde(default)]
+    pub on_demand_feature_views: Vec<OnDemandFeatureView>,
     pub feature_services: Vec<FeatureService>,
 }
 
@@ -231,7 +312,9 @@ impl Definitions {
     pub fn sort(&mut self) {
         self.entities.sort_by(|a, b| a.name.cmp(&b.name));
         self.sources.sort_by(|a, b| a.name.cmp(&b.name));
+        self.request_sources.sort_by(|a, b| a.name.cmp(&b.name));
         self.feature_views.sort_by(|a, b| a.name.cmp(&b.name));
+        self.on_demand_feature_views.sort_by(|a, b| a.name.cmp(&b.name));
         self.feature_services.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
@@ -243,8 +326,16 @@ impl Definitions {
         self.sources.iter().find(|s| s.name == name)
     }
 
+    pub fn request_source(&self, name: &str) -> Option<&RequestSource> {
+        self.request_sources.iter().find(|s| s.name == name)
+    }
+
     pub fn feature_view(&self, name: &str) -> Option<&FeatureView> {
         self.feature_views.iter().find(|v| v.name == name)
+    }
+
+    pub fn on_demand_feature_view(&self, name: &str) -> Option<&OnDemandFeatureView> {
+        self.on_demand_feature_views.iter().find(|v| v.name == name)
     }
 
     pub fn feature_service(&self, name: &str) -> Option<&FeatureService> {
@@ -256,7 +347,11 @@ impl Definitions {
         match kind {
             ObjectKind::Entity => self.entities.iter().map(|o| o.name.as_str()).collect(),
             ObjectKind::Source => self.sources.iter().map(|o| o.name.as_str()).collect(),
+            ObjectKind::RequestSource => self.request_sources.iter().map(|o| o.name.as_str()).collect(),
             ObjectKind::FeatureView => self.feature_views.iter().map(|o| o.name.as_str()).collect(),
+            ObjectKind::OnDemandFeatureView => {
+                self.on_demand_feature_views.iter().map(|o| o.name.as_str()).collect()
+            }
             ObjectKind::FeatureService => {
                 self.feature_services.iter().map(|o| o.name.as_str()).collect()
             }
@@ -268,7 +363,9 @@ impl Definitions {
         let value = match kind {
             ObjectKind::Entity => serde_json::to_value(self.entity(name)?),
             ObjectKind::Source => serde_json::to_value(self.source(name)?),
+            ObjectKind::RequestSource => serde_json::to_value(self.request_source(name)?),
             ObjectKind::FeatureView => serde_json::to_value(self.feature_view(name)?),
+            ObjectKind::OnDemandFeatureView => serde_json::to_value(self.on_demand_feature_view(name)?),
             ObjectKind::FeatureService => serde_json::to_value(self.feature_service(name)?),
         };
         value.ok()
@@ -283,9 +380,34 @@ impl Definitions {
             .collect()
     }
 
+    /// Which kind of view a reference's `view` names: a feature view or an
+    /// on-demand feature view (the two share one namespace, so `x:feature`
+    /// names one of them). `None` for an unknown name.
+    pub fn view_kind(&self, name: &str) -> Option<ObjectKind> {
+        if self.feature_view(name).is_some() {
+            Some(ObjectKind::FeatureView)
+        } else if self.on_demand_feature_view(name).is_some() {
+            Some(ObjectKind::OnDemandFeatureView)
+        } else {
+            None
+        }
+    }
+
+    /// The features of a feature view or an on-demand feature view, with
+    /// their types, in the written order; `None` when no view of either kind
+    /// has that name.
+    pub fn features_of(&self, view: &str) -> Option<Vec<(&str, &DType)>> {
+        if let Some(view) = self.feature_view(view) {
+            return Some(view.schema.iter().map(|f| (f.name.as_str(), &f.dtype)).collect());
+        }
+        let view = self.on_demand_feature_view(view)?;
+        Some(view.features.iter().map(|f| (f.name.as_str(), &f.dtype)).collect())
+    }
+
     /// The feature references a service resolves to, expanding bare view names
-    /// to every feature of the view. Unknown views are skipped (validation
-    /// reports them before this is called on user input).
+    /// (of feature views and on-demand views alike) to every feature of the
+    /// view. Unknown views are skipped (validation reports them before this is
+    /// called on user input).
     pub fn resolve_service(&self, service: &FeatureService) -> Vec<FeatureRef> {
         service
             .features
@@ -293,12 +415,85 @@ impl Definitions {
             .flat_map(|reference| match &reference.feature {
                 Some(_) => vec![reference.clone()],
                 None => self
-                    .feature_view(&reference.view)
-                    .map(|view| {
-                        view.schema.iter().map(|f| FeatureRef::new(&view.name, &f.name)).collect()
+                    .features_of(&reference.view)
+                    .map(|features| {
+                        features.into_iter().map(|(name, _)| FeatureRef::new(&reference.view, name)).collect()
                     })
                     .unwrap_or_default(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, dtype: DType) -> Field {
+        Field { name: name.into(), dtype, description: String::new(), tags: BTreeMap::new() }
+    }
+
+    fn defs() -> Definitions {
+        let view = FeatureView {
+            name: "stats".into(),
+            entities: vec![],
+            source: "src".into(),
+            ttl: None,
+            online: true,
+            schema: vec![field("avg", DType::Float64)],
+            monitoring: Monitoring::default(),
+            governance: Governance::default(),
+        };
+        let ratio = |name: &str, dtype: DType, expr: &str| OnDemandFeature {
+            name: name.into(),
+            dtype,
+            expr: expr.into(),
+            description: String::new(),
+            tags: BTreeMap::new(),
+        };
+        Definitions {
+            request_sources: vec![RequestSource {
+                name: "req".into(),
+                schema: vec![field("amount", DType::Float64)],
+                governance: Governance::default(),
+            }],
+            feature_views: vec![view],
+            on_demand_feature_views: vec![OnDemandFeatureView {
+                name: "ratios".into(),
+                sources: vec!["stats".into(), "req".into()],
+                features: vec![ratio("ratio", DType::Float64, "amount / avg"), ratio("large", DType::Bool, "amount > 1000")],
+                governance: Governance::default(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn on_demand_views_resolve_like_feature_views() {
+        let defs = defs();
+        assert_eq!(defs.view_kind("stats"), Some(ObjectKind::FeatureView));
+        assert_eq!(defs.view_kind("ratios"), Some(ObjectKind::OnDemandFeatureView));
+        assert_eq!(defs.view_kind("req"), None, "a request source is not a view");
+        assert_eq!(defs.features_of("ratios"), Some(vec![("ratio", &DType::Float64), ("large", &DType::Bool)]));
+        let service = FeatureService {
+            name: "model".into(),
+            features: vec![FeatureRef::whole_view("ratios"), FeatureRef::new("stats", "avg")],
+            governance: Governance::default(),
+        };
+        let resolved: Vec<String> = defs.resolve_service(&service).iter().map(|r| r.to_string()).collect();
+        assert_eq!(resolved, ["ratios:ratio", "ratios:large", "stats:avg"]);
+        assert_eq!(defs.names(ObjectKind::RequestSource), ["req"]);
+        let json = defs.object_json(ObjectKind::OnDemandFeatureView, "ratios").expect("json");
+        assert_eq!(json["features"][1]["expr"], "amount > 1000");
+    }
+
+    /// Registries written before on-demand views have neither list.
+    #[test]
+    fn definitions_without_the_new_lists_still_load() {
+        let old = r#"{"entities": [], "sources": [], "feature_views": [], "feature_services": []}"#;
+        let defs: Definitions = serde_json::from_str(old).expect("old registry definitions");
+        assert!(defs.request_sources.is_empty() && defs.on_demand_feature_views.is_empty());
+        let round_trip: Definitions = serde_json::from_value(serde_json::to_value(self::defs()).expect("to json")).expect("from json");
+        assert_eq!(round_trip, self::defs());
     }
 }

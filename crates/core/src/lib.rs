@@ -1,9 +1,10 @@
 //! # almanac-core
 //!
 //! The vocabulary every other Almanac crate speaks: the plain definition types
-//! (entities, sources, feature views, feature services, repo settings), feature
-//! references, feature value types and their Arrow mapping, durations, and the
-//! diagnostics used to report definition mistakes with a file, line and fix.
+//! (entities, sources, request sources, feature views, on-demand feature
+//! views, feature services, repo settings), feature references, feature value
+//! types and their Arrow mapping, durations, and the diagnostics used to
+//! report definition mistakes with a file, line and fix.
 //!
 //! It also holds the one home of Value ↔ Arrow conversion ([`convert`]) and of
 //! the timestamp grammar ([`time`]), so the facade, the server and the SDK
@@ -30,7 +31,7 @@ pub mod value;
 pub use config::{OfflineConfig, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig, TimestampRange};
 pub use defs::{
     Definitions, Entity, FeatureService, FeatureView, Field, FileFormat, JoinKey, Monitoring, ObjectKind,
-    Source,
+    OnDemandFeature, OnDemandFeatureView, RequestSource, Source,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
 pub use dtype::DType;

@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use almanac_core::{ObjectKind, suggest};
+use almanac_core::defs::Governance;
+use almanac_core::{Definitions, ObjectKind, suggest};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -13,7 +14,9 @@ use crate::state::RegistryState;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CatalogEntry {
-    /// `entity`, `source`, `feature_view`, `feature_service` or `feature`.
+    /// `entity`, `source`, `request_source`, `feature_view`,
+    /// `on_demand_feature_view`, `feature_service` or `feature` (a feature of
+    /// either kind of view, named `view:feature`).
     pub kind: String,
     pub name: String,
     pub owner: String,
@@ -46,28 +49,33 @@ pub struct NotFound {
 /// Every object and feature, in kind then name order.
 pub fn entries(state: &RegistryState) -> Vec<CatalogEntry> {
     let defs = &state.definitions;
-    let entry = |kind: &str, name: &str, g: &almanac_core::defs::Governance| CatalogEntry {
+    let entry = |kind: &str, name: &str, g: &Governance| CatalogEntry {
         kind: kind.into(),
         name: name.into(),
         owner: g.owner.clone(),
         description: g.description.clone(),
         tags: g.tags.clone(),
     };
+    // A feature is owned by its view and carries the view's tags under its own.
+    let feature = |view: &str, g: &Governance, name: &str, description: &str, own_tags: &BTreeMap<String, String>| {
+        let mut tags = g.tags.clone();
+        tags.extend(own_tags.clone());
+        CatalogEntry { kind: "feature".into(), name: format!("{view}:{name}"), owner: g.owner.clone(), description: description.into(), tags }
+    };
     let mut out = Vec::new();
     out.extend(defs.entities.iter().map(|o| entry("entity", &o.name, &o.governance)));
     out.extend(defs.sources.iter().map(|o| entry("source", &o.name, &o.governance)));
+    out.extend(defs.request_sources.iter().map(|o| entry("request_source", &o.name, &o.governance)));
     for view in &defs.feature_views {
         out.push(entry("feature_view", &view.name, &view.governance));
         for field in &view.schema {
-            let mut tags = view.governance.tags.clone();
-            tags.extend(field.tags.clone());
-            out.push(CatalogEntry {
-                kind: "feature".into(),
-                name: format!("{}:{}", view.name, field.name),
-                owner: view.governance.owner.clone(),
-                description: field.description.clone(),
-                tags,
-            });
+            out.push(feature(&view.name, &view.governance, &field.name, &field.description, &field.tags));
+        }
+    }
+    for view in &defs.on_demand_feature_views {
+        out.push(entry("on_demand_feature_view", &view.name, &view.governance));
+        for field in &view.features {
+            out.push(feature(&view.name, &view.governance, &field.name, &field.description, &field.tags));
         }
     }
     out.extend(defs.feature_services.iter().map(|o| entry("feature_service", &o.name, &o.governance)));
@@ -127,8 +135,9 @@ fn score(entry: &CatalogEntry, term: &str) -> u32 {
     best
 }
 
-/// Everything about the objects named `name` (a view, entity, source, service
-/// or `view:feature`): definition, version, lineage both ways.
+/// Everything about the objects named `name` (an entity, source, request
+/// source, view, on-demand view, service, or `view:feature` of either kind of
+/// view): definition, version, lineage both ways.
 pub fn describe(state: &RegistryState, name: &str) -> Result<Vec<Value>, NotFound> {
     let defs = &state.definitions;
     let mut found = Vec::new();
@@ -157,8 +166,7 @@ pub fn describe(state: &RegistryState, name: &str) -> Result<Vec<Value>, NotFoun
         found.push(described);
     }
     if let Some((view_name, feature_name)) = name.split_once(':')
-        && let Some(view) = defs.feature_view(view_name)
-        && let Some(field) = view.feature(feature_name)
+        && let Some((kind, definition, owner)) = feature_definition(defs, view_name, feature_name)
     {
         let services: Vec<&str> = defs
             .feature_services
@@ -166,16 +174,18 @@ pub fn describe(state: &RegistryState, name: &str) -> Result<Vec<Value>, NotFoun
             .filter(|s| defs.resolve_service(s).iter().any(|r| r.view == view_name && r.feature.as_deref() == Some(feature_name)))
             .map(|s| s.name.as_str())
             .collect();
-        found.push(json!({
+        let view_node = format!("{}:{view_name}", kind.name());
+        let mut described = json!({
             "kind": "feature",
             "name": name,
-            "definition": field,
-            "feature_view": view_name,
-            "owner": view.governance.owner,
-            "upstream": walk(state, &format!("feature_view:{view_name}"), Direction::Up)
-                .into_iter().chain([format!("feature_view:{view_name}")]).collect::<Vec<_>>(),
+            "definition": definition,
+            "owner": owner,
+            "upstream": walk(state, &view_node, Direction::Up).into_iter().chain([view_node.clone()]).collect::<Vec<_>>(),
             "downstream": services.iter().map(|s| format!("feature_service:{s}")).collect::<Vec<_>>(),
-        }));
+        });
+        // `feature_view: NAME` or `on_demand_feature_view: NAME`.
+        described[kind.name()] = json!(view_name);
+        found.push(described);
     }
     if found.is_empty() {
         let names: Vec<String> = entries(state).into_iter().map(|e| e.name).collect();
@@ -189,7 +199,9 @@ pub fn describe(state: &RegistryState, name: &str) -> Result<Vec<Value>, NotFoun
 
 /// The whole catalog as one JSON document (the server's `GET /features`):
 /// every feature view with its join keys, TTL, schema, governance and
-/// watermark, and every service with its resolved features.
+/// watermark; every on-demand view with its sources and its features'
+/// dtypes and expressions; every request source with its fields; and every
+/// service with its resolved features.
 pub fn summary(state: &RegistryState) -> Value {
     let defs = &state.definitions;
     let views: Vec<Value> = defs
@@ -210,12 +222,57 @@ pub fn summary(state: &RegistryState) -> Value {
             })
         })
         .collect();
+    let on_demand_views: Vec<Value> = defs
+        .on_demand_feature_views
+        .iter()
+        .map(|view| {
+            json!({
+                "name": view.name,
+                "sources": view.sources,
+                "owner": view.governance.owner,
+                "description": view.governance.description,
+                "tags": view.governance.tags,
+                "features": view.features.iter().map(|f| json!({"name": f.name, "dtype": f.dtype.to_string(), "expr": f.expr, "description": f.description})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let request_sources: Vec<Value> = defs
+        .request_sources
+        .iter()
+        .map(|source| {
+            json!({
+                "name": source.name,
+                "owner": source.governance.owner,
+                "description": source.governance.description,
+                "tags": source.governance.tags,
+                "schema": source.schema.iter().map(|f| json!({"name": f.name, "dtype": f.dtype.to_string(), "description": f.description})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     let services: Vec<Value> = defs
         .feature_services
         .iter()
         .map(|s| json!({"name": s.name, "features": defs.resolve_service(s).iter().map(|r| r.to_string()).collect::<Vec<_>>(), "owner": s.governance.owner, "description": s.governance.description}))
         .collect();
-    json!({"project": state.project, "registry_version": state.version, "feature_views": views, "feature_services": services})
+    json!({
+        "project": state.project,
+        "registry_version": state.version,
+        "feature_views": views,
+        "on_demand_feature_views": on_demand_views,
+        "request_sources": request_sources,
+        "feature_services": services,
+    })
+}
+
+/// A feature of a feature view or of an on-demand view (whose definition
+/// carries its `expr`): the view's kind, the feature's definition as JSON,
+/// and the view's owner.
+fn feature_definition(defs: &Definitions, view: &str, feature: &str) -> Option<(ObjectKind, Value, String)> {
+    if let Some(view) = defs.feature_view(view) {
+        return Some((ObjectKind::FeatureView, json!(view.feature(feature)?), view.governance.owner.clone()));
+    }
+    let view = defs.on_demand_feature_view(view)?;
+    Some((ObjectKind::OnDemandFeatureView, json!(view.feature(feature)?), view.governance.owner.clone()))
 }
 
 #[derive(Clone, Copy)]

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use almanac_core::defs::Governance;
 use almanac_core::{
     Definitions, Diagnostic, Diagnostics, DType, Duration, Entity, FeatureRef, FeatureService,
-    FeatureView, Field, FileFormat, JoinKey, Location, Monitoring, ObjectKind, OfflineConfig, OnlineConfig,
-    ParitySchedule, RegistryConfig, RepoConfig, Source, TimestampRange, suggest,
+    FeatureView, Field, FileFormat, JoinKey, Location, Monitoring, ObjectKind, OfflineConfig, OnDemandFeature,
+    OnDemandFeatureView, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig, RequestSource, Source,
+    TimestampRange, suggest,
 };
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoaderOptions, Node, Span};
@@ -21,7 +22,8 @@ use marked_yaml::{LoaderOptions, Node, Span};
 /// Where each object, and each of its fields, was written.
 ///
 /// Field paths are the YAML path inside the object: `source`, `entities[1]`,
-/// `schema[0].dtype`.
+/// `schema[0].dtype`, and for an on-demand view's features
+/// `features[0].expr` (likewise `.name`, `.dtype`).
 #[derive(Debug, Clone, Default)]
 pub struct Locations {
     objects: HashMap<(ObjectKind, String), ObjectLocation>,
@@ -57,8 +59,8 @@ pub struct Parsed {
     pub diagnostics: Diagnostics,
 }
 
-const TOP_LEVEL_KEYS: [&str; 5] =
-    ["entities", "sources", "feature_views", "on_demand_feature_views", "feature_services"];
+const TOP_LEVEL_KEYS: [&str; 6] =
+    ["entities", "sources", "request_sources", "feature_views", "on_demand_feature_views", "feature_services"];
 const GOVERNANCE_KEYS: [&str; 3] = ["description", "owner", "tags"];
 
 /// Parse one definition file's text into `parsed`, recording locations
@@ -70,14 +72,6 @@ pub fn parse_definitions(display_path: &Path, text: &str, parsed: &mut Parsed) {
     walker.check_keys(root, &TOP_LEVEL_KEYS, &[], "a definition file");
     for (key, value) in root.iter() {
         let section = key.as_str();
-        if section == "on_demand_feature_views" {
-            walker.error(
-                key.span(),
-                "`on_demand_feature_views` are not supported yet",
-                Some("remove this section for now; on-demand feature views arrive in a later release".into()),
-            );
-            continue;
-        }
         let Some(kind) = ObjectKind::ALL.into_iter().find(|k| k.section() == section) else {
             continue;
         };
@@ -262,6 +256,19 @@ impl<'a> Walker<'a> {
         self.fields.insert(path.to_string(), location);
     }
 
+    /// Run `parse` on a mapping nested in the object (an entry of an on-demand
+    /// view's `features`), recording its fields under `prefix`
+    /// (`features[0].expr`) instead of over the object's own (`name`, `tags`).
+    fn nested<T>(&mut self, prefix: &str, parse: impl FnOnce(&mut Self) -> T) -> T {
+        let outer = std::mem::take(&mut self.fields);
+        let value = parse(self);
+        let inner = std::mem::replace(&mut self.fields, outer);
+        for (path, location) in inner {
+            self.fields.insert(format!("{prefix}.{path}"), location);
+        }
+        value
+    }
+
     fn optional_string(&mut self, map: &MarkedMappingNode, key: &str) -> Option<String> {
         let node = map.get_node(key)?;
         self.record(key, node.span());
@@ -390,7 +397,8 @@ impl<'a> Walker<'a> {
     /// Parse one object of `kind` and hand it to the sinks.
     fn object(&mut self, kind: ObjectKind, node: &Node, sinks: Sinks<'_>) {
         self.fields.clear();
-        let what = format!("a {}", kind.name().replace('_', " "));
+        let noun = kind.noun();
+        let what = format!("{} {noun}", if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" });
         let Some(map) = self.mapping(node, &what) else { return };
         let name_node = map.get_node("name");
         let declared_name = name_node.and_then(Node::as_scalar).map(|s| s.as_str().to_string());
@@ -401,7 +409,11 @@ impl<'a> Walker<'a> {
         let object = match kind {
             ObjectKind::Entity => self.entity(map, &described).map(ParsedObject::Entity),
             ObjectKind::Source => self.source(map, &described).map(ParsedObject::Source),
+            ObjectKind::RequestSource => self.request_source(map, &described).map(ParsedObject::RequestSource),
             ObjectKind::FeatureView => self.feature_view(map, &described).map(ParsedObject::FeatureView),
+            ObjectKind::OnDemandFeatureView => {
+                self.on_demand_feature_view(map, &described).map(ParsedObject::OnDemandFeatureView)
+            }
             ObjectKind::FeatureService => self.feature_service(map, &described).map(ParsedObject::FeatureService),
         };
         let Some(name) = declared_name.filter(|n| !n.is_empty()) else { return };
@@ -422,7 +434,9 @@ impl<'a> Walker<'a> {
         match object {
             Some(ParsedObject::Entity(o)) => sinks.definitions.entities.push(o),
             Some(ParsedObject::Source(o)) => sinks.definitions.sources.push(o),
+            Some(ParsedObject::RequestSource(o)) => sinks.definitions.request_sources.push(o),
             Some(ParsedObject::FeatureView(o)) => sinks.definitions.feature_views.push(o),
+            Some(ParsedObject::OnDemandFeatureView(o)) => sinks.definitions.on_demand_feature_views.push(o),
             Some(ParsedObject::FeatureService(o)) => sinks.definitions.feature_services.push(o),
             None => {}
         }
@@ -548,7 +562,7 @@ impl<'a> Walker<'a> {
         let source = self.required_string(map, "source");
         let ttl = self.duration(map, "ttl");
         let online = self.optional_bool(map, "online");
-        let schema = self.schema(map);
+        let schema = self.schema(map, ObjectKind::FeatureView);
         let governance = self.governance(map);
         Some(FeatureView {
             name: name?,
@@ -584,14 +598,21 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn schema(&mut self, map: &MarkedMappingNode) -> Option<Vec<Field>> {
+    /// The `schema` of a feature view (its features) or of a request source
+    /// (the fields a request carries).
+    fn schema(&mut self, map: &MarkedMappingNode, owner: ObjectKind) -> Option<Vec<Field>> {
         let node = map.get_node("schema")?;
         self.record("schema", node.span());
         let items = self.sequence(node, "schema")?;
         if items.is_empty() {
-            self.error(node.span(), "a feature view needs at least one feature in `schema`", Some("add `- {name: my_feature, dtype: float64}`".into()));
+            let (message, help) = match owner {
+                ObjectKind::RequestSource => ("a request source needs at least one field in `schema`", "add `- {name: amount, dtype: float64}`"),
+                _ => ("a feature view needs at least one feature in `schema`", "add `- {name: my_feature, dtype: float64}`"),
+            };
+            self.error(node.span(), message, Some(help.into()));
             return None;
         }
+        let noun = if owner == ObjectKind::RequestSource { "field" } else { "feature" };
         let mut fields: Vec<Field> = Vec::new();
         for (index, item) in items.iter().enumerate() {
             let path = format!("schema[{index}]");
@@ -606,7 +627,7 @@ impl<'a> Walker<'a> {
             let tags = self.string_map(field_map, "tags");
             let Some(name) = name else { continue };
             if fields.iter().any(|f| f.name == name) {
-                self.error(item.span(), format!("feature `{name}` is listed twice in this schema"), Some("remove one of them".into()));
+                self.error(item.span(), format!("{noun} `{name}` is listed twice in this schema"), Some("remove one of them".into()));
                 continue;
             }
             // A bad dtype was reported; the placeholder keeps the feature
@@ -614,6 +635,97 @@ impl<'a> Walker<'a> {
             fields.push(Field { name, dtype: dtype.unwrap_or(DType::String), description, tags: tags.unwrap_or_default() });
         }
         Some(fields)
+    }
+
+    /// A request source: `{name: txn_request, schema: [{name: amount, dtype: float64}]}`.
+    fn request_source(&mut self, map: &MarkedMappingNode, what: &str) -> Option<RequestSource> {
+        self.check_keys(map, &with_governance(&["name", "schema"]), &["name", "schema"], what);
+        let name = self.name_field(map, "name");
+        let schema = self.schema(map, ObjectKind::RequestSource);
+        let governance = self.governance(map);
+        Some(RequestSource { name: name?, schema: schema.unwrap_or_default(), governance: governance.unwrap_or_default() })
+    }
+
+    /// An on-demand view: the views and request sources it reads, and its
+    /// features, each an expression. The expressions are stored as written;
+    /// they are compiled and type-checked at apply, where the sources' types
+    /// are known.
+    fn on_demand_feature_view(&mut self, map: &MarkedMappingNode, what: &str) -> Option<OnDemandFeatureView> {
+        self.check_keys(map, &with_governance(&["name", "sources", "features"]), &["name", "sources", "features"], what);
+        let name = self.name_field(map, "name");
+        let sources = self.string_list(map, "sources").map(|v| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
+        if let Some(node) = map.get_node("sources")
+            && sources.as_ref().is_some_and(|s| s.is_empty())
+        {
+            self.error(node.span(), "an on-demand feature view needs at least one source", Some("list the feature views and request sources its expressions read: `sources: [user_stats, txn_request]`".into()));
+        }
+        let features = self.on_demand_features(map);
+        let governance = self.governance(map);
+        Some(OnDemandFeatureView {
+            name: name?,
+            sources: sources.unwrap_or_default(),
+            features: features.unwrap_or_default(),
+            governance: governance.unwrap_or_default(),
+        })
+    }
+
+    /// `features: [{name: ratio, dtype: float64, expr: "amount / avg"}]`;
+    /// each entry's fields are recorded as `features[i].name`, `.dtype`, `.expr`.
+    fn on_demand_features(&mut self, map: &MarkedMappingNode) -> Option<Vec<OnDemandFeature>> {
+        let node = map.get_node("features")?;
+        self.record("features", node.span());
+        let items = self.sequence(node, "features")?;
+        if items.is_empty() {
+            let help = "add `- {name: my_feature, dtype: float64, expr: \"amount * 2\"}`";
+            self.error(node.span(), "an on-demand feature view needs at least one feature in `features`", Some(help.into()));
+            return None;
+        }
+        let mut features: Vec<OnDemandFeature> = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("features[{index}]");
+            self.record(&path, item.span());
+            let Some(feature_map) = self.mapping(item, "an on-demand feature (`{name: ..., dtype: ..., expr: ...}`)") else {
+                continue;
+            };
+            let Some(feature) = self.nested(&path, |walker| walker.on_demand_feature(feature_map)) else { continue };
+            if features.iter().any(|f| f.name == feature.name) {
+                self.error(item.span(), format!("feature `{}` is listed twice in this on-demand feature view", feature.name), Some("remove one of them or rename it".into()));
+                continue;
+            }
+            features.push(feature);
+        }
+        Some(features)
+    }
+
+    fn on_demand_feature(&mut self, map: &MarkedMappingNode) -> Option<OnDemandFeature> {
+        self.check_keys(map, &["name", "dtype", "expr", "description", "tags"], &["name", "dtype", "expr"], "an on-demand feature");
+        let name = self.name_field(map, "name");
+        let dtype = map.get_node("dtype").and_then(|n| self.dtype(n, "dtype"));
+        let expr = self.expr(map);
+        let description = self.optional_string(map, "description").unwrap_or_default();
+        let tags = self.string_map(map, "tags");
+        // A bad dtype or expr was reported; the placeholders keep the feature
+        // known to reference checks and are never applied.
+        Some(OnDemandFeature {
+            name: name?,
+            dtype: dtype.unwrap_or(DType::String),
+            expr: expr.unwrap_or_default(),
+            description,
+            tags: tags.unwrap_or_default(),
+        })
+    }
+
+    /// An on-demand feature's SQL expression, trimmed; blank is an error.
+    fn expr(&mut self, map: &MarkedMappingNode) -> Option<String> {
+        let node = map.get_node("expr")?;
+        self.record("expr", node.span());
+        let text = self.scalar(node, "expr")?.as_str().trim().to_string();
+        if text.is_empty() {
+            let help = "write a SQL expression over the fields of the view's sources, e.g. `expr: \"amount / nullif(txn_amount_avg_7d, 0)\"`";
+            self.error(node.span(), "`expr` must not be empty", Some(help.into()));
+            return None;
+        }
+        Some(text)
     }
 
     fn feature_service(&mut self, map: &MarkedMappingNode, what: &str) -> Option<FeatureService> {
@@ -764,7 +876,9 @@ impl<'a> Walker<'a> {
 enum ParsedObject {
     Entity(Entity),
     Source(Source),
+    RequestSource(RequestSource),
     FeatureView(FeatureView),
+    OnDemandFeatureView(OnDemandFeatureView),
     FeatureService(FeatureService),
 }
 

@@ -44,7 +44,8 @@ pub struct FieldChange {
 
 impl Plan {
     /// The changes that turn `current` into `desired`, kind by kind in
-    /// dependency order (entities, sources, views, services), names sorted.
+    /// dependency order ([`ObjectKind::ALL`]: entities, sources, request
+    /// sources, views, on-demand views, services), names sorted.
     pub fn compute(current: &RegistryState, desired: &Definitions) -> Plan {
         let mut changes = Vec::new();
         for kind in ObjectKind::ALL {
@@ -75,6 +76,7 @@ impl Plan {
     /// The state after applying: new definitions, bumped versions, fresh
     /// lineage. A view whose source, entities or schema changed loses its
     /// watermark, because what was materialized no longer matches it.
+    /// On-demand views are never materialized, so they have none.
     pub fn apply_to(&self, current: &RegistryState, desired: &Definitions, now: DateTime<Utc>) -> RegistryState {
         let mut next = current.clone();
         next.format_version = state::FORMAT_VERSION;
@@ -134,8 +136,16 @@ fn compact(value: &Value) -> String {
     if text.chars().count() > 70 { format!("{}…", text.chars().take(69).collect::<String>()) } else { text }
 }
 
+/// Whether a changed field is a list of features (or request fields) that
+/// reads best entry by entry. A service's `features` is a list of references
+/// and reads fine as one line.
+fn is_feature_list(kind: ObjectKind, field: &str) -> bool {
+    field == "schema" || (kind == ObjectKind::OnDemandFeatureView && field == "features")
+}
+
 /// Schema changes read best feature by feature, not as two JSON arrays.
-fn describe_schema_change(old: &Value, new: &Value) -> Vec<String> {
+/// `noun` is what an entry is called: `feature`, or `field` for a request source.
+fn describe_schema_change(old: &Value, new: &Value, noun: &str) -> Vec<String> {
     let features = |v: &Value| -> Vec<(String, Value)> {
         v.as_array()
             .map(|items| items.iter().map(|f| (f["name"].as_str().unwrap_or("?").to_string(), f.clone())).collect())
@@ -145,17 +155,17 @@ fn describe_schema_change(old: &Value, new: &Value) -> Vec<String> {
     let mut lines = Vec::new();
     for (name, field) in &new {
         match old.iter().find(|(n, _)| n == name) {
-            None => lines.push(format!("+ feature {name} ({})", compact(&field["dtype"]))),
+            None => lines.push(format!("+ {noun} {name} ({})", compact(&field["dtype"]))),
             Some((_, before)) if before != field => {
                 for change in field_changes(before, field) {
-                    lines.push(format!("~ feature {name}.{}: {} → {}", change.field, compact(&change.old), compact(&change.new)));
+                    lines.push(format!("~ {noun} {name}.{}: {} → {}", change.field, compact(&change.old), compact(&change.new)));
                 }
             }
             Some(_) => {}
         }
     }
     for (name, _) in old.iter().filter(|(n, _)| !new.iter().any(|(m, _)| m == n)) {
-        lines.push(format!("- feature {name}"));
+        lines.push(format!("- {noun} {name}"));
     }
     lines
 }
@@ -176,8 +186,9 @@ impl fmt::Display for Plan {
             writeln!(f, "  {sign} {} {} ({what})", change.kind, change.name)?;
             if let Action::Change { fields } = &change.action {
                 for field in fields {
-                    if field.field == "schema" {
-                        for line in describe_schema_change(&field.old, &field.new) {
+                    if is_feature_list(change.kind, &field.field) {
+                        let noun = if change.kind == ObjectKind::RequestSource { "field" } else { "feature" };
+                        for line in describe_schema_change(&field.old, &field.new, noun) {
                             writeln!(f, "      {line}")?;
                         }
                     } else {
@@ -199,7 +210,7 @@ impl fmt::Display for Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use almanac_core::{DType, Entity, FeatureView, Field, JoinKey};
+    use almanac_core::{DType, Entity, FeatureView, Field, JoinKey, OnDemandFeature, OnDemandFeatureView};
 
     fn view(name: &str, features: &[(&str, DType)]) -> FeatureView {
         FeatureView {
@@ -246,5 +257,37 @@ mod tests {
         assert_eq!(next.meta(ObjectKind::FeatureView, "a").map(|m| m.version), Some(2));
         assert!(next.meta(ObjectKind::FeatureView, "b").is_none());
         assert!(next.watermarks.is_empty(), "a changed schema resets the watermark");
+    }
+
+    fn on_demand(expr: &str) -> OnDemandFeatureView {
+        OnDemandFeatureView {
+            name: "ratios".into(),
+            sources: vec!["a".into()],
+            features: vec![OnDemandFeature { name: "large".into(), dtype: DType::Bool, expr: expr.into(), description: String::new(), tags: Default::default() }],
+            governance: Default::default(),
+        }
+    }
+
+    #[test]
+    fn on_demand_views_are_planned_feature_by_feature() {
+        let now = Utc::now();
+        let empty = RegistryState::empty("p");
+        let mut first = defs(vec![view("a", &[("x", DType::Int64)])]);
+        first.on_demand_feature_views = vec![on_demand("x > 10")];
+        let plan = Plan::compute(&empty, &first);
+        assert!(plan.to_string().contains("+ on_demand_feature_view ratios (add)"), "{plan}");
+        let applied = plan.apply_to(&empty, &first, now);
+        assert_eq!(applied.meta(ObjectKind::OnDemandFeatureView, "ratios").map(|m| m.version), Some(1));
+
+        let mut second = first.clone();
+        second.on_demand_feature_views = vec![on_demand("x > 100")];
+        let text = Plan::compute(&applied, &second).to_string();
+        assert!(text.contains("~ on_demand_feature_view ratios (change)"), "{text}");
+        assert!(text.contains("~ feature large.expr: x > 10 → x > 100"), "{text}");
+        assert!(text.contains("0 to add, 1 to change, 0 to remove."), "{text}");
+
+        let third = defs(vec![view("a", &[("x", DType::Int64)])]);
+        let text = Plan::compute(&applied, &third).to_string();
+        assert!(text.contains("- on_demand_feature_view ratios (remove)"), "{text}");
     }
 }

@@ -66,9 +66,13 @@ impl RegistryState {
 }
 
 /// The lineage graph of a set of definitions:
-/// source path → source → feature view → feature service, and entity → view.
+/// source path → source → feature view → (on-demand feature view →) feature
+/// service, entity → view, and request source → on-demand feature view.
 pub fn lineage(definitions: &Definitions) -> Vec<LineageEdge> {
     let node = |kind: ObjectKind, name: &str| format!("{}:{name}", kind.name());
+    // A reference names a feature view or an on-demand one; an unknown name
+    // (only in definitions that failed validation) is drawn as a feature view.
+    let view_node = |name: &str| node(definitions.view_kind(name).unwrap_or(ObjectKind::FeatureView), name);
     let mut edges = Vec::new();
     for source in &definitions.sources {
         edges.push(LineageEdge { from: format!("path:{}", source.path), to: node(ObjectKind::Source, &source.name) });
@@ -80,10 +84,23 @@ pub fn lineage(definitions: &Definitions) -> Vec<LineageEdge> {
             edges.push(LineageEdge { from: node(ObjectKind::Entity, entity), to: to.clone() });
         }
     }
+    for view in &definitions.on_demand_feature_views {
+        let to = node(ObjectKind::OnDemandFeatureView, &view.name);
+        for source in &view.sources {
+            let from = match definitions.request_source(source) {
+                Some(_) => node(ObjectKind::RequestSource, source),
+                None => view_node(source),
+            };
+            let edge = LineageEdge { from, to: to.clone() };
+            if !edges.contains(&edge) {
+                edges.push(edge);
+            }
+        }
+    }
     for service in &definitions.feature_services {
         let to = node(ObjectKind::FeatureService, &service.name);
         for reference in &service.features {
-            let edge = LineageEdge { from: node(ObjectKind::FeatureView, &reference.view), to: to.clone() };
+            let edge = LineageEdge { from: view_node(&reference.view), to: to.clone() };
             if !edges.contains(&edge) {
                 edges.push(edge);
             }

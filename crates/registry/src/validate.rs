@@ -12,6 +12,8 @@ pub fn validate(parsed: &Parsed) -> Diagnostics {
     let mut out = Diagnostics::default();
     check_push_sources(parsed, &mut out);
     check_views(parsed, &mut out);
+    check_shared_names(parsed, &mut out);
+    check_on_demand_views(parsed, &mut out);
     check_services(parsed, &mut out);
     out
 }
@@ -25,10 +27,15 @@ fn at(parsed: &Parsed, kind: ObjectKind, name: &str, field: &str) -> Location {
 }
 
 fn unknown(parsed: &Parsed, kind: ObjectKind, wanted: &str, location: Location, used_by: &str) -> Diagnostic {
-    let names = declared(parsed, kind);
-    let help = suggest::help(wanted, names.iter().copied())
-        .unwrap_or_else(|| format!("define a {} named `{wanted}` or fix the name", kind.name().replace('_', " ")));
-    Diagnostic::new(location, format!("{used_by} refers to unknown {} `{wanted}`", kind.name().replace('_', " "))).with_help(help)
+    unknown_of(parsed, &[kind], kind.noun(), wanted, location, used_by)
+}
+
+/// A reference that may name an object of any of `kinds` (written `what`):
+/// the suggestion is drawn from all of them.
+fn unknown_of(parsed: &Parsed, kinds: &[ObjectKind], what: &str, wanted: &str, location: Location, used_by: &str) -> Diagnostic {
+    let names: Vec<&str> = kinds.iter().flat_map(|kind| declared(parsed, *kind)).collect();
+    let help = suggest::help(wanted, names.iter().copied()).unwrap_or_else(|| format!("define a {what} named `{wanted}` or fix the name"));
+    Diagnostic::new(location, format!("{used_by} refers to unknown {what} `{wanted}`")).with_help(help)
 }
 
 fn check_views(parsed: &Parsed, out: &mut Diagnostics) {
@@ -117,9 +124,62 @@ pub fn resolve_push_sources(parsed: &mut Parsed) {
     }
 }
 
+/// Feature views, on-demand views and request sources share one namespace:
+/// `x:feature` must name exactly one view, and an on-demand view's `sources`
+/// mix views and request sources. (Repeats within one kind are reported by
+/// the parser as "defined twice".)
+fn check_shared_names(parsed: &Parsed, out: &mut Diagnostics) {
+    let kinds = [ObjectKind::FeatureView, ObjectKind::OnDemandFeatureView, ObjectKind::RequestSource];
+    for (index, &first) in kinds.iter().enumerate() {
+        let taken = declared(parsed, first);
+        for &second in &kinds[index + 1..] {
+            for name in declared(parsed, second).into_iter().filter(|n| taken.contains(n)) {
+                let (Some(here), Some(there)) = (parsed.locations.object(second, name), parsed.locations.object(first, name)) else { continue };
+                out.push(
+                    Diagnostic::new(here, format!("{} `{name}` has the name of {} `{name}`", second.noun(), first.noun()))
+                        .with_related(there, format!("the {} is defined", first.noun()))
+                        .with_help("feature views, on-demand feature views and request sources share one namespace (`name:feature` must name one of them); rename one"),
+                );
+            }
+        }
+    }
+}
+
+/// An on-demand view reads feature views and request sources, each listed once.
+fn check_on_demand_views(parsed: &Parsed, out: &mut Diagnostics) {
+    let readable = [ObjectKind::FeatureView, ObjectKind::RequestSource];
+    for view in &parsed.definitions.on_demand_feature_views {
+        let used_by = format!("on-demand feature view `{}`", view.name);
+        for (index, source) in view.sources.iter().enumerate() {
+            let location = at(parsed, ObjectKind::OnDemandFeatureView, &view.name, &format!("sources[{index}]"));
+            if view.sources[..index].contains(source) {
+                out.push(Diagnostic::new(location, format!("`{source}` is listed twice in the sources of {used_by}")).with_help("remove the repeat"));
+                continue;
+            }
+            if readable.iter().any(|kind| declared(parsed, *kind).contains(&source.as_str())) {
+                continue;
+            }
+            // Names of the wrong kind get their own explanation rather than a
+            // "did you mean" pointing elsewhere.
+            let diagnostic = if declared(parsed, ObjectKind::OnDemandFeatureView).contains(&source.as_str()) {
+                Diagnostic::new(location, format!("{used_by} reads on-demand feature view `{source}`"))
+                    .with_help("an on-demand view reads feature views and request sources only; list the views that one reads instead")
+            } else if declared(parsed, ObjectKind::Source).contains(&source.as_str()) {
+                Diagnostic::new(location, format!("{used_by} reads source `{source}` directly"))
+                    .with_help("an on-demand view reads feature views (which read sources) and request sources; list a feature view of that source")
+            } else {
+                unknown_of(parsed, &readable, "feature view or request source", source, location, &used_by)
+            };
+            out.push(diagnostic);
+        }
+    }
+}
+
+/// Every service reference names a feature view or an on-demand view and,
+/// when it names a feature, one that view has.
 fn check_services(parsed: &Parsed, out: &mut Diagnostics) {
     let defs = &parsed.definitions;
-    let views = declared(parsed, ObjectKind::FeatureView);
+    let views = [ObjectKind::FeatureView, ObjectKind::OnDemandFeatureView];
     for service in &defs.feature_services {
         let used_by = format!("feature service `{}`", service.name);
         for (index, reference) in service.features.iter().enumerate() {
@@ -128,15 +188,20 @@ fn check_services(parsed: &Parsed, out: &mut Diagnostics) {
                 out.push(Diagnostic::new(location, format!("`{reference}` is listed twice in {used_by}")).with_help("remove the repeat"));
                 continue;
             }
-            if !views.contains(&reference.view.as_str()) {
-                out.push(unknown(parsed, ObjectKind::FeatureView, &reference.view, location, &used_by));
+            if !views.iter().any(|kind| declared(parsed, *kind).contains(&reference.view.as_str())) {
+                out.push(unknown_of(parsed, &views, ObjectKind::FeatureView.noun(), &reference.view, location, &used_by));
                 continue;
             }
-            let (Some(feature), Some(view)) = (&reference.feature, defs.feature_view(&reference.view)) else { continue };
-            if view.feature(feature).is_none() {
-                let help = suggest::help(feature, view.schema.iter().map(|f| f.name.as_str()))
-                    .map(|h| h.replace("did you mean `", &format!("did you mean `{}:", view.name)))
-                    .unwrap_or_else(|| format!("feature view `{}` has no such feature", view.name));
+            // A view that failed to parse has no features to check against.
+            let (Some(feature), Some(features), Some(kind)) =
+                (&reference.feature, defs.features_of(&reference.view), defs.view_kind(&reference.view))
+            else {
+                continue;
+            };
+            if !features.iter().any(|(name, _)| *name == feature.as_str()) {
+                let help = suggest::help(feature, features.iter().map(|(name, _)| *name))
+                    .map(|h| h.replace("did you mean `", &format!("did you mean `{}:", reference.view)))
+                    .unwrap_or_else(|| format!("{} `{}` has no such feature", kind.noun(), reference.view));
                 out.push(Diagnostic::new(location, format!("{used_by} refers to unknown feature `{reference}`")).with_help(help));
             }
         }

@@ -3,9 +3,11 @@
 
 use std::path::Path;
 
-use almanac_core::{DType, Diagnostic, FileFormat};
-use almanac_registry::{RegistryError, load_config, load_definitions};
+use almanac_core::{DType, Definitions, Diagnostic, FileFormat, ObjectKind};
+use almanac_registry::catalog::{self, ListFilter};
+use almanac_registry::{Plan, RegistryError, RegistryState, load_config, load_definitions};
 use proptest::prelude::*;
+use serde_json::json;
 
 fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -149,10 +151,189 @@ fn features_may_not_shadow_keys_or_timestamps() {
     find(&all, "`created_at` of feature view `global_stats` has the name of a timestamp column");
 }
 
+/// Read beside `GOOD` (as `on_demand.yaml`): an on-demand view over
+/// `user_stats` and a request source, and services that use its features.
+const ON_DEMAND: &str = r#"
+request_sources:
+  - name: txn_request
+    schema:
+      - {name: amount, dtype: float64}
+on_demand_feature_views:
+  - name: txn_ratios
+    sources: [user_stats, txn_request]
+    owner: fraud-team
+    features:
+      - {name: amount_to_count_ratio, dtype: float64, expr: "amount / nullif(count_7d, 0)"}
+      - {name: is_large, dtype: bool, expr: "amount > 1000", description: Over a thousand}
+feature_services:
+  - name: fraud_v2
+    features: [txn_ratios, user_stats:count_7d]
+  - name: fraud_v3
+    features: [txn_ratios:is_large]
+"#;
+
+/// The definitions of a repo that must load without a single diagnostic.
+fn definitions(files: &[(&str, &str)]) -> Definitions {
+    let dir = repo(files);
+    let loaded = load_definitions(dir.path()).expect("load");
+    assert!(loaded.parsed.diagnostics.is_empty(), "{}", loaded.parsed.diagnostics);
+    loaded.parsed.definitions
+}
+
+/// The diagnostics of `GOOD` plus `ON_DEMAND` with one edit.
+fn on_demand_diagnostics(from: &str, to: &str) -> Vec<Diagnostic> {
+    assert!(ON_DEMAND.contains(from), "{from:?} is not in ON_DEMAND");
+    diagnostics(&[("features.yaml", GOOD), ("on_demand.yaml", &ON_DEMAND.replacen(from, to, 1))])
+}
+
 #[test]
-fn on_demand_views_are_rejected_not_ignored() {
-    let all = diagnostics(&[("f.yaml", "on_demand_feature_views:\n  - name: x\n")]);
-    assert_eq!(find(&all, "not supported yet").location.to_string(), "f.yaml:1:1");
+fn on_demand_views_and_request_sources_parse_into_plain_definitions() {
+    let dir = repo(&[("features.yaml", GOOD), ("on_demand.yaml", ON_DEMAND)]);
+    let loaded = load_definitions(dir.path()).expect("load");
+    assert!(loaded.parsed.diagnostics.is_empty(), "{}", loaded.parsed.diagnostics);
+    let defs = &loaded.parsed.definitions;
+    let request = defs.request_source("txn_request").expect("request source");
+    assert_eq!((request.schema[0].name.as_str(), &request.schema[0].dtype), ("amount", &DType::Float64));
+    let view = defs.on_demand_feature_view("txn_ratios").expect("on-demand view");
+    assert_eq!(view.sources, ["user_stats", "txn_request"], "sources keep the written order");
+    assert_eq!(view.governance.owner, "fraud-team");
+    assert_eq!(view.features[0].expr, "amount / nullif(count_7d, 0)");
+    assert_eq!((&view.features[1].dtype, view.features[1].description.as_str()), (&DType::Bool, "Over a thousand"));
+    assert_eq!(defs.view_kind("txn_ratios"), Some(ObjectKind::OnDemandFeatureView));
+    let resolved = |name: &str| -> Vec<String> {
+        defs.resolve_service(defs.feature_service(name).expect("service")).iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(resolved("fraud_v2"), ["txn_ratios:amount_to_count_ratio", "txn_ratios:is_large", "user_stats:count_7d"]);
+    assert_eq!(resolved("fraud_v3"), ["txn_ratios:is_large"]);
+    // Where a later check (the expression compiler) points its errors.
+    let at = |field: &str| {
+        let location = loaded.parsed.locations.field(ObjectKind::OnDemandFeatureView, "txn_ratios", field);
+        location.expect("located").to_string()
+    };
+    assert_eq!(at("features[1].expr"), "on_demand.yaml:12:45", "the opening quote of the expression");
+    assert_eq!(at("features[1].name"), "on_demand.yaml:12:16");
+    assert_eq!(at("sources[1]"), "on_demand.yaml:8:27");
+    assert_eq!(at("name"), "on_demand.yaml:7:11", "a feature's fields do not overwrite the view's own");
+}
+
+#[test]
+fn on_demand_mistakes_are_located_with_a_fix() {
+    // (edit from, edit to, message, location (a trailing `:` checks the line only), help)
+    let cases = [
+        ("    sources: [", "    source: [", "unknown key `source` in on_demand_feature_view `txn_ratios`", "on_demand.yaml:8:5", "did you mean `sources`?"),
+        ("expr: \"amount > 1000\"", "exp: \"amount > 1000\"", "unknown key `exp` in an on-demand feature", "on_demand.yaml:12:39", "did you mean `expr`?"),
+        (", expr: \"amount > 1000\"", "", "an on-demand feature is missing the required key `expr`", "on_demand.yaml:12:10", "add `expr: ...`"),
+        ("\"amount > 1000\"", "\"  \"", "`expr` must not be empty", "on_demand.yaml:12:45", "SQL expression"),
+        ("dtype: bool", "dtype: boolean", "unknown dtype `boolean`", "on_demand.yaml:12:33", "did you mean `bool`?"),
+        ("name: amount_to_count_ratio", "name: is_large", "feature `is_large` is listed twice in this on-demand feature view", "on_demand.yaml:12:", "remove one of them"),
+        ("[user_stats, txn_request]", "[]", "an on-demand feature view needs at least one source", "on_demand.yaml:8:", "list the feature views and request sources"),
+        (
+            "[user_stats, txn_request]",
+            "[user_stat, txn_request]",
+            "on-demand feature view `txn_ratios` refers to unknown feature view or request source `user_stat`",
+            "on_demand.yaml:8:15",
+            "did you mean `user_stats`?",
+        ),
+        ("[user_stats, txn_request]", "[txn, txn_request]", "reads source `txn` directly", "on_demand.yaml:8:15", "list a feature view of that source"),
+        ("[user_stats, txn_request]", "[user_stats, txn_request, user_stats]", "`user_stats` is listed twice in the sources", "on_demand.yaml:8:40", "remove the repeat"),
+        ("[txn_ratios:is_large]", "[txn_ratios:is_larg]", "refers to unknown feature `txn_ratios:is_larg`", "on_demand.yaml:17:16", "did you mean `txn_ratios:is_large`?"),
+        ("[txn_ratios, user", "[txn_ratio, user", "refers to unknown feature view `txn_ratio`", "on_demand.yaml:15:16", "did you mean `txn_ratios`?"),
+    ];
+    for (from, to, message, location, help) in cases {
+        let all = on_demand_diagnostics(from, to);
+        let d = find(&all, message);
+        let at = d.location.to_string();
+        assert!(at == location || (location.ends_with(':') && at.starts_with(location)), "{message}: at {at}, expected {location}");
+        assert!(d.help.as_deref().is_some_and(|h| h.contains(help)), "{message}: help {:?}, expected {help:?}", d.help);
+        assert!(!all.iter().any(|d| d.message.contains("missing the required key `sources`")), "a typo is one mistake: {all:#?}");
+        assert!(all.iter().all(|d| d.help.is_some() || d.related.is_some()), "every error says how to fix it: {all:#?}");
+    }
+}
+
+#[test]
+fn views_and_request_sources_share_one_namespace() {
+    let all = on_demand_diagnostics("  - name: txn_ratios\n", "  - name: global_stats\n");
+    let d = find(&all, "on-demand feature view `global_stats` has the name of feature view `global_stats`");
+    assert_eq!(d.location.to_string(), "on_demand.yaml:7:11");
+    let (first, _) = d.related.as_ref().expect("related");
+    assert_eq!(first.to_string(), "features.yaml:21:11");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("one namespace")));
+    let all = on_demand_diagnostics("  - name: txn_request\n", "  - name: user_stats\n");
+    assert_eq!(find(&all, "request source `user_stats` has the name of feature view `user_stats`").location.to_string(), "on_demand.yaml:3:11");
+}
+
+#[test]
+fn plans_show_on_demand_views_added_changed_and_removed() {
+    let empty = RegistryState::empty("test");
+    let first = definitions(&[("features.yaml", GOOD), ("on_demand.yaml", ON_DEMAND)]);
+    let plan = Plan::compute(&empty, &first);
+    let text = plan.to_string();
+    assert!(text.contains("+ request_source txn_request (add)"), "{text}");
+    assert!(text.contains("+ on_demand_feature_view txn_ratios (add)"), "{text}");
+    let applied = plan.apply_to(&empty, &first, chrono::Utc::now());
+    assert!(Plan::compute(&applied, &first).is_empty(), "applying twice is a no-op");
+
+    let changed = definitions(&[("features.yaml", GOOD), ("on_demand.yaml", &ON_DEMAND.replace("amount > 1000", "amount > 5000"))]);
+    let text = Plan::compute(&applied, &changed).to_string();
+    assert!(text.contains("~ on_demand_feature_view txn_ratios (change)"), "{text}");
+    assert!(text.contains("~ feature is_large.expr: amount > 1000 → amount > 5000"), "{text}");
+    assert!(text.contains("0 to add, 1 to change, 0 to remove."), "{text}");
+
+    let removed = definitions(&[("features.yaml", GOOD)]);
+    let text = Plan::compute(&applied, &removed).to_string();
+    for line in ["- request_source txn_request (remove)", "- on_demand_feature_view txn_ratios (remove)", "- feature_service fraud_v2 (remove)"] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+}
+
+#[test]
+fn the_catalog_lists_and_describes_on_demand_views_with_their_lineage() {
+    let empty = RegistryState::empty("test");
+    let defs = definitions(&[("features.yaml", GOOD), ("on_demand.yaml", ON_DEMAND)]);
+    let state = Plan::compute(&empty, &defs).apply_to(&empty, &defs, chrono::Utc::now());
+    let edges = [
+        ("feature_view:user_stats", "on_demand_feature_view:txn_ratios"),
+        ("request_source:txn_request", "on_demand_feature_view:txn_ratios"),
+        ("on_demand_feature_view:txn_ratios", "feature_service:fraud_v2"),
+        ("on_demand_feature_view:txn_ratios", "feature_service:fraud_v3"),
+    ];
+    for (from, to) in edges {
+        assert!(state.lineage.iter().any(|e| e.from == from && e.to == to), "{from} -> {to} in {:#?}", state.lineage);
+    }
+
+    let listed: Vec<(String, String)> = catalog::list(&state, &ListFilter::default()).into_iter().map(|e| (e.kind, e.name)).collect();
+    for (kind, name) in [("request_source", "txn_request"), ("on_demand_feature_view", "txn_ratios"), ("feature", "txn_ratios:is_large")] {
+        assert!(listed.iter().any(|(k, n)| k == kind && n == name), "{kind} {name} in {listed:#?}");
+    }
+    let owned = catalog::list(&state, &ListFilter { owner: Some("fraud-team".into()), kind: Some("feature".into()), ..Default::default() });
+    assert_eq!(owned.len(), 2, "an on-demand view's features carry its owner: {owned:#?}");
+    assert_eq!(catalog::search(&state, "large")[0].entry.name, "txn_ratios:is_large");
+
+    let described = catalog::describe(&state, "txn_ratios").expect("describe the view");
+    let view = &described[0];
+    assert_eq!(view["kind"], "on_demand_feature_view");
+    assert_eq!(view["definition"]["sources"], json!(["user_stats", "txn_request"]));
+    assert_eq!(view["downstream"], json!(["feature_service:fraud_v2", "feature_service:fraud_v3"]));
+    let upstream = view["upstream"].as_array().expect("upstream");
+    for node in ["feature_view:user_stats", "request_source:txn_request", "source:txn"] {
+        assert!(upstream.iter().any(|n| n == node), "{node} in {upstream:?}");
+    }
+    let described = catalog::describe(&state, "txn_ratios:is_large").expect("describe the feature");
+    let feature = &described[0];
+    assert_eq!(feature["kind"], "feature");
+    assert_eq!(feature["definition"]["expr"], "amount > 1000");
+    assert_eq!(feature["on_demand_feature_view"], "txn_ratios");
+    assert_eq!(feature["owner"], "fraud-team");
+    assert_eq!(feature["downstream"], json!(["feature_service:fraud_v2", "feature_service:fraud_v3"]));
+    assert_eq!(catalog::describe(&state, "txn_request").expect("describe the request source")[0]["kind"], "request_source");
+
+    let summary = catalog::summary(&state);
+    let on_demand = &summary["on_demand_feature_views"][0];
+    assert_eq!(on_demand["sources"], json!(["user_stats", "txn_request"]));
+    assert_eq!(on_demand["features"][1], json!({"name": "is_large", "dtype": "bool", "expr": "amount > 1000", "description": "Over a thousand"}));
+    assert_eq!(summary["request_sources"][0]["schema"][0]["dtype"], "float64");
+    let fraud_v3 = summary["feature_services"].as_array().expect("services").iter().find(|s| s["name"] == "fraud_v3").cloned();
+    assert_eq!(fraud_v3.map(|s| s["features"].clone()), Some(json!(["txn_ratios:is_large"])));
 }
 
 #[test]

@@ -255,9 +255,13 @@ async fn get_online_features(State(state): State<Arc<AppState>>, body: Body) -> 
         (None, Some(service)) => FeatureSelection::Service(service),
         (None, None) => return Err(ApiError::bad_request("missing `features` (a list of \"view:feature\") or `feature_service`")),
     };
-    let mut columns = Vec::with_capacity(body.entities.0.len());
-    for (name, values) in body.entities.0 {
-        let values = values.iter().map(|v| request::key_value(&name, v)).collect::<Result<Vec<Value>, _>>()?;
+    let mut columns: Vec<(String, Vec<Value>)> = Vec::with_capacity(body.entities.0.len());
+    let context = body.request_context.map(|c| c.0).unwrap_or_default();
+    for (name, values) in body.entities.0.into_iter().chain(context) {
+        if columns.iter().any(|(n, _)| *n == name) {
+            return Err(ApiError::bad_request(format!("`{name}` is given both in `entities` and in `request_context`; send it once")));
+        }
+        let values = values.iter().map(|v| request::entity_value(&name, v)).collect::<Result<Vec<Value>, _>>()?;
         columns.push((name, values));
     }
     let entities = almanac::online::entity_batch(&columns)?;
@@ -336,6 +340,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Result<Response, ApiError>
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    state.metrics.on_demand_failed_rows.set(almanac::online::ON_DEMAND_FAILED_ROWS.load(std::sync::atomic::Ordering::Relaxed) as i64);
     let mut response = Response::new(Body::from(state.metrics.render()));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     response

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub checks_last_run: GaugeVec,
     pub connections_open: IntGauge,
     pub connections_refused: IntCounter,
+    /// On-demand values that became null because their expression failed on
+    /// the row (integer division by zero, overflow).
+    pub on_demand_failed_rows: IntGauge,
 }
 
 impl Metrics {
@@ -52,7 +55,9 @@ impl Metrics {
         let connections_refused = IntCounter::new("almanac_http_connections_refused_total", "Connections closed on arrival because --max-connections were open")?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
-        Ok(Metrics { registry, requests, latency, store_latency, entities, errors, parity_checked, parity_divergent, staleness, null_rate, psi, checks_last_run, connections_open, connections_refused })
+        let on_demand_failed_rows = IntGauge::new("almanac_on_demand_failed_rows_total", "On-demand values set to null because the expression failed on the row (integer division by zero, overflow)")?;
+        registry.register(Box::new(on_demand_failed_rows.clone()))?;
+        Ok(Metrics { registry, requests, latency, store_latency, entities, errors, parity_checked, parity_divergent, staleness, null_rate, psi, checks_last_run, connections_open, connections_refused, on_demand_failed_rows })
     }
 
     pub fn render(&self) -> String {

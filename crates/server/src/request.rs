@@ -20,6 +20,10 @@ pub struct OnlineBody {
     #[serde(default)]
     pub feature_service: Option<String>,
     pub entities: OrderedColumns,
+    /// Request fields of on-demand views, as Feast's Go server takes them
+    /// (Feast's Python server takes them beside the join keys in `entities`).
+    #[serde(default)]
+    pub request_context: Option<OrderedColumns>,
     #[serde(default)]
     pub full_feature_names: Option<bool>,
 }
@@ -66,13 +70,18 @@ impl<'de> Deserialize<'de> for OrderedColumns {
     }
 }
 
-/// A JSON entity value as a join-key value: integers and strings only.
-pub fn key_value(column: &str, value: &serde_json::Value) -> Result<Value, ApiError> {
+/// A JSON entity value: a join key (integer or string) or a request field
+/// (any scalar). The facade checks each against what it is used for.
+pub fn entity_value(column: &str, value: &serde_json::Value) -> Result<Value, ApiError> {
     match value {
         serde_json::Value::Null => Ok(Value::Null),
+        serde_json::Value::Bool(b) => Ok(Value::Bool(*b)),
         serde_json::Value::String(s) => Ok(Value::String(s.clone())),
-        serde_json::Value::Number(n) => n.as_i64().map(Value::Int64).ok_or_else(|| ApiError::bad_request(format!("entity `{column}` has the value {n}; join keys are integers (int64) or strings"))),
-        other => Err(ApiError::bad_request(format!("entity `{column}` has the value {other}; join keys are integers (int64) or strings"))),
+        serde_json::Value::Number(n) => Ok(match n.as_i64() {
+            Some(i) => Value::Int64(i),
+            None => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
+        }),
+        other => Err(ApiError::bad_request(format!("entity `{column}` has the value {other}; join keys are integers (int64) or strings, request fields are scalars"))),
     }
 }
 

@@ -148,7 +148,9 @@ pub fn online(repo: &Path, args: &OnlineArgs, json: bool) -> anyhow::Result<()> 
         (None, Some(service)) => FeatureSelection::Service(service.clone()),
         (None, None) => anyhow::bail!("pass --features or --feature-service"),
     };
-    let entities = almanac::entity_batch(&entity_columns(&store, &args.entity)?)?;
+    let mut columns = entity_columns(&store, &args.entity)?;
+    columns.extend(request_columns(&store, &selection, &args.request, args.entity.len())?);
+    let entities = almanac::entity_batch(&columns)?;
     let response = store.get_online_features(&selection, &entities, args.full_feature_names)?;
     if json {
         // The server's own encoder: `--json` prints exactly its response.
@@ -180,6 +182,47 @@ pub fn table(response: &almanac::OnlineResponse, keys: usize) -> String {
         body.push(line);
     }
     render::table(&header, body).to_string()
+}
+
+/// `--request amount=12.5` (once for all entities, or once per entity) as
+/// columns, each value parsed to its request field's dtype.
+fn request_columns(store: &FeatureStore, selection: &FeatureSelection, flags: &[String], rows: usize) -> anyhow::Result<Vec<(String, Vec<almanac::core::Value>)>> {
+    if flags.is_empty() {
+        return Ok(Vec::new());
+    }
+    anyhow::ensure!(flags.len() == 1 || flags.len() == rows, "{} --request flags for {rows} entities; give one for all, or one per --entity", flags.len());
+    let fields = store.request_fields(selection)?;
+    let mut columns: Vec<(String, Vec<almanac::core::Value>)> = Vec::new();
+    for (index, flag) in flags.iter().enumerate() {
+        for pair in flag.split(',').filter(|p| !p.trim().is_empty()) {
+            let (name, text) = pair.split_once('=').with_context(|| format!("`{pair}` is not FIELD=VALUE; write `--request amount=12.5`"))?;
+            let name = name.trim();
+            let Some((_, dtype)) = fields.iter().find(|(field, _)| field == name) else {
+                let known: Vec<&str> = fields.iter().map(|(field, _)| field.as_str()).collect();
+                anyhow::bail!("`{name}` is not a request field of the requested features; they need: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") });
+            };
+            let value = almanac::core::convert::coerce(&almanac::core::Value::String(text.trim().to_string()), dtype)
+                .or_else(|_| text.trim().parse::<i64>().map(almanac::core::Value::Int64).map_err(|_| ()).and_then(|v| almanac::core::convert::coerce(&v, dtype).map_err(|_| ())))
+                .or_else(|_| text.trim().parse::<f64>().map(almanac::core::Value::Float64).map_err(|_| ()).and_then(|v| almanac::core::convert::coerce(&v, dtype).map_err(|_| ())))
+                .or_else(|_| text.trim().parse::<bool>().map(almanac::core::Value::Bool).map_err(|_| ()).and_then(|v| almanac::core::convert::coerce(&v, dtype).map_err(|_| ())))
+                .map_err(|_| anyhow::anyhow!("request field `{name}` is {dtype}, and `{text}` is not one"))?;
+            let column = match columns.iter_mut().find(|(n, _)| n == name) {
+                Some((_, column)) => column,
+                None => {
+                    columns.push((name.to_string(), vec![almanac::core::Value::Null; if flags.len() == 1 { 1 } else { rows }]));
+                    &mut columns.last_mut().expect("just pushed").1
+                }
+            };
+            column[if flags.len() == 1 { 0 } else { index }] = value;
+        }
+    }
+    if flags.len() == 1 {
+        for (_, column) in &mut columns {
+            let value = column[0].clone();
+            *column = vec![value; rows];
+        }
+    }
+    Ok(columns)
 }
 
 /// `--entity user_id=1,merchant_id=7` (one entity row per flag) as columns,
