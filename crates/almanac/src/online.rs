@@ -229,7 +229,7 @@ impl OnlinePlan {
                 }
                 None => match stored(view_name, feature)? {
                     OutputSource::Stored { view, field } => (OutputSource::Stored { view, field }, views[view].dtypes[field].clone()),
-                    other => (other, DType::Float64),
+                    OutputSource::OnDemand { .. } => return Err(Error::Internal(format!("stored feature `{view_name}:{feature}` resolved as on-demand"))),
                 },
             };
             let name = if full_feature_names { format!("{view_name}__{feature}") } else { feature.clone() };

@@ -32,7 +32,10 @@ fn main() -> anyhow::Result<()> {
         Some("read-latency") => {
             let repo = PathBuf::from(flag("--repo").context("read-latency --repo DIR")?);
             let iterations: usize = flag("--iterations").unwrap_or_else(|| "20000".into()).parse()?;
-            read_latency(&repo, iterations)
+            // `--on-demand`: the same read plus the demo's on-demand view
+            // (2 expressions over user_txn_stats and the request's amount).
+            let on_demand = args.iter().any(|a| a == "--on-demand");
+            read_latency(&repo, iterations, on_demand)
         }
         _ => anyhow::bail!("usage: almanac-bench dense-repo DIR --entities N | read-latency --repo DIR [--iterations N]"),
     }
@@ -74,10 +77,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// In-process `get_online_features` latency for the demo's feature service
 /// (2 views, 4 features): 1 entity and 100 entities per call.
-fn read_latency(repo: &Path, iterations: usize) -> anyhow::Result<()> {
+fn read_latency(repo: &Path, iterations: usize, on_demand: bool) -> anyhow::Result<()> {
     let store = FeatureStore::open(repo)?;
     let state = store.registry_state()?;
-    let selection = FeatureSelection::Service("fraud_model_v1".into());
+    let plain = "user_txn_stats:txn_count_7d,user_txn_stats:txn_amount_avg_7d,merchant_stats";
+    let selection = if on_demand { FeatureSelection::parse_refs(&format!("{plain},txn_ratios"))? } else { FeatureSelection::parse_refs(plain)? };
     let users = store.online_store()?.scan("user_txn_stats", Some(100_000))?;
     let merchants = store.online_store()?.scan("merchant_stats", Some(100_000))?;
     anyhow::ensure!(!users.is_empty() && !merchants.is_empty() && state.version > 0, "materialize the repo first");
@@ -92,20 +96,22 @@ fn read_latency(repo: &Path, iterations: usize) -> anyhow::Result<()> {
     let now = state.watermarks.values().max().map(|t| t.timestamp_micros()).unwrap_or(0);
     let mut report = serde_json::Map::new();
     report.insert("store".into(), serde_json::json!(store.online_store()?.describe()));
+    report.insert("on_demand".into(), serde_json::json!(on_demand));
     for batch in [1usize, 100] {
         let mut samples = Vec::with_capacity(iterations);
         let mut present = 0usize;
         for i in 0..iterations + iterations / 10 {
             let users: ArrayRef = Arc::new(Int64Array::from_iter_values((0..batch).map(|j| user_ids[(i * 131 + j * 7) % user_ids.len()])));
             let merchants: ArrayRef = Arc::new(Int64Array::from_iter_values((0..batch).map(|j| merchant_ids[(i * 17 + j * 3) % merchant_ids.len()])));
-            let entities = RecordBatch::try_from_iter([("user_id", users), ("merchant_id", merchants)])?;
+            let amounts: ArrayRef = Arc::new(Float64Array::from_iter_values((0..batch).map(|j| ((i * 7 + j * 13) % 2000) as f64)));
+            let entities = if on_demand { RecordBatch::try_from_iter([("user_id", users), ("merchant_id", merchants), ("amount", amounts)])? } else { RecordBatch::try_from_iter([("user_id", users), ("merchant_id", merchants)])? };
             let started = Instant::now();
             let response = store.get_online_features_at(&selection, &entities, false, now)?;
             let elapsed = started.elapsed().as_secs_f64() * 1e6;
             // The first 10% warm caches and are not counted.
             if i >= iterations / 10 {
                 samples.push(elapsed);
-                present += response.statuses[2].iter().filter(|s| **s == almanac::FieldStatus::Present).count();
+                present += response.statuses[entities.num_columns()].iter().filter(|s| **s == almanac::FieldStatus::Present).count();
             }
         }
         samples.sort_by(|a, b| a.total_cmp(b));

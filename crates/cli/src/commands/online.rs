@@ -206,14 +206,12 @@ fn request_columns(store: &FeatureStore, selection: &FeatureSelection, flags: &[
                 .or_else(|_| text.trim().parse::<f64>().map(almanac::core::Value::Float64).map_err(|_| ()).and_then(|v| almanac::core::convert::coerce(&v, dtype).map_err(|_| ())))
                 .or_else(|_| text.trim().parse::<bool>().map(almanac::core::Value::Bool).map_err(|_| ()).and_then(|v| almanac::core::convert::coerce(&v, dtype).map_err(|_| ())))
                 .map_err(|_| anyhow::anyhow!("request field `{name}` is {dtype}, and `{text}` is not one"))?;
-            let column = match columns.iter_mut().find(|(n, _)| n == name) {
-                Some((_, column)) => column,
-                None => {
-                    columns.push((name.to_string(), vec![almanac::core::Value::Null; if flags.len() == 1 { 1 } else { rows }]));
-                    &mut columns.last_mut().expect("just pushed").1
-                }
-            };
-            column[if flags.len() == 1 { 0 } else { index }] = value;
+            if !columns.iter().any(|(n, _)| n == name) {
+                columns.push((name.to_string(), vec![almanac::core::Value::Null; if flags.len() == 1 { 1 } else { rows }]));
+            }
+            if let Some((_, column)) = columns.iter_mut().find(|(n, _)| n == name) {
+                column[if flags.len() == 1 { 0 } else { index }] = value;
+            }
         }
     }
     if flags.len() == 1 {
