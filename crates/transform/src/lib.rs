@@ -15,8 +15,10 @@
 //! checks the result type against the declared dtype. [`CompiledView::evaluate`]
 //! takes a batch laid out as [`CompiledView::inputs`] says.
 //!
-//! Integer division by zero and integer overflow do not fail a whole batch:
-//! the rows that fail become null and are counted in [`Evaluated::failed_rows`].
+//! Integer division by zero (any error on a row) does not fail a whole
+//! batch: the rows that fail become null and are counted in
+//! [`Evaluated::failed_rows`]. Integer `+`, `-`, `*` wrap on overflow, as
+//! DataFusion's kernels do.
 
 mod compile;
 mod evaluate;
