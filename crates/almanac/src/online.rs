@@ -396,6 +396,13 @@ fn request_column(entities: &RecordBatch, name: &str, dtype: &DType, view: &str)
     let Some(column) = entities.column_by_name(name) else {
         return Err(Error::BadRequest(format!("missing request field `{name}` ({dtype}), needed by on-demand view `{view}`; send it beside the join keys in `entities` (or in `request_context`; CLI: --request {name}=VALUE)")));
     };
+    request_values(column, name, dtype)
+}
+
+/// A request field's values as its declared dtype, by the one coercion rule
+/// (`almanac_core::convert::coerce`), for online reads and training sets
+/// alike: a column already of that type is taken as it is.
+pub(crate) fn request_values(column: &ArrayRef, name: &str, dtype: &DType) -> Result<ArrayRef, Error> {
     if column.data_type() == &dtype.to_arrow() {
         return Ok(column.clone());
     }

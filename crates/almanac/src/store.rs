@@ -365,7 +365,7 @@ fn request_column(entities: &RecordBatch, name: &str, dtype: &almanac_core::DTyp
         let available: Vec<&str> = entities.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
         Error::BadRequest(format!("the entity table has no column `{name}` ({dtype}), a request field of on-demand view `{view}`; offline, request fields are columns of the entity table (it has: {})", available.join(", ")))
     })?;
-    arrow::compute::cast(column, &dtype.to_arrow()).map_err(|e| Error::BadRequest(format!("column `{name}` of the entity table is {}, and request field `{name}` is {dtype}: {e}", column.data_type())))
+    crate::online::request_values(column, name, dtype)
 }
 
 /// The offline engine returns features grouped by view; put them back in the
