@@ -201,7 +201,7 @@ impl OnlinePlan {
         };
         let mut on_demand: Vec<PlannedOnDemand> = Vec::with_capacity(resolved.on_demand.len());
         for odfv in &resolved.on_demand {
-            let compiled = almanac_transform::compile(odfv, &state.definitions).map_err(|errors| Error::Internal(format!("on-demand view `{}` no longer compiles: {}", odfv.name, errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))))?;
+            let compiled = crate::store::compile_on_demand(odfv, state)?;
             let inputs = compiled
                 .inputs
                 .iter()

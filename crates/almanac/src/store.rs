@@ -289,15 +289,16 @@ impl FeatureStore {
         // Join with full names: inputs that were not requested must not
         // clash with the entity table or with each other.
         let internal = HistoricalOptions { full_feature_names: true, ..options.clone() };
-        let joined = self.offline()?.get_historical_features(entities, &resolved.views, &internal)?;
+        let compiled_views = resolved.on_demand.iter().map(|odfv| compile_on_demand(odfv, state)).collect::<Result<Vec<_>, _>>()?;
+        let views = join_only_what_is_read(resolved, &compiled_views);
+        let joined = self.offline()?.get_historical_features(entities, &views, &internal)?;
         let rows = entities.num_rows();
         let stored = |view: &str, feature: &str| -> Result<ArrayRef, Error> {
             let name = format!("{view}__{feature}");
             joined.column_by_name(&name).cloned().ok_or_else(|| Error::Internal(format!("the join did not return `{name}`")))
         };
         let mut computed: Vec<((String, String), ArrayRef)> = Vec::new();
-        for odfv in &resolved.on_demand {
-            let compiled = almanac_transform::compile(odfv, &state.definitions).map_err(|errors| Error::Internal(format!("on-demand view `{}` no longer compiles: {}", odfv.name, errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))))?;
+        for (odfv, compiled) in resolved.on_demand.iter().zip(&compiled_views) {
             let mut columns = Vec::with_capacity(compiled.inputs.len());
             for input in &compiled.inputs {
                 columns.push(if input.from_request {
@@ -357,6 +358,32 @@ impl FeatureStore {
         request.features = request.view.schema.clone();
         Ok(self.offline()?.export(&request, range, latest)?.into_batch())
     }
+}
+
+/// An on-demand view compiled from the applied definitions (which compiled
+/// at apply, so a failure here is a bug, not the user's mistake).
+pub(crate) fn compile_on_demand(odfv: &almanac_core::OnDemandFeatureView, state: &RegistryState) -> Result<almanac_transform::CompiledView, Error> {
+    almanac_transform::compile(odfv, &state.definitions).map_err(|errors| Error::Internal(format!("on-demand view `{}` no longer compiles: {}", odfv.name, errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))))
+}
+
+/// The views to join for a training set with on-demand features: each
+/// with its requested features plus those an expression reads (not the
+/// whole input view: a column nobody reads costs the join time and memory).
+fn join_only_what_is_read(resolved: &resolve::Resolved, compiled: &[almanac_transform::CompiledView]) -> Vec<almanac_offline::ViewRequest> {
+    resolved
+        .views
+        .iter()
+        .map(|request| {
+            let name = &request.view.name;
+            let read = |feature: &str| {
+                resolved.order.iter().any(|(v, f)| v == name && f == feature) || compiled.iter().any(|c| c.inputs.iter().any(|i| !i.from_request && i.source == *name && i.name == feature))
+            };
+            let features: Vec<almanac_core::Field> = request.features.iter().filter(|f| read(&f.name)).cloned().collect();
+            // An input view none of whose features is read still bounds
+            // nothing; keep it whole rather than join an empty view.
+            if features.is_empty() { request.clone() } else { almanac_offline::ViewRequest { features, ..request.clone() } }
+        })
+        .collect()
 }
 
 /// A request field's column of the entity table, as its declared dtype.

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use almanac::core::Value;
 use almanac::materialize::{MaterializeRequest, Quiet};
 use almanac::offline::HistoricalOptions;
+use almanac::parity::ParityRequest;
 use almanac::{FeatureSelection, FeatureStore, FieldStatus};
 use almanac_online_redis::harness::{TestCluster, ensure_redis};
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -126,6 +127,7 @@ on_demand_feature_views:
       - {{name: big, dtype: bool, expr: "amount > user_stats.count"}}
       - {{name: per, dtype: int64, expr: "n / user_stats.count"}}
       - {{name: diff, dtype: float64, expr: "user_stats.score - user_region_stats.score"}}
+      - {{name: tripled, dtype: int64, expr: "n * 3"}}
 "#
         ),
     )
@@ -174,6 +176,7 @@ fn check_parity(online: &str, rows: &[Row], split: i64) -> Result<(), TestCaseEr
     let offline = store.get_historical_features(&table, &selection, &options).expect("historical");
 
     check_on_demand(&store, &users, &regions)?;
+    check_parity_command(&store)?;
     for (index, name) in ["user_stats__count", "user_stats__score", "user_region_stats__count", "user_region_stats__score"].iter().enumerate() {
         let column = 2 + index;
         prop_assert_eq!(online.feature_names()[column], *name);
@@ -211,7 +214,7 @@ fn check_on_demand(store: &FeatureStore, users: &[Value], regions: &[Value]) -> 
     ])
     .expect("entities");
     let offline = store.get_historical_features(&table, &selection, &HistoricalOptions::default()).expect("historical with on-demand features");
-    let names = ["ratio", "big", "per", "diff", "score", "count"];
+    let names = ["ratio", "big", "per", "diff", "tripled", "score", "count"];
     prop_assert_eq!(online.feature_names()[4..].to_vec(), names.to_vec());
     for (index, name) in names.iter().enumerate() {
         let expected = offline.column_by_name(name).expect("offline feature");
@@ -241,9 +244,26 @@ fn check_on_demand(store: &FeatureStore, users: &[Value], regions: &[Value]) -> 
         prop_assert!(online.value(4, row).approx_eq(&ratio, 0.0), "ratio row {}: {:?} vs {:?}", row, online.value(4, row), ratio);
         prop_assert_eq!(online.value(5, row), big, "big row {}", row);
         prop_assert_eq!(online.value(6, row), per, "per row {}", row);
+        // Integer overflow is null (and counted), never a wrapped number.
+        let tripled = ns[row].and_then(|n| n.checked_mul(3)).map_or(Value::Null, Value::Int64);
+        prop_assert_eq!(online.value(8, row), tripled, "tripled row {}", row);
         let status = online.statuses[4][row];
         prop_assert_eq!(status == FieldStatus::Present, !ratio.is_null(), "ratio row {} status {:?}", row, status);
     }
+    Ok(())
+}
+
+/// `almanac parity` (and the scheduled check) cover on-demand views: the
+/// entities are sampled from the input view keyed by both entities, the
+/// request values are generated with nulls, zeros, NaN and extremes.
+fn check_parity_command(store: &FeatureStore) -> Result<(), TestCaseError> {
+    let report = store.parity(&ParityRequest { views: None, sample: 40, seed: 7, tolerance: 0.0, at_micros: NOW }).expect("parity");
+    let ratios = report.views.iter().find(|v| v.view == "ratios").expect("the on-demand view is checked by default");
+    prop_assert!(ratios.skipped.is_none() && ratios.error.is_none(), "{:?}", ratios);
+    let checked: usize = ratios.features.iter().map(|f| f.checked).sum();
+    let divergent = ratios.divergent();
+    prop_assert_eq!(checked, ratios.features.len() * (ratios.sampled_from_online + ratios.sampled_from_offline));
+    prop_assert_eq!(divergent, 0, "{:#?}", ratios);
     Ok(())
 }
 

@@ -14,6 +14,7 @@ pub fn validate(parsed: &Parsed) -> Diagnostics {
     check_views(parsed, &mut out);
     check_shared_names(parsed, &mut out);
     check_on_demand_views(parsed, &mut out);
+    check_request_fields(parsed, &mut out);
     check_services(parsed, &mut out);
     out
 }
@@ -171,6 +172,23 @@ fn check_on_demand_views(parsed: &Parsed, out: &mut Diagnostics) {
                 unknown_of(parsed, &readable, "feature view or request source", source, location, &used_by)
             };
             out.push(diagnostic);
+        }
+    }
+}
+
+/// A request field named like a join key would be ambiguous wherever
+/// request data sits beside the keys (the entity table's columns, the
+/// HTTP `entities` object): is `user_id` the entity or the request value?
+fn check_request_fields(parsed: &Parsed, out: &mut Diagnostics) {
+    let defs = &parsed.definitions;
+    for request in &defs.request_sources {
+        for (index, field) in request.schema.iter().enumerate() {
+            let Some(entity) = defs.entities.iter().find(|e| e.join_keys.iter().any(|k| k.name == field.name)) else { continue };
+            let location = at(parsed, ObjectKind::RequestSource, &request.name, &format!("schema[{index}]"));
+            out.push(
+                Diagnostic::new(location, format!("request field `{}` of request source `{}` has the name of a join key of entity `{}`", field.name, request.name, entity.name))
+                    .with_help(format!("request data sits beside the join keys (entity table columns, HTTP `entities`), so the names must differ; rename the field, e.g. `request_{}`", field.name)),
+            );
         }
     }
 }

@@ -236,6 +236,7 @@ fn on_demand_mistakes_are_located_with_a_fix() {
         ),
         ("[user_stats, txn_request]", "[txn, txn_request]", "reads source `txn` directly", "on_demand.yaml:8:15", "list a feature view of that source"),
         ("[user_stats, txn_request]", "[user_stats, txn_request, user_stats]", "`user_stats` is listed twice in the sources", "on_demand.yaml:8:40", "remove the repeat"),
+        ("{name: amount, dtype: float64}", "{name: user_id, dtype: int64}", "request field `user_id` of request source `txn_request` has the name of a join key of entity `user`", "on_demand.yaml:5:9", "rename the field"),
         ("[txn_ratios:is_large]", "[txn_ratios:is_larg]", "refers to unknown feature `txn_ratios:is_larg`", "on_demand.yaml:17:16", "did you mean `txn_ratios:is_large`?"),
         ("[txn_ratios, user", "[txn_ratio, user", "refers to unknown feature view `txn_ratio`", "on_demand.yaml:15:16", "did you mean `txn_ratios`?"),
     ];

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use almanac_core::{DType, Definitions, OnDemandFeatureView, suggest};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, TableReference};
-use datafusion::logical_expr::{Expr, Volatility};
+use datafusion::logical_expr::{Expr, Operator, Volatility};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::prelude::SessionContext;
 
 /// One column an on-demand view reads: a feature of an input view or a
@@ -78,7 +80,78 @@ pub fn compile(view: &OnDemandFeatureView, defs: &Definitions) -> Result<Compile
             Err((message, help)) => errors.push(CompileError { feature: Some(feature.name.clone()), message, help }),
         }
     }
-    if errors.is_empty() { Ok(CompiledView { name: view.name.clone(), inputs, schema, features }) } else { Err(errors) }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let (inputs, schema, features) = keep_referenced_inputs(inputs, features).map_err(|e| vec![view_error(format!("cannot narrow the inputs: {e}"))])?;
+    Ok(CompiledView { name: view.name.clone(), inputs, schema, features })
+}
+
+/// Only the inputs some expression reads, with every column reference
+/// renumbered: an online read then builds (and a training set keeps) no
+/// column nobody reads. An input view has every one of its features as a
+/// possible input, typically far more than an expression names.
+fn keep_referenced_inputs(inputs: Vec<InputField>, features: Vec<CompiledFeature>) -> datafusion::error::Result<(Vec<InputField>, SchemaRef, Vec<CompiledFeature>)> {
+    let mut used: Vec<usize> = features.iter().flat_map(|f| collect_columns(&f.expr)).map(|c| c.index()).collect();
+    used.sort_unstable();
+    used.dedup();
+    let renumbered: HashMap<usize, usize> = used.iter().enumerate().map(|(new, &old)| (old, new)).collect();
+    let features = features
+        .into_iter()
+        .map(|feature| {
+            let expr = feature
+                .expr
+                .transform_up(|node| match node.downcast_ref::<Column>() {
+                    Some(column) => {
+                        let index = renumbered.get(&column.index()).copied().unwrap_or(column.index());
+                        Ok(Transformed::yes(Arc::new(Column::new(column.name(), index)) as Arc<dyn PhysicalExpr>))
+                    }
+                    None => Ok(Transformed::no(node)),
+                })?
+                .data;
+            Ok(CompiledFeature { expr, ..feature })
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let inputs: Vec<InputField> = used.iter().map(|&i| inputs[i].clone()).collect();
+    let schema: SchemaRef = Arc::new(Schema::new(inputs.iter().map(|i| Field::new(&i.name, i.dtype.to_arrow(), true)).collect::<Vec<_>>()));
+    Ok((inputs, schema, features))
+}
+
+/// Casts of literals folded into literals: type coercion turns `avg > 0`
+/// into `avg > CAST(0 AS DOUBLE)`, which would otherwise be cast again on
+/// every evaluation (a measurable share of a one-row online read). Only
+/// casts are folded: general constant folding would run integer arithmetic
+/// with wrapping kernels. A cast that fails is left to fail per row.
+fn fold_literal_casts(expr: Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> datafusion::error::Result<Arc<dyn PhysicalExpr>> {
+    let empty = arrow::array::RecordBatch::new_empty(schema.clone());
+    Ok(expr
+        .transform_up(|node| {
+            let is_literal_cast = node.downcast_ref::<CastExpr>().is_some_and(|cast| cast.expr().is::<Literal>());
+            if !is_literal_cast {
+                return Ok(Transformed::no(node));
+            }
+            match node.evaluate(&empty) {
+                Ok(datafusion::logical_expr::ColumnarValue::Scalar(value)) => Ok(Transformed::yes(Arc::new(Literal::new(value)) as Arc<dyn PhysicalExpr>)),
+                _ => Ok(Transformed::no(node)),
+            }
+        })?
+        .data)
+}
+
+/// Integer `+`, `-` and `*` checked for overflow (DataFusion's kernels wrap
+/// by default): an overflowing row then fails, and the evaluator makes it
+/// null and counts it, as it does an integer division by zero. A wrapped
+/// value would be a silently wrong feature.
+fn checked_arithmetic(expr: Arc<dyn PhysicalExpr>) -> datafusion::error::Result<Arc<dyn PhysicalExpr>> {
+    Ok(expr
+        .transform_up(|node| match node.downcast_ref::<BinaryExpr>() {
+            Some(binary) if matches!(binary.op(), Operator::Plus | Operator::Minus | Operator::Multiply) => {
+                let checked = BinaryExpr::new(binary.left().clone(), *binary.op(), binary.right().clone()).with_fail_on_overflow(true);
+                Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>))
+            }
+            _ => Ok(Transformed::no(node)),
+        })?
+        .data)
 }
 
 fn view_error(message: String) -> CompileError {
@@ -107,6 +180,7 @@ fn compile_one(ctx: &SessionContext, df_schema: &DFSchema, schema: &SchemaRef, i
     let expr = ctx.parse_sql_expr(text, df_schema).map_err(|e| explain_planning_error(&e.to_string(), inputs))?;
     reject_non_scalar(&expr)?;
     let physical = ctx.create_physical_expr(expr, df_schema).map_err(|e| explain_planning_error(&e.to_string(), inputs))?;
+    let physical = checked_arithmetic(physical).and_then(|p| fold_literal_casts(p, schema)).map_err(|e| (format!("cannot plan the expression: {}", first_line(&e.to_string())), None))?;
     let found = physical.data_type(schema).map_err(|e| (format!("cannot type the expression: {}", first_line(&e.to_string())), None))?;
     if !fits(&found, dtype) {
         let found_name = DType::from_arrow(&found).map_or_else(|| found.to_string(), |d| d.to_string());

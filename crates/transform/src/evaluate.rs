@@ -130,6 +130,22 @@ mod tests {
     }
 
     #[test]
+    fn integer_overflow_is_null_and_counted_never_wrapped() {
+        let (defs, view) = definitions(vec![("big", DType::Int64, "n * 4611686018427387904 + count"), ("diff", DType::Int64, "count - n")]);
+        let compiled = compile(&view, &defs).expect("compiles");
+        let names: Vec<&str> = compiled.inputs.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["count", "n"], "only the inputs an expression reads, in source order");
+        let inputs: Vec<Arc<dyn Array>> = vec![Arc::new(Int64Array::from(vec![Some(1), Some(1), Some(i64::MIN)])), Arc::new(Int64Array::from(vec![Some(1), Some(2), Some(1)]))];
+        let batch = compiled.input_batch(inputs, 3).expect("batch");
+        let out = compiled.evaluate(&batch, &[0, 1]).expect("evaluate");
+        let big = out.columns[0].as_primitive::<Int64Type>();
+        assert_eq!((big.value(0), big.is_null(1), big.value(2)), (4611686018427387905, true, -4611686018427387904), "2 * 2^62 overflows; 2^62 + i64::MIN does not");
+        let diff = out.columns[1].as_primitive::<Int64Type>();
+        assert_eq!((diff.value(0), diff.value(1), diff.is_null(2)), (0, -1, true));
+        assert_eq!(out.failed_rows, 2, "row 1 of `big` and row 2 of `diff`");
+    }
+
+    #[test]
     fn mistakes_are_explained_with_a_suggestion() {
         let unknown = errors("amout / avg", DType::Float64);
         assert!(unknown[0].message.contains("unknown name `amout`"), "{unknown:?}");

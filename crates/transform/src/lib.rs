@@ -15,10 +15,13 @@
 //! checks the result type against the declared dtype. [`CompiledView::evaluate`]
 //! takes a batch laid out as [`CompiledView::inputs`] says.
 //!
-//! Integer division by zero (any error on a row) does not fail a whole
-//! batch: the rows that fail become null and are counted in
-//! [`Evaluated::failed_rows`]. Integer `+`, `-`, `*` wrap on overflow, as
-//! DataFusion's kernels do.
+//! Integer division by zero and integer overflow of `+`, `-`, `*` (any
+//! error on a row) do not fail a whole batch: the rows that fail become
+//! null and are counted in [`Evaluated::failed_rows`]. Arithmetic is
+//! compiled checked, since a wrapped integer is a silently wrong feature.
+//!
+//! A compiled view keeps only the inputs its expressions read, so neither
+//! path builds a column nobody uses.
 
 mod compile;
 mod evaluate;

@@ -48,6 +48,10 @@ fn print(report: &ParityReport) -> anyhow::Result<()> {
             view.sampled_from_offline,
             view.watermark.as_deref().unwrap_or("none")
         );
+        if let Some(reason) = &view.skipped {
+            println!("  not compared: {reason}");
+            continue;
+        }
         if let Some(error) = &view.error {
             println!("  DIVERGENT: {error}");
             continue;
@@ -62,10 +66,12 @@ fn print(report: &ParityReport) -> anyhow::Result<()> {
         }
         for feature in &view.features {
             for example in &feature.examples {
+                let request: Vec<String> = example.request.iter().map(|(name, value)| format!(" {name}={}", json_text(value))).collect();
                 println!(
-                    "  ✗ {} [{}]: online {} @ {} vs point-in-time {} @ {} — {}",
+                    "  ✗ {} [{}{}]: online {} @ {} vs point-in-time {} @ {} — {}",
                     feature.feature,
                     example.entity.join(","),
+                    request.concat(),
                     json_text(&example.online),
                     example.online_event_time.as_deref().unwrap_or("-"),
                     json_text(&example.offline),
