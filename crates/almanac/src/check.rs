@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use almanac_core::{DType, Definitions, Diagnostic, Diagnostics, FileFormat, Location, ObjectKind, Source, suggest};
+use almanac_core::defs::{AggFunction, Aggregation};
+use almanac_core::{DType, Definitions, Diagnostic, Diagnostics, FeatureView, FileFormat, Location, ObjectKind, Source, suggest};
 use almanac_offline::{SourceError, list_source_files, read_source_schema};
 use almanac_registry::RepoDefinitions;
 use almanac_registry::repo::attach_snippets;
@@ -30,7 +31,8 @@ impl Checker<'_> {
 }
 
 /// Check `repo` against its sources' files; on success, the definitions
-/// with every join key's dtype filled in.
+/// with every join key's dtype filled in, and every aggregation's input
+/// dtype (and so its feature's dtype) resolved from the files.
 pub fn against_sources(root: &Path, repo: &RepoDefinitions) -> Result<Definitions, Diagnostics> {
     let mut checker = Checker { repo, out: Diagnostics::default() };
     let defs = &repo.parsed.definitions;
@@ -42,10 +44,15 @@ pub fn against_sources(root: &Path, repo: &RepoDefinitions) -> Result<Definition
     }
     let mut resolved = defs.clone();
     let mut key_types: HashMap<(String, String), (DType, String)> = HashMap::new();
-    for view in &defs.feature_views {
+    for (index, view) in defs.feature_views.iter().enumerate() {
         let (Some(source), Some((format, schema))) = (defs.source(&view.source), schemas.get(view.source.as_str())) else { continue };
         check_view_keys(&mut checker, defs, view, source, schema, &mut key_types);
-        check_view_features(&mut checker, view, source, *format, schema);
+        if view.is_aggregation() {
+            // `resolved` is a clone of `defs`: the same views in the same order.
+            check_view_aggregations(&mut checker, &mut resolved.feature_views[index], source, schema);
+        } else {
+            check_view_features(&mut checker, view, source, *format, schema);
+        }
     }
     for entity in &mut resolved.entities {
         for (index, key) in entity.join_keys.iter_mut().enumerate() {
@@ -225,6 +232,55 @@ fn check_view_features(checker: &mut Checker, view: &almanac_core::FeatureView, 
     }
 }
 
+/// An aggregation view declares no features of its own: each aggregation's
+/// `column` must be a column of the source, and its stored type decides
+/// whether the function applies (`mean` of a string does not) and the
+/// feature's dtype. Fills in each `input_dtype` and the derived schema.
+fn check_view_aggregations(checker: &mut Checker, view: &mut FeatureView, source: &Source, schema: &Schema) {
+    let view_name = view.name.clone();
+    for (index, aggregation) in view.aggregations.iter_mut().enumerate() {
+        // `count` without a column counts events: nothing to read.
+        let Some(name) = aggregation.column.clone() else { continue };
+        let column = source.file_column(&name);
+        let at = |field: &str| format!("aggregations[{index}].{field}");
+        let Ok(field) = schema.field_with_name(column) else {
+            let location = checker.at(ObjectKind::FeatureView, &view_name, &at("column"));
+            checker.report(
+                location,
+                format!("aggregation `{}` of feature view `{view_name}` reads column `{name}`, which is not a column of source `{}`", aggregation.name, source.name),
+                Some(column_help(column, schema)),
+            );
+            continue;
+        };
+        let Some(input) = DType::from_arrow(field.data_type()) else {
+            let location = checker.at(ObjectKind::FeatureView, &view_name, &at("column"));
+            checker.report(
+                location,
+                format!("column `{column}` of source `{}` is stored as {}, which aggregations cannot read", source.name, field.data_type()),
+                Some("cast the column to bool, int32, int64, float32, float64, string, bytes, timestamp or a list of one of these in the source files".into()),
+            );
+            continue;
+        };
+        if aggregation.output_dtype(Some(&input)).is_none() {
+            let location = checker.at(ObjectKind::FeatureView, &view_name, &at("function"));
+            checker.report(
+                location,
+                format!("`{}` of column `{name}` ({input}) is not defined", aggregation.function),
+                Some(applicable_functions(&input)),
+            );
+            continue;
+        }
+        aggregation.input_dtype = Some(input);
+    }
+    view.schema = view.aggregations.iter().map(Aggregation::feature).collect();
+}
+
+/// Help for a function that does not fit a column's type: the ones that do.
+fn applicable_functions(input: &DType) -> String {
+    let fitting: Vec<String> = AggFunction::ALL.iter().filter(|f| f.applies_to(input)).map(|f| format!("`{f}`")).collect();
+    format!("over a {input} column use one of {}, or aggregate another column", fitting.join(", "))
+}
+
 fn csv_compatible(dtype: &DType, data_type: &DataType) -> bool {
     matches!(
         (dtype, data_type),
@@ -234,4 +290,68 @@ fn csv_compatible(dtype: &DType, data_type: &DataType) -> bool {
             | (DType::Timestamp, DataType::Utf8)
             | (_, DataType::Null)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An aggregation view over a CSV source whose `amt` column is mapped to `amount`.
+    const REPO: &str = "entities:
+  - name: user
+    join_keys: [user_id]
+sources:
+  - name: transactions
+    path: data/txn.csv
+    timestamp_field: event_timestamp
+    field_mapping: {amt: amount}
+feature_views:
+  - name: windows
+    entities: [user]
+    source: transactions
+    aggregations:
+      - {function: count, window: 1h}
+      - {column: amount, function: sum, window: 7d}
+      - {column: merchant, function: max, window: 7d}
+      - {column: amount, function: last, n: 2, window: 1d}
+";
+
+    fn check(yaml: &str) -> Result<Definitions, Diagnostics> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("almanac.yaml"), "project: test\n").expect("config");
+        std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+        let csv = "user_id,event_timestamp,amt,merchant\n1,2026-01-01T00:00:00Z,1.5,shop\n2,2026-01-02T00:00:00Z,2.5,cafe\n";
+        std::fs::write(dir.path().join("data/txn.csv"), csv).expect("csv");
+        std::fs::write(dir.path().join("features.yaml"), yaml).expect("yaml");
+        let repo = almanac_registry::load_definitions(dir.path()).expect("load");
+        assert!(repo.parsed.diagnostics.is_empty(), "{}", repo.parsed.diagnostics);
+        against_sources(dir.path(), &repo)
+    }
+
+    #[test]
+    fn aggregation_inputs_and_feature_types_are_resolved_from_the_files() {
+        let defs = check(REPO).expect("valid");
+        let view = defs.feature_view("windows").expect("view");
+        let features: Vec<(&str, String)> = view.schema.iter().map(|f| (f.name.as_str(), f.dtype.to_string())).collect();
+        let expected = [("count_1h", "int64"), ("amount_sum_7d", "float64"), ("merchant_max_7d", "string"), ("amount_last_1d", "list<float64>")];
+        assert_eq!(features, expected.map(|(name, dtype)| (name, dtype.to_string())));
+        assert_eq!(view.aggregations[0].input_dtype, None, "a count of events reads no column");
+        assert_eq!(view.aggregations[1].input_dtype, Some(DType::Float64), "read through the field mapping");
+        assert_eq!(view.aggregations[2].input_dtype, Some(DType::String));
+    }
+
+    #[test]
+    fn unknown_columns_and_unfit_functions_are_located() {
+        let broken = REPO
+            .replace("{column: amount, function: sum", "{column: amont, function: sum")
+            .replace("{column: merchant, function: max", "{column: merchant, function: mean");
+        let all = check(&broken).expect_err("two mistakes").0;
+        assert_eq!(all.len(), 2, "{all:#?}");
+        let unknown = all.iter().find(|d| d.message.contains("reads column `amont`")).expect("unknown column");
+        assert_eq!(unknown.location.to_string(), "features.yaml:15:18");
+        assert!(unknown.help.as_deref().is_some_and(|h| h.contains("amt")), "{unknown:?}");
+        let unfit = all.iter().find(|d| d.message == "`mean` of column `merchant` (string) is not defined").expect("unfit function");
+        assert_eq!(unfit.location.to_string(), "features.yaml:16:38");
+        assert!(unfit.help.as_deref().is_some_and(|h| h.contains("`min`, `max`")), "{unfit:?}");
+    }
 }

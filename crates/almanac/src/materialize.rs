@@ -76,6 +76,10 @@ pub struct ViewReport {
     pub up_to_date: bool,
     /// The view's watermark before this run (`None`: never materialized).
     pub watermark_before: Option<DateTime<Utc>>,
+    /// Aggregation views: the bytes of the states written (divide by
+    /// `entities` for the state size per entity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_bytes: Option<u64>,
 }
 
 /// Progress callbacks (the CLI draws a bar from them). All default to no-ops.
@@ -181,21 +185,32 @@ impl Job<'_> {
         view_request.features = view_request.view.schema.clone();
         let (start, up_to_date) = self.window(&view_request.view, request);
         let watermark_before = self.state.watermarks.get(name).copied();
-        let mut report = ViewReport { view: name.to_string(), start, end: request.end, source_rows: 0, entities: 0, written: 0, kept_newer: 0, seconds: 0.0, up_to_date, watermark_before };
+        let mut report = ViewReport { view: name.to_string(), start, end: request.end, source_rows: 0, entities: 0, written: 0, kept_newer: 0, seconds: 0.0, up_to_date, watermark_before, state_bytes: None };
         if up_to_date {
             return Ok(report);
         }
         progress.scanning(name);
         let range = TimeRange { start: start.and_then(|s| s.timestamp_nanos_opt()), end: request.end.timestamp_nanos_opt() };
         let stage = Instant::now();
-        let (winners, scanned) = self.offline.latest_per_entity(&view_request, range)?;
+        // An aggregation view's record is its state (the entity's events in
+        // the widest window), recomputed whole from the offline history for
+        // every entity with an event in the window: re-running never counts
+        // an event twice, and a record stamped later is never replaced by
+        // an earlier state (keep-if-newer on the state's instant).
+        let (winners, scanned, codec) = if view_request.view.is_aggregation() {
+            let (states, scanned) = self.offline.aggregation_states(&view_request, range)?;
+            (states, scanned, RecordCodec::new(&almanac_aggregate::state_schema(&view_request.view)))
+        } else {
+            let (winners, scanned) = self.offline.latest_per_entity(&view_request, range)?;
+            (winners, scanned, RecordCodec::new(&view_request.view.schema))
+        };
         almanac_offline::report_stage(&format!("{name}: scan + latest per entity"), stage);
         report.source_rows = scanned;
         report.entities = winners.num_rows();
         progress.writing(name, winners.num_rows() as u64);
-        let codec = RecordCodec::new(&view_request.view.schema);
         let stage = Instant::now();
-        let stats = self.encode_and_write(name, &codec, &winners, progress)?;
+        let (stats, bytes) = self.encode_and_write(name, &codec, &winners, progress)?;
+        report.state_bytes = view_request.view.is_aggregation().then_some(bytes);
         drop(winners);
         almanac_offline::report_stage(&format!("{name}: encode + write to the online store"), stage);
         report.written = stats.written;
@@ -210,23 +225,24 @@ impl Job<'_> {
     /// B-tree) touches each page about once instead of once per chunk. The
     /// next chunk is encoded (on every core) while the current one is being
     /// written, so the store's writer and the encoders overlap.
-    fn encode_and_write(&self, name: &str, codec: &RecordCodec, winners: &ViewRows, progress: &dyn Progress) -> Result<WriteStats, Error> {
+    fn encode_and_write(&self, name: &str, codec: &RecordCodec, winners: &ViewRows, progress: &dyn Progress) -> Result<(WriteStats, u64), Error> {
         let encoder = RowsEncoder::new(codec, winners)?;
         let keyed = keyed_rows(winners.keys(), winners.num_rows())?;
         let (pause, chunk) = (throttle(), chunk_size());
         std::thread::scope(|scope| {
             // One chunk in flight and one being encoded: memory stays at two chunks.
             let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Entry>>(1);
-            let writer = scope.spawn(move || -> Result<WriteStats, Error> {
-                let mut stats = WriteStats::default();
+            let writer = scope.spawn(move || -> Result<(WriteStats, u64), Error> {
+                let (mut stats, mut bytes) = (WriteStats::default(), 0u64);
                 for chunk in receive {
+                    bytes += chunk.iter().map(|e| e.record.len() as u64).sum::<u64>();
                     stats += self.online.write(name, &chunk)?;
                     progress.wrote(chunk.len() as u64);
                     if !pause.is_zero() {
                         std::thread::sleep(pause);
                     }
                 }
-                Ok(stats)
+                Ok((stats, bytes))
             });
             let mut keyed = keyed.into_iter();
             loop {

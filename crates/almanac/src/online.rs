@@ -173,6 +173,9 @@ struct PlannedView {
     join_keys: Vec<(String, DType)>,
     /// The view's feature dtypes, in schema order (for building columns).
     dtypes: Vec<DType>,
+    /// An aggregation view's aggregations, in schema order (empty otherwise):
+    /// its record is the entity's events, folded at the read's instant.
+    aggregations: Vec<almanac_core::Aggregation>,
 }
 
 impl OnlinePlan {
@@ -186,10 +189,11 @@ impl OnlinePlan {
             let join_keys = request.join_keys.iter().map(|(_, key)| (key.name.clone(), key.dtype.clone().unwrap_or(DType::Int64))).collect();
             views.push(PlannedView {
                 name: request.view.name.clone(),
-                codec: RecordCodec::new(&request.view.schema),
+                codec: if request.view.is_aggregation() { RecordCodec::new(&almanac_aggregate::state_schema(&request.view)) } else { RecordCodec::new(&request.view.schema) },
                 ttl_micros: request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros()),
                 join_keys,
                 dtypes: request.view.schema.iter().map(|f| f.dtype.clone()).collect(),
+                aggregations: request.view.aggregations.clone(),
             });
         }
         // `resolve` built `views` from exactly these pairs, so the lookups
@@ -309,6 +313,9 @@ impl OnlinePlan {
         }
         let stored = |view_index: usize, schema_index: usize| -> Result<StoredColumn, Error> {
             let view = &self.views[view_index];
+            if !view.aggregations.is_empty() {
+                return view.aggregate(&decoded[view_index], &slots[view_index], schema_index, now_micros);
+            }
             let oldest = view.ttl_micros.map(|ttl| now_micros.saturating_sub(ttl));
             let mut column = StoredColumn { values: Vec::with_capacity(rows), statuses: Vec::with_capacity(rows), times: Vec::with_capacity(rows) };
             for record in &decoded[view_index] {
@@ -351,6 +358,49 @@ impl OnlinePlan {
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         let values = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)?;
         Ok(OnlineResponse { values, statuses, event_timestamps })
+    }
+}
+
+impl PlannedView {
+    /// Aggregation `index` at `now` for every row, from the entities' stored
+    /// events (DESIGN §9): the window `[now − w, now)` folded by the same
+    /// states the offline sweep uses. No record is the empty window
+    /// (`count` 0, `PRESENT`). A state holds events from its instant minus
+    /// the widest window on; a read so far before that instant that its
+    /// window starts earlier cannot be answered exactly and is
+    /// `OUTSIDE_MAX_AGE` (training sets answer the past). A null join key
+    /// is `NOT_FOUND` with a null, as a training row with a null key is null.
+    fn aggregate(&self, records: &[Option<Decoded>], slots: &[Option<usize>], index: usize, now: i64) -> Result<StoredColumn, Error> {
+        let aggregation = self.aggregations.get(index).ok_or_else(|| Error::Internal(format!("view `{}` has no aggregation {index}", self.name)))?;
+        let widest = self.aggregations.iter().map(|a| a.window.micros()).max().unwrap_or(0);
+        let names: Vec<String> = almanac_aggregate::state_schema_names(&self.aggregations);
+        let mut column = StoredColumn { values: Vec::with_capacity(records.len()), statuses: Vec::with_capacity(records.len()), times: Vec::with_capacity(records.len()) };
+        for (record, slot) in records.iter().zip(slots) {
+            let (value, status, time) = match record {
+                // A null join key has no entity, hence no window (as offline).
+                None if slot.is_none() => (Value::Null, FieldStatus::NotFound, None),
+                Some(record) if now.saturating_sub(aggregation.window.micros()) < record.event_ts.saturating_sub(widest) => (Value::Null, FieldStatus::OutsideMaxAge, Some(record.event_ts)),
+                Some(record) => {
+                    let times: Vec<i64> = match record.values.first() {
+                        Some(Value::List(items)) => items.iter().map(|v| if let Value::Timestamp(t) = v { *t } else { i64::MIN }).collect(),
+                        _ => Vec::new(),
+                    };
+                    let lists: Vec<(&str, &[Value])> = names.iter().zip(record.values.iter().skip(1)).map(|(name, v)| (name.as_str(), if let Value::List(items) = v { items.as_slice() } else { &[][..] })).collect();
+                    let value = almanac_aggregate::fold(aggregation, &almanac_aggregate::StoredEvents { ts: &times, columns: &lists }, now);
+                    let status = if value.is_null() { FieldStatus::NullValue } else { FieldStatus::Present };
+                    (value, status, Some(record.event_ts))
+                }
+                None => {
+                    let value = almanac_aggregate::fold(aggregation, &almanac_aggregate::StoredEvents { ts: &[], columns: &[] }, now);
+                    let status = if value.is_null() { FieldStatus::NullValue } else { FieldStatus::Present };
+                    (value, status, None)
+                }
+            };
+            column.values.push(value);
+            column.statuses.push(status);
+            column.times.push(time);
+        }
+        Ok(column)
     }
 }
 
@@ -598,7 +648,7 @@ mod tests {
         state.definitions = Definitions {
             entities: vec![Entity { name: "user".into(), join_keys: vec![JoinKey { name: "user_id".into(), dtype: Some(DType::Int64) }], governance: Governance::default() }],
             sources: vec![Source { name: "s".into(), path: "s.parquet".into(), format: None, timestamp_field: "ts".into(), created_timestamp_column: None, field_mapping: Default::default(), batch_source: None, governance: Governance::default() }],
-            feature_views: vec![FeatureView { name: "v".into(), entities: vec!["user".into()], source: "s".into(), ttl: None, online: true, schema: (0..40).map(field).collect(), monitoring: Default::default(), governance: Governance::default() }],
+            feature_views: vec![FeatureView { name: "v".into(), entities: vec!["user".into()], source: "s".into(), ttl: None, online: true, schema: (0..40).map(field).collect(), aggregations: Vec::new(), tile: None, monitoring: Default::default(), governance: Governance::default() }],
             feature_services: vec![],
             ..Default::default()
         };

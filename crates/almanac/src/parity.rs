@@ -417,7 +417,13 @@ impl FeatureStore {
 
         // Offline side: the latest row per entity as of T (entities + their winners' times).
         let at_nanos = request.at_micros.saturating_mul(1_000);
-        let (latest, _) = self.offline()?.latest_per_entity(view_request, TimeRange { start: None, end: Some(at_nanos) })?;
+        // An aggregation view's entities are those with events in the widest
+        // window before T (its states; their "event time" is T itself).
+        let (latest, _) = if view_request.view.is_aggregation() {
+            self.offline()?.aggregation_states(view_request, TimeRange { start: None, end: Some(at_nanos) })?
+        } else {
+            self.offline()?.latest_per_entity(view_request, TimeRange { start: None, end: Some(at_nanos) })?
+        };
         let mut offline_entities: Vec<Vec<KeyPart>> = Vec::with_capacity(latest.num_rows());
         let mut offline_ts: HashMap<Vec<KeyPart>, i64> = HashMap::with_capacity(latest.num_rows());
         let ts_column = latest.event_time();

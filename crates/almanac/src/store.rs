@@ -355,6 +355,9 @@ impl FeatureStore {
             return Err(Error::NotApplied);
         }
         let mut request = resolve::view_request(&state.definitions, view)?;
+        if request.view.is_aggregation() {
+            return Err(Error::BadRequest(format!("`{view}` is an aggregation view: its features exist at an instant, not as rows; build a training set (`almanac historical`) at the instants you need")));
+        }
         request.features = request.view.schema.clone();
         Ok(self.offline()?.export(&request, range, latest)?.into_batch())
     }

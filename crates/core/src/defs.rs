@@ -225,19 +225,216 @@ impl Monitoring {
     }
 }
 
+/// The function of one aggregation of an aggregation view (DESIGN §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggFunction {
+    /// Rows in the window; non-null values of `column` when one is given.
+    Count,
+    Sum,
+    Mean,
+    Min,
+    Max,
+    /// Sample standard deviation (n − 1); null with fewer than 2 values.
+    Stddev,
+    /// Sample variance (n − 1); null with fewer than 2 values.
+    Variance,
+    /// Distinct non-null values, estimated by a deterministic HyperLogLog.
+    ApproxCountDistinct,
+    /// The `n` newest non-null values, newest first.
+    Last,
+}
+
+impl AggFunction {
+    /// Every function, in the order help texts list them.
+    pub const ALL: [AggFunction; 9] = [
+        AggFunction::Count,
+        AggFunction::Sum,
+        AggFunction::Mean,
+        AggFunction::Min,
+        AggFunction::Max,
+        AggFunction::Stddev,
+        AggFunction::Variance,
+        AggFunction::ApproxCountDistinct,
+        AggFunction::Last,
+    ];
+
+    /// The name as written in definitions (`approx_count_distinct`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggFunction::Count => "count",
+            AggFunction::Sum => "sum",
+            AggFunction::Mean => "mean",
+            AggFunction::Min => "min",
+            AggFunction::Max => "max",
+            AggFunction::Stddev => "stddev",
+            AggFunction::Variance => "variance",
+            AggFunction::ApproxCountDistinct => "approx_count_distinct",
+            AggFunction::Last => "last",
+        }
+    }
+
+    /// The function written `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<AggFunction> {
+        AggFunction::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// Whether the function reads a column: all but `count`, which counts
+    /// rows when it has none.
+    pub fn needs_column(self) -> bool {
+        self != AggFunction::Count
+    }
+
+    /// The dtype of the aggregate over a column of dtype `input` (`None`:
+    /// no column, or its type is not known yet); `None` when the function
+    /// is not defined for that type (`mean` of a string) or needs the type
+    /// to say.
+    ///
+    /// Counts are int64 (`approx_count_distinct` not over a list column);
+    /// `sum` is int64 over integers and float64 over
+    /// floats; `mean`, `stddev` and `variance` are float64 over numbers;
+    /// `min`/`max` keep the column's type for numbers, strings, timestamps
+    /// and bools; `last` is a list of the column's type (lists of lists do
+    /// not exist, so not over a list column).
+    pub fn output_dtype(self, input: Option<&DType>) -> Option<DType> {
+        let numeric = |d: &DType| matches!(d, DType::Int32 | DType::Int64 | DType::Float32 | DType::Float64);
+        match self {
+            AggFunction::Count => Some(DType::Int64),
+            // Values are hashed one by one; a list has no single value to hash.
+            AggFunction::ApproxCountDistinct => match input {
+                Some(DType::List(_)) => None,
+                _ => Some(DType::Int64),
+            },
+            AggFunction::Sum => match input? {
+                DType::Int32 | DType::Int64 => Some(DType::Int64),
+                DType::Float32 | DType::Float64 => Some(DType::Float64),
+                _ => None,
+            },
+            AggFunction::Mean | AggFunction::Stddev | AggFunction::Variance => {
+                input.filter(|&d| numeric(d)).map(|_| DType::Float64)
+            }
+            AggFunction::Min | AggFunction::Max => match input? {
+                d @ (DType::Int32
+                | DType::Int64
+                | DType::Float32
+                | DType::Float64
+                | DType::String
+                | DType::Timestamp
+                | DType::Bool) => Some(d.clone()),
+                _ => None,
+            },
+            AggFunction::Last => match input? {
+                DType::List(_) => None,
+                d => Some(DType::List(Box::new(d.clone()))),
+            },
+        }
+    }
+
+    /// Whether the function is defined over a column of dtype `input`.
+    pub fn applies_to(self, input: &DType) -> bool {
+        self.output_dtype(Some(input)).is_some()
+    }
+}
+
+impl fmt::Display for AggFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One windowed aggregate of an aggregation view: `function` over `column`
+/// for the events in `[T − window, T)`. It is one feature of the view,
+/// named `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aggregation {
+    /// As written, or [`Aggregation::default_name`].
+    pub name: String,
+    /// The source column (a definition-level name, mapped through the
+    /// source's `field_mapping`); `None` only for `count` (rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub function: AggFunction,
+    /// Longer than zero.
+    pub window: Duration,
+    /// How many values `last` keeps; set for `last` only, at least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+    /// The input column's dtype, resolved from the source files at apply
+    /// (`None` before, and for a `count` without a column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_dtype: Option<DType>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Aggregation {
+    /// The name of an aggregation written without `name:`:
+    /// `{column}_{function}_{window}` (`amount_sum_7d`), or
+    /// `{function}_{window}` without a column (`count_1h`).
+    ///
+    /// The window is written in the largest of days, hours, minutes and
+    /// seconds that divides it exactly, so one window has one name however
+    /// it was spelled (`24h` and `1d` both read `1d`, and two aggregations
+    /// that differ only in the spelling clash). Unlike `Duration`'s own
+    /// text, weeks are written in days: `7d` (the window everyone writes)
+    /// stays `7d`, not `1w`.
+    pub fn default_name(column: Option<&str>, function: AggFunction, window: &Duration) -> String {
+        let window = window_name(window);
+        match column {
+            Some(column) => format!("{column}_{function}_{window}"),
+            None => format!("{function}_{window}"),
+        }
+    }
+
+    /// The dtype of this aggregate over a column of dtype `input`; see
+    /// [`AggFunction::output_dtype`].
+    pub fn output_dtype(&self, input: Option<&DType>) -> Option<DType> {
+        self.function.output_dtype(input)
+    }
+
+    /// The feature this aggregation produces: its name, and its dtype over
+    /// the resolved [`Aggregation::input_dtype`]. Before the input type is
+    /// known (at parse time) a column-dependent dtype is a placeholder
+    /// (`float64`, `list<float64>` for `last`) that the apply-time check
+    /// replaces; it is never stored.
+    pub fn feature(&self) -> Field {
+        let dtype = self.output_dtype(self.input_dtype.as_ref()).unwrap_or_else(|| match self.function {
+            AggFunction::Last => DType::List(Box::new(DType::Float64)),
+            _ => DType::Float64,
+        });
+        Field { name: self.name.clone(), dtype, description: self.description.clone(), tags: self.tags.clone() }
+    }
+}
+
 /// A schema of features bound to one source and zero or more entities; the
 /// unit of materialization and of online storage.
+///
+/// A view either declares precomputed features (`schema`) or computes
+/// windowed aggregates over an event source (`aggregations`); for the latter
+/// `schema` holds the derived features (one per aggregation, named and typed
+/// by it), so references, services, the catalog and serving plans see an
+/// aggregation view's features like any other view's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureView {
     pub name: String,
     /// Empty for a global view (one record, no keys).
     pub entities: Vec<String>,
     pub source: String,
-    /// `None` or zero: values never expire.
+    /// `None` or zero: values never expire. Never set on an aggregation
+    /// view (its windows bound it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<Duration>,
     pub online: bool,
     pub schema: Vec<Field>,
+    /// Empty for a view of precomputed features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregations: Vec<Aggregation>,
+    /// The online state's tile size for an aggregation view, as declared;
+    /// see [`FeatureView::default_tile`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile: Option<Duration>,
     #[serde(default, skip_serializing_if = "Monitoring::is_empty")]
     pub monitoring: Monitoring,
     #[serde(flatten)]
@@ -248,6 +445,89 @@ impl FeatureView {
     pub fn feature(&self, name: &str) -> Option<&Field> {
         self.schema.iter().find(|f| f.name == name)
     }
+
+    /// Whether the view computes windowed aggregates (DESIGN §9) rather
+    /// than reading precomputed features.
+    pub fn is_aggregation(&self) -> bool {
+        !self.aggregations.is_empty()
+    }
+
+    pub fn aggregation(&self, name: &str) -> Option<&Aggregation> {
+        self.aggregations.iter().find(|a| a.name == name)
+    }
+
+    /// The shortest window of an aggregation view (`None` for other views).
+    pub fn smallest_window(&self) -> Option<Duration> {
+        self.aggregations.iter().map(|a| a.window).min()
+    }
+
+    /// The longest window of an aggregation view (`None` for other views):
+    /// how far back an online read, or an offline sweep, must see events.
+    pub fn largest_window(&self) -> Option<Duration> {
+        self.aggregations.iter().map(|a| a.window).max()
+    }
+
+    /// The tile size of an aggregation view's online state (`None` for
+    /// other views): the declared `tile`, or else the largest whole number
+    /// of seconds that is at most a sixtieth of the smallest window and
+    /// divides every window (at least 1s).
+    ///
+    /// Why: a read combines the whole tiles inside a window with the raw
+    /// events kept for the partial tile at each of its edges, so a tile of
+    /// 1/60 of the smallest window keeps those raw events to about a
+    /// sixtieth of that window's events, while the longest window spans a
+    /// bounded number of tiles (60 × largest / smallest). Dividing every
+    /// window makes a window's start fall on a tile boundary whenever its
+    /// end does. For windows of 1h, 1d and 7d the default is 1m; for 7d and
+    /// 30d it is 160m (the largest divisor of 1d not above 7d / 60 = 168m).
+    pub fn default_tile(&self) -> Option<Duration> {
+        if let Some(tile) = self.tile {
+            return Some(tile);
+        }
+        let smallest = self.smallest_window()?.seconds();
+        let common = self.aggregations.iter().fold(0, |acc, a| gcd(acc, a.window.seconds()));
+        let limit = (smallest / 60).max(1);
+        Some(Duration::from_seconds(largest_divisor_at_most(common, limit)))
+    }
+}
+
+/// A window as it appears in a default aggregation name (and in messages
+/// about windows): the largest of days, hours, minutes and seconds that
+/// divides it exactly, so `7d` (or `168h`) is `7d`, not `Duration`'s `1w`.
+pub fn window_name(window: &Duration) -> String {
+    let seconds = window.seconds();
+    let (unit, factor) = [('d', 86_400), ('h', 3_600), ('m', 60)]
+        .into_iter()
+        .find(|(_, factor)| seconds != 0 && seconds % factor == 0)
+        .unwrap_or(('s', 1));
+    format!("{}{unit}", seconds / factor)
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The largest divisor of `n` (> 0) that is at most `limit` (≥ 1); 1 when
+/// `n` is not positive. Divisor pairs are found up to √n, capped at 2²²
+/// so that absurd windows (millennia) cannot make this slow; past the cap
+/// the answer is still a divisor, just maybe not the largest.
+fn largest_divisor_at_most(n: i64, limit: i64) -> i64 {
+    if n <= 0 {
+        return 1;
+    }
+    let mut best = 1;
+    let mut d: i64 = 1;
+    while d <= n / d && d <= 1 << 22 {
+        if n % d == 0 {
+            for candidate in [d, n / d] {
+                if candidate <= limit && candidate > best {
+                    best = candidate;
+                }
+            }
+        }
+        d += 1;
+    }
+    best
 }
 
 /// One feature of an on-demand view: a SQL scalar expression over the
@@ -441,6 +721,8 @@ mod tests {
             ttl: None,
             online: true,
             schema: vec![field("avg", DType::Float64)],
+            aggregations: Vec::new(),
+            tile: None,
             monitoring: Monitoring::default(),
             governance: Governance::default(),
         };
@@ -495,5 +777,79 @@ mod tests {
         assert!(defs.request_sources.is_empty() && defs.on_demand_feature_views.is_empty());
         let round_trip: Definitions = serde_json::from_value(serde_json::to_value(self::defs()).expect("to json")).expect("from json");
         assert_eq!(round_trip, self::defs());
+    }
+
+    fn aggregation(column: Option<&str>, function: AggFunction, window: &str) -> Aggregation {
+        let window: Duration = window.parse().expect("window");
+        Aggregation {
+            name: Aggregation::default_name(column, function, &window),
+            column: column.map(str::to_string),
+            function,
+            window,
+            n: (function == AggFunction::Last).then_some(3),
+            input_dtype: None,
+            description: String::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn aggregation_names_and_types_follow_the_design() {
+        assert_eq!(aggregation(None, AggFunction::Count, "1h").name, "count_1h");
+        assert_eq!(aggregation(Some("amount"), AggFunction::Sum, "7d").name, "amount_sum_7d", "not `1w`");
+        assert_eq!(aggregation(Some("amount"), AggFunction::Sum, "168h").name, "amount_sum_7d", "one name however the window is spelled");
+        assert_eq!(aggregation(None, AggFunction::Count, "2w").name, "count_14d");
+        assert_eq!(aggregation(None, AggFunction::Count, "90m").name, "count_90m");
+        assert_eq!(aggregation(None, AggFunction::Count, "36h").name, "count_36h");
+        assert_eq!(aggregation(None, AggFunction::Count, "45s").name, "count_45s");
+        assert_eq!(aggregation(Some("merchant_id"), AggFunction::ApproxCountDistinct, "7d").name, "merchant_id_approx_count_distinct_7d");
+        for function in AggFunction::ALL {
+            assert_eq!(AggFunction::from_name(function.as_str()), Some(function));
+            assert_eq!(serde_json::to_value(function).expect("json"), function.as_str());
+        }
+        assert_eq!(AggFunction::from_name("avg"), None);
+        let out = |function: AggFunction, input: DType| function.output_dtype(Some(&input));
+        assert_eq!(out(AggFunction::Sum, DType::Int32), Some(DType::Int64));
+        assert_eq!(out(AggFunction::Sum, DType::Float32), Some(DType::Float64));
+        assert_eq!(out(AggFunction::Sum, DType::String), None);
+        assert_eq!(out(AggFunction::Mean, DType::Int64), Some(DType::Float64));
+        assert_eq!(out(AggFunction::Variance, DType::Timestamp), None);
+        assert_eq!(out(AggFunction::Max, DType::Timestamp), Some(DType::Timestamp));
+        assert_eq!(out(AggFunction::Min, DType::Bytes), None);
+        assert_eq!(out(AggFunction::Count, DType::Bytes), Some(DType::Int64));
+        assert_eq!(out(AggFunction::Count, DType::List(Box::new(DType::Int64))), Some(DType::Int64));
+        assert_eq!(out(AggFunction::ApproxCountDistinct, DType::String), Some(DType::Int64));
+        assert_eq!(out(AggFunction::ApproxCountDistinct, DType::List(Box::new(DType::Int64))), None);
+        assert_eq!(out(AggFunction::Last, DType::String), Some(DType::List(Box::new(DType::String))));
+        assert_eq!(out(AggFunction::Last, DType::List(Box::new(DType::Int64))), None);
+        assert_eq!(AggFunction::Count.output_dtype(None), Some(DType::Int64));
+        assert_eq!(AggFunction::Mean.output_dtype(None), None);
+    }
+
+    #[test]
+    fn the_default_tile_divides_every_window() {
+        fn view(windows: &[&str], tile: Option<&str>) -> FeatureView {
+            FeatureView {
+                name: "w".into(),
+                entities: vec![],
+                source: "events".into(),
+                ttl: None,
+                online: true,
+                schema: vec![],
+                aggregations: windows.iter().map(|w| aggregation(None, AggFunction::Count, w)).collect(),
+                tile: tile.map(|t| t.parse().expect("tile")),
+                monitoring: Monitoring::default(),
+                governance: Governance::default(),
+            }
+        }
+        fn tile(windows: &[&str], declared: Option<&str>) -> Option<String> {
+            view(windows, declared).default_tile().map(|t| t.to_string())
+        }
+        assert_eq!(tile(&["1h", "1d", "7d"], None).as_deref(), Some("1m"));
+        assert_eq!(tile(&["7d", "30d"], None).as_deref(), Some("160m"));
+        assert_eq!(tile(&["30s"], None).as_deref(), Some("1s"), "at least a second");
+        assert_eq!(tile(&["1h"], Some("5m")).as_deref(), Some("5m"), "a declared tile wins");
+        assert_eq!(tile(&[], None), None, "not an aggregation view");
+        assert!(view(&["1h"], None).is_aggregation() && !view(&[], None).is_aggregation());
     }
 }

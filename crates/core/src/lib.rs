@@ -30,7 +30,7 @@ pub mod value;
 
 pub use config::{OfflineConfig, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig, TimestampRange};
 pub use defs::{
-    Definitions, Entity, FeatureService, FeatureView, Field, FileFormat, JoinKey, Monitoring, ObjectKind,
+    AggFunction, Aggregation, Definitions, Entity, FeatureService, FeatureView, Field, FileFormat, JoinKey, Monitoring, ObjectKind,
     OnDemandFeature, OnDemandFeatureView, RequestSource, Source,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Location};

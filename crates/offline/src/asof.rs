@@ -59,7 +59,7 @@ pub struct Probes<'a> {
 
 /// Key → group id, for int64 single keys (the common case, hashed as
 /// integers) or anything else (compound/string keys, via Arrow's row format).
-enum KeyIndex {
+pub(crate) enum KeyIndex {
     Int(HashMap<i64, u32>),
     Rows(RowConverter, HashMap<Box<[u8]>, u32>),
 }
@@ -68,12 +68,12 @@ fn is_single_int(keys: &[ArrayRef]) -> bool {
     keys.len() == 1 && keys[0].data_type() == &DataType::Int64
 }
 
-fn any_null(keys: &[ArrayRef], row: usize) -> bool {
+pub(crate) fn any_null(keys: &[ArrayRef], row: usize) -> bool {
     keys.iter().any(|k| k.is_null(row))
 }
 
 /// Group id of each history row (`u32::MAX` for a null key) and the group count.
-fn group_history(keys: &[ArrayRef]) -> Result<(KeyIndex, Vec<u32>, usize), ArrowError> {
+pub(crate) fn group_history(keys: &[ArrayRef]) -> Result<(KeyIndex, Vec<u32>, usize), ArrowError> {
     let rows = keys.first().map(|k| k.len()).unwrap_or(0);
     let mut ids = Vec::with_capacity(rows);
     if keys.is_empty() {
@@ -119,7 +119,7 @@ fn group_history(keys: &[ArrayRef]) -> Result<(KeyIndex, Vec<u32>, usize), Arrow
 }
 
 /// Group id of each probe row (`None`: null key or a key with no history).
-fn group_probes(index: &KeyIndex, keys: &[ArrayRef], rows: usize) -> Result<Vec<Option<u32>>, ArrowError> {
+pub(crate) fn group_probes(index: &KeyIndex, keys: &[ArrayRef], rows: usize) -> Result<Vec<Option<u32>>, ArrowError> {
     Ok(match index {
         KeyIndex::Int(map) if keys.is_empty() => vec![map.get(&0).copied(); rows],
         KeyIndex::Int(map) => {

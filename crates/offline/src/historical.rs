@@ -31,6 +31,9 @@ pub struct EmbeddedOfflineStore {
     root: PathBuf,
     runtime: tokio::runtime::Runtime,
     ctx: SessionContext,
+    /// One partition: files in path order, rows in file order (aggregation
+    /// views' `last` counts the later of two equal-time rows as newer).
+    ordered_ctx: SessionContext,
     /// Scanned history (Arrow bytes) above which a view is hash-partitioned
     /// and spilled to disk instead of joined in memory.
     memory_budget: usize,
@@ -55,7 +58,7 @@ impl EmbeddedOfflineStore {
             .enable_all()
             .build()
             .map_err(|e| OfflineError::Runtime(e.to_string()))?;
-        Ok(EmbeddedOfflineStore { root: root.as_ref().to_path_buf(), runtime, ctx: scan::session(), memory_budget: default_memory_budget() })
+        Ok(EmbeddedOfflineStore { root: root.as_ref().to_path_buf(), runtime, ctx: scan::session(), ordered_ctx: scan::ordered_session(), memory_budget: default_memory_budget() })
     }
 
     /// Whether the views' source files together are no larger than the
@@ -90,10 +93,11 @@ impl EmbeddedOfflineStore {
         // Every feature of the view is read, not only the requested ones: the
         // last-resort tie-break compares all of them, so the winning row never
         // depends on which subset a request (or materialization) asked for.
-        columns.extend(request.view.schema.iter().map(|f| source.file_column(&f.name).to_string()));
+        columns.extend(history_fields(request).iter().map(|f| source.file_column(&f.name).to_string()));
         let on_disk: u64 = files.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
         let scan_request = ScanRequest { source, files, schema, columns, range: (range.start, range.end) };
-        let mut stream = self.runtime.block_on(scan::scan(&self.ctx, &scan_request)).map_err(|error| scan::name_the_file(error, files))?;
+        let ctx = if request.view.is_aggregation() { &self.ordered_ctx } else { &self.ctx };
+        let mut stream = self.runtime.block_on(scan::scan(ctx, &scan_request)).map_err(|error| scan::name_the_file(error, files))?;
         // A failure mid-scan names the file that causes it when one can be
         // found (DataFusion's message often names only the operation).
         let scan_error = |e: datafusion::error::DataFusionError| scan::name_the_file(OfflineError::Scan { source_name: source.name.clone(), reason: e.to_string() }, files);
@@ -145,11 +149,16 @@ impl EmbeddedOfflineStore {
         crate::report_stage(&format!("{}: scan + normalize", request.view.name), started);
         let started = std::time::Instant::now();
         let _report = Deferred(|| crate::report_stage(&format!("{}: as-of join + take", request.view.name), started));
-        match loaded {
-            Loaded::InMemory(history) => {
-                let indices = asof::asof_join(&history.as_history(), &Probes { keys, at }, ttl)?;
-                request.features.iter().map(|f| Ok(cast(&take(history.features[schema_index(request, f)?].as_ref(), &indices, None)?, &f.dtype.to_arrow())?)).collect()
+        // The requested features of `history`'s keys for these entity rows.
+        let compute = |history: &HistoryTable, keys: &[ArrayRef], at: &[Option<i64>]| -> Result<Vec<ArrayRef>, OfflineError> {
+            if request.view.is_aggregation() {
+                return aggregate_features(request, history, keys, at);
             }
+            let indices = asof::asof_join(&history.as_history(), &Probes { keys, at }, ttl)?;
+            request.features.iter().map(|f| Ok(cast(&take(history.features[schema_index(request, f)?].as_ref(), &indices, None)?, &f.dtype.to_arrow())?)).collect()
+        };
+        match loaded {
+            Loaded::InMemory(history) => compute(&history, keys, at),
             Loaded::Spilled(spill) => {
                 let partitions = spill.partitions();
                 let by_partition = rows_by_partition(&partition_of(keys, partitions)?, partitions);
@@ -165,10 +174,9 @@ impl EmbeddedOfflineStore {
                     let picked = UInt32Array::from(entity_rows.clone());
                     let part_keys = keys.iter().map(|k| take(k.as_ref(), &picked, None)).collect::<Result<Vec<_>, _>>()?;
                     let part_at: Vec<Option<i64>> = entity_rows.iter().map(|&r| at[r as usize]).collect();
-                    let indices = asof::asof_join(&history.as_history(), &Probes { keys: &part_keys, at: &part_at }, ttl)?;
                     let part_index = parts[0].len();
-                    for (out, field) in parts.iter_mut().zip(&request.features) {
-                        out.push(cast(&take(history.features[schema_index(request, field)?].as_ref(), &indices, None)?, &field.dtype.to_arrow())?);
+                    for (out, column) in parts.iter_mut().zip(compute(&history, &part_keys, &part_at)?) {
+                        out.push(column);
                     }
                     for (offset, &row) in entity_rows.iter().enumerate() {
                         positions[row as usize] = (part_index, offset);
@@ -176,6 +184,23 @@ impl EmbeddedOfflineStore {
                 }
                 // One part list per requested feature, all of equal length; with
                 // no features requested there is nothing to interleave at all.
+                // A row whose key is in no partition's history still gets the
+                // empty window from an aggregation view, not a null.
+                let empty_keys: Vec<ArrayRef> = keys.iter().map(|k| arrow::array::new_null_array(k.data_type(), 0)).collect();
+                let unmatched: Vec<usize> = positions.iter().enumerate().filter(|(_, p)| p.0 == usize::MAX).map(|(row, _)| row).collect();
+                if request.view.is_aggregation() && !unmatched.is_empty() {
+                    let picked = UInt32Array::from(unmatched.iter().map(|&r| r as u32).collect::<Vec<_>>());
+                    let part_keys = keys.iter().map(|k| take(k.as_ref(), &picked, None)).collect::<Result<Vec<_>, _>>()?;
+                    let part_at: Vec<Option<i64>> = unmatched.iter().map(|&r| at[r]).collect();
+                    let nothing = HistoryTable::empty(request, &empty_keys);
+                    let part_index = parts[0].len();
+                    for (out, column) in parts.iter_mut().zip(compute(&nothing, &part_keys, &part_at)?) {
+                        out.push(column);
+                    }
+                    for (offset, &row) in unmatched.iter().enumerate() {
+                        positions[row] = (part_index, offset);
+                    }
+                }
                 let null_part = parts.first().map_or(0, Vec::len);
                 for position in positions.iter_mut().filter(|p| p.0 == usize::MAX) {
                     *position = (null_part, 0);
@@ -234,7 +259,8 @@ impl HistoryTable {
         let source = &request.source;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let mut keys: Vec<Vec<ArrayRef>> = vec![Vec::new(); request.join_keys.len()];
-        let mut features: Vec<Vec<ArrayRef>> = vec![Vec::new(); request.view.schema.len()];
+        let fields = history_fields(request);
+        let mut features: Vec<Vec<ArrayRef>> = vec![Vec::new(); fields.len()];
         let (mut ts, mut ts_valid) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
         let mut created = source.created_timestamp_column.as_ref().map(|_| Vec::with_capacity(rows));
         for batch in batches {
@@ -255,7 +281,7 @@ impl HistoryTable {
             if let (Some(out), Some(name)) = (created.as_mut(), &source.created_timestamp_column) {
                 out.extend(to_nanos(&get(name)?, name)?.into_iter().map(|t| t.unwrap_or(i64::MIN)));
             }
-            for (out, field) in features.iter_mut().zip(&request.view.schema) {
+            for (out, field) in features.iter_mut().zip(&fields) {
                 out.push(get(&field.name)?);
             }
         }
@@ -271,13 +297,51 @@ impl HistoryTable {
                 .collect()
         };
         let keys = concat_all(keys, request.join_keys.iter().map(|(_, k)| key_type(k)).collect())?;
-        let features = concat_all(features, request.view.schema.iter().map(|f| f.dtype.to_arrow()).collect())?;
+        let features = concat_all(features, fields.iter().map(|f| f.dtype.to_arrow()).collect())?;
         Ok(HistoryTable { keys, ts, ts_valid, created, features })
+    }
+
+    /// No events: every known-key probe reads the empty window.
+    fn empty(request: &ViewRequest, keys: &[ArrayRef]) -> Self {
+        let features = history_fields(request).iter().map(|f| arrow::array::new_empty_array(&f.dtype.to_arrow())).collect();
+        HistoryTable { keys: keys.to_vec(), ts: Vec::new(), ts_valid: Vec::new(), created: None, features }
     }
 
     fn as_history(&self) -> History<'_> {
         History { keys: &self.keys, ts: &self.ts, created: self.created.as_deref(), ts_valid: Some(&self.ts_valid), features: &self.features }
     }
+}
+
+/// The columns a view's history holds beside keys and times: the features
+/// of a plain view; an aggregation view's input columns (each once, with
+/// the dtype `apply` resolved from the files).
+fn history_fields(request: &ViewRequest) -> Vec<Field> {
+    if !request.view.is_aggregation() {
+        return request.view.schema.clone();
+    }
+    let mut fields: Vec<Field> = Vec::new();
+    for aggregation in &request.view.aggregations {
+        if let (Some(column), Some(dtype)) = (&aggregation.column, &aggregation.input_dtype)
+            && !fields.iter().any(|f| f.name == *column)
+        {
+            fields.push(Field { name: column.clone(), dtype: dtype.clone(), description: String::new(), tags: Default::default() });
+        }
+    }
+    fields
+}
+
+/// The requested aggregates of an aggregation view for these entity rows.
+fn aggregate_features(request: &ViewRequest, history: &HistoryTable, keys: &[ArrayRef], at: &[Option<i64>]) -> Result<Vec<ArrayRef>, OfflineError> {
+    let fields = history_fields(request);
+    let aggregations = request
+        .features
+        .iter()
+        .map(|f| request.view.aggregations.iter().find(|a| a.name == f.name).ok_or_else(|| OfflineError::Scan { source_name: request.source.name.clone(), reason: format!("`{}` is not an aggregation of view `{}`", f.name, request.view.name) }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = crate::window::Events { keys: &history.keys, ts: &history.ts, ts_valid: &history.ts_valid };
+    let column = |name: &str| fields.iter().position(|f| f.name == name).map(|i| &history.features[i]);
+    let columns = crate::window::window_aggregates(&events, &Probes { keys, at }, &aggregations, column)?;
+    columns.iter().zip(&request.features).map(|(c, f)| Ok(cast(c, &f.dtype.to_arrow())?)).collect()
 }
 
 /// Nanosecond instants (with `i64::MIN` or a false validity for nulls) as a
@@ -361,8 +425,12 @@ impl OfflineStore for EmbeddedOfflineStore {
         let files = views.iter().map(|v| self.source_files(v)).collect::<Result<Vec<_>, _>>()?;
         let join_one = |((request, keys), files): ((&ViewRequest, &Vec<ArrayRef>), &SourceFiles)| match (min_at, max_at) {
                 (Some(min_at), Some(max_at)) => {
-                    let ttl = request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros().saturating_mul(1_000));
-                    let range = TimeRange { start: ttl.map(|ttl| min_at.saturating_sub(ttl)), end: Some(max_at) };
+                    // How far back a row can see: the TTL, or an aggregation view's widest window.
+                    let reach = match request.view.aggregations.iter().map(|a| a.window.micros()).max() {
+                        Some(widest) => Some(widest),
+                        None => request.view.ttl.filter(|t| !t.is_zero()).map(|t| t.micros()),
+                    };
+                    let range = TimeRange { start: reach.map(|r| min_at.saturating_sub(r.saturating_mul(1_000))), end: Some(max_at) };
                     self.join_view(request, files, keys, &at, range)
                 }
                 // No row has a timestamp (or there are no rows): nothing can match.
@@ -387,6 +455,15 @@ impl OfflineStore for EmbeddedOfflineStore {
     fn export(&self, request: &ViewRequest, range: TimeRange, latest: bool) -> Result<ViewRows, OfflineError> {
         let windowed = window_rows(request, &self.history(request, range)?, range)?;
         if latest { latest_rows(request, &windowed) } else { Ok(windowed) }
+    }
+
+    fn aggregation_states(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
+        let end = range.end.ok_or_else(|| OfflineError::Internal(format!("aggregation states of `{}` need an end instant", request.view.name)))?;
+        let widest = request.view.aggregations.iter().map(|a| a.window.micros().saturating_mul(1_000)).max().unwrap_or(0);
+        let held_from = end.saturating_sub(widest);
+        let history = self.history(request, TimeRange { start: Some(held_from), end: Some(end) })?;
+        let changed_from = range.start.map_or(held_from, |start| start.max(held_from));
+        crate::window::states(request, &history.keys, &history.ts, &history.ts_valid, &history.features, &history_fields(request), changed_from, end)
     }
 
     fn latest_per_entity(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {

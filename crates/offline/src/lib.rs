@@ -20,6 +20,7 @@ pub mod partition;
 pub mod scan;
 pub mod source;
 pub mod time;
+pub mod window;
 
 pub use error::OfflineError;
 
@@ -74,6 +75,12 @@ pub trait OfflineStore: Send + Sync {
     /// What materialization writes: the winning row per entity among rows
     /// with event time in `range` (a [`ViewRows`]), and how many source rows the window held.
     fn latest_per_entity(&self, view: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError>;
+
+    /// What materialization writes for an aggregation view: per entity with
+    /// an event in `range`, its events in `[end − widest window, end]` as
+    /// lists (`almanac_aggregate::state_schema`), stamped `end`; and how many
+    /// source rows were read. `range.end` is required.
+    fn aggregation_states(&self, view: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError>;
 }
 
 /// A view's rows as exports and materialization lay them out: the join keys

@@ -186,6 +186,8 @@ fn view_request(name: &str, compound: bool, with_created: bool, ttl: Option<i64>
             online: true,
             monitoring: Default::default(),
             schema: schema.clone(),
+            aggregations: Vec::new(),
+            tile: None,
             governance: Default::default(),
         },
         source: Source {

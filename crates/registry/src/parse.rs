@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use almanac_core::defs::Governance;
+use almanac_core::defs::{AggFunction, Aggregation, Governance, window_name};
 use almanac_core::{
     Definitions, Diagnostic, Diagnostics, DType, Duration, Entity, FeatureRef, FeatureService,
     FeatureView, Field, FileFormat, JoinKey, Location, Monitoring, ObjectKind, OfflineConfig, OnDemandFeature,
@@ -22,8 +22,12 @@ use marked_yaml::{LoaderOptions, Node, Span};
 /// Where each object, and each of its fields, was written.
 ///
 /// Field paths are the YAML path inside the object: `source`, `entities[1]`,
-/// `schema[0].dtype`, and for an on-demand view's features
-/// `features[0].expr` (likewise `.name`, `.dtype`).
+/// `schema[0].dtype`, for an on-demand view's features
+/// `features[0].expr` (likewise `.name`, `.dtype`), and for an aggregation
+/// view's aggregations `aggregations[0].column` (likewise `.function`,
+/// `.window`, `.n`, `.name`). An aggregation view's derived features are
+/// also recorded as `schema[i]` (at the aggregation's `name`, or its first
+/// key), so checks that point at a view's features work for both kinds.
 #[derive(Debug, Clone, Default)]
 pub struct Locations {
     objects: HashMap<(ObjectKind, String), ObjectLocation>,
@@ -550,9 +554,12 @@ impl<'a> Walker<'a> {
         })
     }
 
+    /// A feature view: precomputed features (`schema`) or windowed
+    /// aggregates over an event source (`aggregations`), exactly one of the
+    /// two. An aggregation view's `schema` is derived from its aggregations.
     fn feature_view(&mut self, map: &MarkedMappingNode, what: &str) -> Option<FeatureView> {
-        let keys = with_governance(&["name", "entities", "source", "ttl", "online", "schema", "monitoring"]);
-        self.check_keys(map, &keys, &["name", "source", "schema"], what);
+        let keys = with_governance(&["name", "entities", "source", "ttl", "online", "schema", "aggregations", "tile", "monitoring"]);
+        self.check_keys(map, &keys, &["name", "source"], what);
         let monitoring = match map.get_node("monitoring") {
             None => Some(Monitoring::default()),
             Some(node) => self.monitoring(node),
@@ -561,19 +568,243 @@ impl<'a> Walker<'a> {
         let entities = self.string_list(map, "entities").map(|v| v.into_iter().map(|(s, _)| s).collect());
         let source = self.required_string(map, "source");
         let ttl = self.duration(map, "ttl");
+        let tile = self.duration(map, "tile");
         let online = self.optional_bool(map, "online");
+        let has_schema = map.get_node("schema").is_some();
+        let has_aggregations = map.get_node("aggregations").is_some();
         let schema = self.schema(map, ObjectKind::FeatureView);
+        let aggregations = self.aggregations(map, !has_schema).unwrap_or_default();
         let governance = self.governance(map);
+        match (has_schema, has_aggregations) {
+            // A misspelled `schema:` or `aggregations:` was reported as an unknown key.
+            (false, false) if !misspelled(map, &keys, &["schema", "aggregations"]) => self.error(
+                &first_key_span(map),
+                "a feature view needs `schema` (precomputed features) or `aggregations` (windowed aggregates over an event source)",
+                Some("add `schema: [{name: my_feature, dtype: float64}]`, or `aggregations: [{column: amount, function: sum, window: 7d}]`".into()),
+            ),
+            (true, true) => self.error(
+                &key_span(map, "aggregations").unwrap_or_else(|| first_key_span(map)),
+                "`schema` and `aggregations` cannot be combined",
+                Some("split them into two feature views over the same source: one with `schema` (precomputed features), one with `aggregations`".into()),
+            ),
+            _ => {}
+        }
+        if has_aggregations && !has_schema && let Some(node) = map.get_node("ttl") {
+            self.error(
+                node.span(),
+                "`ttl` does not apply to aggregation views (the window bounds them)",
+                Some("remove `ttl`: an aggregate covers the events in `[T − window, T)`, and an entity with no events there reads as the empty window".into()),
+            );
+        }
+        let aggregation_view = has_aggregations || misspelled(map, &keys, &["aggregations"]);
+        let tile = self.tile(map, tile.flatten(), aggregation_view, &aggregations);
+        // With both `schema` and `aggregations` (an error, reported) the
+        // aggregations' features are kept too, so references to them do not
+        // add a cascade of "unknown feature" errors.
+        let mut schema = schema.unwrap_or_default();
+        for aggregation in &aggregations {
+            if !schema.iter().any(|f| f.name == aggregation.name) {
+                schema.push(aggregation.feature());
+            }
+        }
         Some(FeatureView {
             name: name?,
             entities: entities.unwrap_or_default(),
             source: source.unwrap_or_default(),
             ttl: ttl.flatten(),
             online: online.flatten().unwrap_or(true),
-            schema: schema.unwrap_or_default(),
+            schema,
+            aggregations,
+            tile,
             monitoring: monitoring.unwrap_or_default(),
             governance: governance.unwrap_or_default(),
         })
+    }
+
+    /// `aggregations: [{column: amount, function: sum, window: 7d}]`; each
+    /// entry's fields are recorded as `aggregations[i].function` (likewise
+    /// `.column`, `.window`, `.n`, `.name`). With `alias_schema` (the view
+    /// has no `schema` of its own) each derived feature is also recorded as
+    /// `schema[i]`.
+    fn aggregations(&mut self, map: &MarkedMappingNode, alias_schema: bool) -> Option<Vec<Aggregation>> {
+        let node = map.get_node("aggregations")?;
+        self.record("aggregations", node.span());
+        let items = self.sequence(node, "aggregations")?;
+        if items.is_empty() {
+            let help = "add `- {column: amount, function: sum, window: 7d}` (or `- {function: count, window: 1h}` to count events)";
+            self.error(node.span(), "an aggregation view needs at least one aggregation in `aggregations`", Some(help.into()));
+            return None;
+        }
+        let mut aggregations: Vec<Aggregation> = Vec::new();
+        // Where each kept aggregation's feature was written: its `name`, or its first key.
+        let mut written: Vec<Span> = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let path = format!("aggregations[{index}]");
+            self.record(&path, item.span());
+            let Some(entry) = self.mapping(item, "an aggregation (`{column: ..., function: ..., window: ...}`)") else {
+                continue;
+            };
+            let Some((aggregation, named)) = self.nested(&path, |walker| walker.aggregation(entry)) else { continue };
+            let here = match entry.get_node("name") {
+                Some(name) if named => *name.span(),
+                _ => first_key_span(entry),
+            };
+            if let Some(first) = aggregations.iter().position(|a| a.name == aggregation.name) {
+                let how = if named { "" } else { " (its default name)" };
+                let mut diagnostic = Diagnostic::new(self.location(&here), format!("feature `{}`{how} is listed twice in this aggregation view", aggregation.name))
+                    .with_related(self.location(&written[first]), "first listed")
+                    .with_help("give one of them a `name:` of its own, or remove the repeat");
+                diagnostic.snippet = snippet(self.text, diagnostic.location.line);
+                self.diagnostics.push(diagnostic);
+                continue;
+            }
+            if alias_schema {
+                self.record(&format!("schema[{}]", aggregations.len()), &here);
+            }
+            aggregations.push(aggregation);
+            written.push(here);
+        }
+        Some(aggregations)
+    }
+
+    /// One aggregation, and whether its name was written (`name:`) rather
+    /// than derived. `None` when its name cannot be known (the reason was
+    /// reported). Its other mistakes are reported and replaced by
+    /// placeholders, so the feature stays known to reference checks; any
+    /// diagnostic blocks apply, so a placeholder is never stored.
+    fn aggregation(&mut self, map: &MarkedMappingNode) -> Option<(Aggregation, bool)> {
+        self.check_keys(map, &["column", "function", "window", "n", "name", "description", "tags"], &["function", "window"], "an aggregation");
+        let function = self.agg_function(map);
+        let column = self.required_string(map, "column");
+        let window = self.window(map);
+        let n = self.last_n(map);
+        let named = map.get_node("name").is_some();
+        let name = if named { self.name_field(map, "name") } else { None };
+        let description = self.optional_string(map, "description").unwrap_or_default();
+        let tags = self.string_map(map, "tags").unwrap_or_default();
+        let span_of = |key: &str| map.get_node(key).map(|node| *node.span()).unwrap_or_else(|| first_key_span(map));
+        if let Some(function) = function {
+            if function.needs_column() && map.get_node("column").is_none() {
+                self.error(
+                    &span_of("function"),
+                    format!("`{function}` needs a `column`"),
+                    Some(format!("add the source column to aggregate, e.g. `{{column: amount, function: {function}, window: 7d}}`; only `count` goes without one (it counts events)")),
+                );
+            }
+            match (function, n) {
+                (AggFunction::Last, Some(None)) => self.error(
+                    &span_of("function"),
+                    "`last` needs `n`, e.g. `n: 3`",
+                    Some("add `n:`, how many of the newest values to keep: `{column: amount, function: last, n: 3, window: 1d}`".into()),
+                ),
+                (other, Some(Some(_))) if other != AggFunction::Last => self.error(
+                    &span_of("n"),
+                    "`n` only applies to `last`",
+                    Some(format!("remove `n` from this `{other}` aggregation, or use `function: last` to keep the n newest values")),
+                ),
+                _ => {}
+            }
+        }
+        let name = if named {
+            name?
+        } else {
+            let (function, window) = (function?, window?);
+            if function.needs_column() && column.is_none() {
+                return None;
+            }
+            let default = Aggregation::default_name(column.as_deref(), function, &window);
+            if !is_identifier(&default) {
+                self.error(
+                    &span_of("column"),
+                    format!("the default name `{default}` of this aggregation is not a valid feature name"),
+                    Some("give the aggregation a `name:` of letters, digits and `_`, not starting with a digit".into()),
+                );
+                return None;
+            }
+            default
+        };
+        let aggregation = Aggregation {
+            name,
+            column,
+            function: function.unwrap_or(AggFunction::Count),
+            window: window.unwrap_or(Duration::ZERO),
+            n: n.flatten(),
+            input_dtype: None,
+            description,
+            tags,
+        };
+        Some((aggregation, named))
+    }
+
+    /// An aggregation's `function`, with a "did you mean" for a typo.
+    fn agg_function(&mut self, map: &MarkedMappingNode) -> Option<AggFunction> {
+        let text = self.required_string(map, "function")?;
+        if let Some(function) = AggFunction::from_name(&text) {
+            return Some(function);
+        }
+        let span = map.get_node("function").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+        let names: Vec<&str> = AggFunction::ALL.iter().map(|f| f.as_str()).collect();
+        let list = names.join(", ");
+        let help = match suggest::closest(&text, names.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`? (the functions are {list})"),
+            None => format!("use one of {list}"),
+        };
+        self.error(&span, format!("unknown aggregation function `{text}`"), Some(help));
+        None
+    }
+
+    /// An aggregation's `window`: a duration longer than zero. (A negative
+    /// one is not a duration at all: the grammar has no sign.)
+    fn window(&mut self, map: &MarkedMappingNode) -> Option<Duration> {
+        let window = self.duration(map, "window")??;
+        if window.is_zero() {
+            let span = map.get_node("window").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+            let help = "write e.g. `window: 7d`; the aggregate covers the events in `[T − window, T)`";
+            self.error(&span, "a window must be longer than zero", Some(help.into()));
+            return None;
+        }
+        Some(window)
+    }
+
+    /// `n` of `last`: `Some(None)` when absent, `None` when not a whole
+    /// number of at least 1 (reported).
+    fn last_n(&mut self, map: &MarkedMappingNode) -> Option<Option<usize>> {
+        let Some(node) = map.get_node("n") else { return Some(None) };
+        self.record("n", node.span());
+        let text = self.scalar(node, "n")?.as_str().trim().to_string();
+        match text.parse::<usize>() {
+            Ok(n) if n > 0 => Some(Some(n)),
+            _ => {
+                self.error(node.span(), format!("`n` must be a whole number of at least 1, not `{text}`"), Some("write how many of the newest values `last` keeps, e.g. `n: 3`".into()));
+                None
+            }
+        }
+    }
+
+    /// An aggregation view's `tile`: longer than zero and no longer than the
+    /// smallest window (so every window spans at least one tile).
+    fn tile(&mut self, map: &MarkedMappingNode, tile: Option<Duration>, has_aggregations: bool, aggregations: &[Aggregation]) -> Option<Duration> {
+        let tile = tile?;
+        let span = map.get_node("tile").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+        let default = "leave `tile` out for the default (about a sixtieth of the smallest window)";
+        if !has_aggregations {
+            self.error(&span, "`tile` only applies to aggregation views", Some("remove `tile`: it sets the granularity of an aggregation view's online state".into()));
+            return None;
+        }
+        if tile.is_zero() {
+            self.error(&span, "`tile` must be longer than zero", Some(format!("write e.g. `tile: 5m`, or {default}")));
+            return None;
+        }
+        // A zero window is a placeholder for one that was reported.
+        let smallest = aggregations.iter().map(|a| a.window).filter(|w| !w.is_zero()).min();
+        if let Some(smallest) = smallest
+            && tile > smallest
+        {
+            let (tile, smallest) = (window_name(&tile), window_name(&smallest));
+            self.error(&span, format!("`tile` ({tile}) is longer than the smallest window ({smallest})"), Some(format!("use a tile of at most `{smallest}`, or {default}")));
+            return None;
+        }
+        Some(tile)
     }
 
     /// `monitoring: {max_staleness: 1h, max_null_rate: 0.1, psi_alert: 0.2}`.
@@ -880,6 +1111,26 @@ enum ParsedObject {
     FeatureView(FeatureView),
     OnDemandFeatureView(OnDemandFeatureView),
     FeatureService(FeatureService),
+}
+
+/// Where a mapping starts for a reader: its first key (the mapping's own
+/// span starts at its first colon).
+fn first_key_span(map: &MarkedMappingNode) -> Span {
+    map.keys().next().map(|k| *k.span()).unwrap_or_else(|| *map.span())
+}
+
+/// Where `key` itself (not its value) is written in a mapping.
+fn key_span(map: &MarkedMappingNode, key: &str) -> Option<Span> {
+    map.keys().find(|k| k.as_str() == key).map(|k| *k.span())
+}
+
+/// Whether an unknown key of `map` was reported as a likely typo of one of
+/// `targets` (see `check_keys`), so a "missing" error would repeat it.
+fn misspelled(map: &MarkedMappingNode, allowed: &[&str], targets: &[&str]) -> bool {
+    map.keys().any(|key| {
+        !allowed.contains(&key.as_str())
+            && suggest::closest(key.as_str(), allowed.iter().copied()).is_some_and(|best| targets.contains(&best))
+    })
 }
 
 fn with_governance(keys: &[&'static str]) -> Vec<&'static str> {

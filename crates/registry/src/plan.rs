@@ -94,7 +94,7 @@ impl Plan {
                     let meta = next.objects.entry(key).or_insert(ObjectMeta { version: 0, created_at: now, updated_at: now });
                     meta.version += 1;
                     meta.updated_at = now;
-                    let invalidates = fields.iter().any(|f| matches!(f.field.as_str(), "source" | "entities" | "schema"));
+                    let invalidates = fields.iter().any(|f| matches!(f.field.as_str(), "source" | "entities" | "schema" | "aggregations" | "tile"));
                     if change.kind == ObjectKind::FeatureView && invalidates {
                         next.watermarks.remove(&change.name);
                     }
@@ -220,6 +220,8 @@ mod tests {
             ttl: None,
             online: true,
             monitoring: Default::default(),
+            aggregations: Vec::new(),
+            tile: None,
             schema: features.iter().map(|(n, d)| Field { name: (*n).into(), dtype: d.clone(), description: String::new(), tags: Default::default() }).collect(),
             governance: Default::default(),
         }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use almanac_core::{DType, Definitions, Diagnostic, FileFormat, ObjectKind};
+use almanac_core::{AggFunction, DType, Definitions, Diagnostic, FeatureView, FileFormat, ObjectKind};
 use almanac_registry::catalog::{self, ListFilter};
 use almanac_registry::{Plan, RegistryError, RegistryState, load_config, load_definitions};
 use proptest::prelude::*;
@@ -335,6 +335,196 @@ fn the_catalog_lists_and_describes_on_demand_views_with_their_lineage() {
     assert_eq!(summary["request_sources"][0]["schema"][0]["dtype"], "float64");
     let fraud_v3 = summary["feature_services"].as_array().expect("services").iter().find(|s| s["name"] == "fraud_v3").cloned();
     assert_eq!(fraud_v3.map(|s| s["features"].clone()), Some(json!(["txn_ratios:is_large"])));
+}
+
+/// Read beside `GOOD` (as `aggregations.yaml`): an aggregation view over an
+/// event source (DESIGN §9), and a service that uses two of its features.
+/// Line numbers in the tests below count from the empty first line.
+const AGGREGATIONS: &str = r#"
+sources:
+  - name: transactions
+    path: data/transactions.parquet
+    timestamp_field: event_timestamp
+feature_views:
+  - name: user_txn_windows
+    entities: [user]
+    source: transactions
+    tile: 5m
+    aggregations:
+      - {function: count, window: 1h}
+      - {column: amount, function: sum, window: 7d}
+      - {column: amount, function: mean, window: 7d, name: avg_amount_7d}
+      - {column: amount, function: max, window: 30d}
+      - {column: amount, function: stddev, window: 30d}
+      - {column: merchant_id, function: approx_count_distinct, window: 7d}
+      - {column: amount, function: last, n: 3, window: 1d}
+feature_services:
+  - name: fraud_windows
+    features: [user_txn_windows:amount_sum_7d, user_txn_windows:count_1h]
+"#;
+
+/// The diagnostics of `GOOD` plus `AGGREGATIONS` with one edit.
+fn aggregation_diagnostics(from: &str, to: &str) -> Vec<Diagnostic> {
+    assert!(AGGREGATIONS.contains(from), "{from:?} is not in AGGREGATIONS");
+    diagnostics(&[("features.yaml", GOOD), ("aggregations.yaml", &AGGREGATIONS.replacen(from, to, 1))])
+}
+
+#[test]
+fn aggregation_views_parse_into_plain_definitions() {
+    let dir = repo(&[("features.yaml", GOOD), ("aggregations.yaml", AGGREGATIONS)]);
+    let loaded = load_definitions(dir.path()).expect("load");
+    assert!(loaded.parsed.diagnostics.is_empty(), "{}", loaded.parsed.diagnostics);
+    let defs = &loaded.parsed.definitions;
+    let view = defs.feature_view("user_txn_windows").expect("view");
+    assert!(view.is_aggregation());
+    let names: Vec<&str> = view.aggregations.iter().map(|a| a.name.as_str()).collect();
+    let expected = [
+        "count_1h",
+        "amount_sum_7d",
+        "avg_amount_7d",
+        "amount_max_30d",
+        "amount_stddev_30d",
+        "merchant_id_approx_count_distinct_7d",
+        "amount_last_1d",
+    ];
+    assert_eq!(names, expected, "default names, and the one written");
+    let features: Vec<&str> = view.schema.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(features, expected, "the schema holds the derived features");
+    let count = &view.aggregations[0];
+    assert_eq!((count.function, count.column.as_deref(), count.window.seconds()), (AggFunction::Count, None, 3_600));
+    let sum = &view.aggregations[1];
+    assert_eq!((sum.function, sum.column.as_deref(), sum.window.seconds(), sum.n), (AggFunction::Sum, Some("amount"), 7 * 86_400, None));
+    assert_eq!(view.aggregations[5].function, AggFunction::ApproxCountDistinct);
+    assert_eq!((view.aggregations[6].function, view.aggregations[6].n), (AggFunction::Last, Some(3)));
+    assert!(view.aggregations.iter().all(|a| a.input_dtype.is_none()), "input types are read from the files at apply");
+    assert_eq!(view.schema[0].dtype, DType::Int64, "counts are int64 whatever the column");
+    assert_eq!(view.schema[5].dtype, DType::Int64);
+    assert_eq!(view.schema[1].dtype, DType::Float64, "a placeholder until apply reads the column's type");
+    assert_eq!(view.tile.map(|t| t.seconds()), Some(300));
+    assert_eq!(view.default_tile().map(|t| t.seconds()), Some(300), "the declared tile");
+    assert_eq!(view.ttl, None);
+    assert!(view.online);
+    let service = defs.feature_service("fraud_windows").expect("service");
+    let resolved: Vec<String> = defs.resolve_service(service).iter().map(ToString::to_string).collect();
+    assert_eq!(resolved, ["user_txn_windows:amount_sum_7d", "user_txn_windows:count_1h"]);
+
+    // Where the apply-time checks point their errors.
+    let at = |field: &str| {
+        let location = loaded.parsed.locations.field(ObjectKind::FeatureView, "user_txn_windows", field);
+        location.expect("located").to_string()
+    };
+    assert_eq!(at("aggregations[1].column"), "aggregations.yaml:13:18");
+    assert_eq!(at("aggregations[1].function"), "aggregations.yaml:13:36");
+    assert_eq!(at("aggregations[0].window"), "aggregations.yaml:12:35");
+    assert_eq!(at("aggregations[2].name"), "aggregations.yaml:14:60");
+    assert_eq!(at("aggregations[6].n"), "aggregations.yaml:18:45");
+    assert_eq!(at("tile"), "aggregations.yaml:10:11");
+    assert_eq!(at("schema[2]"), "aggregations.yaml:14:60", "a derived feature is located at its written name");
+    assert_eq!(at("schema[1]"), "aggregations.yaml:13:10", "or at the first key of its aggregation");
+    assert_eq!(at("name"), "aggregations.yaml:7:11", "an aggregation's fields do not overwrite the view's own");
+
+    // Stored and read back as plain JSON; empty and unset fields are left out.
+    let json = serde_json::to_value(view).expect("to json");
+    assert_eq!(json["aggregations"][0], json!({"name": "count_1h", "function": "count", "window": "1h"}));
+    assert_eq!(json["aggregations"][6]["n"], 3);
+    assert_eq!(json["tile"], "5m");
+    let back: FeatureView = serde_json::from_value(json).expect("from json");
+    assert_eq!(&back, view);
+
+    // Without a declared tile: a sixtieth of the smallest window (1h), which divides every window.
+    let untiled = definitions(&[("features.yaml", GOOD), ("aggregations.yaml", &AGGREGATIONS.replace("    tile: 5m\n", ""))]);
+    let view = untiled.feature_view("user_txn_windows").expect("view");
+    assert_eq!((view.tile, view.default_tile().map(|t| t.to_string())), (None, Some("1m".to_string())));
+}
+
+#[test]
+fn aggregation_mistakes_are_located_with_a_fix() {
+    // (edit from, edit to, message, location, help)
+    let cases = [
+        ("function: stddev", "function: stdev", "unknown aggregation function `stdev`", "aggregations.yaml:16:36", "did you mean `stddev`?"),
+        ("function: stddev", "function: median", "unknown aggregation function `median`", "aggregations.yaml:16:36", "approx_count_distinct"),
+        (", n: 3, window: 1d", ", window: 1d", "`last` needs `n`, e.g. `n: 3`", "aggregations.yaml:18:36", "how many of the newest values"),
+        ("function: max, window: 30d", "function: max, n: 2, window: 30d", "`n` only applies to `last`", "aggregations.yaml:15:44", "remove `n`"),
+        ("n: 3", "n: 0", "`n` must be a whole number of at least 1, not `0`", "aggregations.yaml:18:45", "e.g. `n: 3`"),
+        ("n: 3", "n: three", "`n` must be a whole number of at least 1, not `three`", "aggregations.yaml:18:45", "e.g. `n: 3`"),
+        ("window: 1h}", "window: 0s}", "a window must be longer than zero", "aggregations.yaml:12:35", "write e.g. `window: 7d`"),
+        ("window: 1h}", "window: 0}", "a window must be longer than zero", "aggregations.yaml:12:35", "write e.g. `window: 7d`"),
+        ("window: 1h}", "window: -1h}", "`-1h` is not a valid `window`: it must start with a whole non-negative number", "aggregations.yaml:12:35", "e.g. `90s`"),
+        ("tile: 5m", "tile: 0s", "`tile` must be longer than zero", "aggregations.yaml:10:11", "write e.g. `tile: 5m`"),
+        ("tile: 5m", "tile: 2h", "`tile` (2h) is longer than the smallest window (1h)", "aggregations.yaml:10:11", "at most `1h`"),
+        ("{column: amount, function: max, window: 30d}", "{function: max, window: 30d}", "`max` needs a `column`", "aggregations.yaml:15:20", "only `count` goes without one"),
+        (
+            "{column: amount, function: max, window: 30d}",
+            "{column: amount-usd, function: max, window: 30d}",
+            "the default name `amount-usd_max_30d` of this aggregation is not a valid feature name",
+            "aggregations.yaml:15:18",
+            "give the aggregation a `name:`",
+        ),
+        (
+            "{column: amount, function: stddev, window: 30d}",
+            "{column: amount, function: stddev, window: 30d, name: amount_max_30d}",
+            "feature `amount_max_30d` is listed twice in this aggregation view",
+            "aggregations.yaml:16:63",
+            "give one of them a `name:`",
+        ),
+        (
+            "function: stddev, window: 30d",
+            "function: max, window: 720h",
+            "feature `amount_max_30d` (its default name) is listed twice in this aggregation view",
+            "aggregations.yaml:16:10",
+            "give one of them a `name:`",
+        ),
+        (
+            "    tile: 5m\n",
+            "    tile: 5m\n    schema:\n      - {name: total, dtype: float64}\n",
+            "`schema` and `aggregations` cannot be combined",
+            "aggregations.yaml:13:5",
+            "split them into two feature views",
+        ),
+        ("    tile: 5m\n", "    tile: 5m\n    ttl: 3d\n", "`ttl` does not apply to aggregation views (the window bounds them)", "aggregations.yaml:11:10", "remove `ttl`"),
+        ("n: 3, window: 1d", "n: 3, windw: 1d", "unknown key `windw` in an aggregation", "aggregations.yaml:18:48", "did you mean `window`?"),
+        ("    aggregations:\n", "    aggregation:\n", "unknown key `aggregation` in feature_view `user_txn_windows`", "aggregations.yaml:11:5", "did you mean `aggregations`?"),
+    ];
+    for (from, to, message, location, help) in cases {
+        let all = aggregation_diagnostics(from, to);
+        let d = find(&all, message);
+        assert_eq!(d.location.to_string(), location, "{message}");
+        assert!(d.help.as_deref().is_some_and(|h| h.contains(help)), "{message}: help {:?}, expected {help:?}", d.help);
+        assert!(!all.iter().any(|d| d.message.contains("missing the required key")), "a typo is one mistake: {all:#?}");
+        assert!(!all.iter().any(|d| d.message.contains("a feature view needs `schema`")), "a typo is one mistake: {all:#?}");
+        assert!(!all.iter().any(|d| d.message.contains("`tile` only applies")), "a typo is one mistake: {all:#?}");
+        assert!(all.iter().all(|d| d.help.is_some() || d.related.is_some()), "every error says how to fix it: {all:#?}");
+    }
+
+    // A repeated name names both places.
+    let all = aggregation_diagnostics("function: stddev, window: 30d", "function: max, window: 720h");
+    let d = find(&all, "feature `amount_max_30d` (its default name) is listed twice");
+    let (first, _) = d.related.as_ref().expect("related");
+    assert_eq!(first.to_string(), "aggregations.yaml:15:10");
+
+    // Neither `schema` nor `aggregations`.
+    let start = AGGREGATIONS.find("    tile: 5m\n").expect("tile");
+    let end = AGGREGATIONS.find("feature_services:").expect("services");
+    let bare = format!("{}{}", &AGGREGATIONS[..start], &AGGREGATIONS[end..]);
+    let all = diagnostics(&[("features.yaml", GOOD), ("aggregations.yaml", &bare)]);
+    let d = find(&all, "a feature view needs `schema` (precomputed features) or `aggregations` (windowed aggregates over an event source)");
+    assert_eq!(d.location.to_string(), "aggregations.yaml:7:5");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("add `schema:")), "{d:?}");
+
+    // `tile` on a view of precomputed features.
+    let all = diagnostics(&[("features.yaml", &GOOD.replace("    ttl: 3d\n", "    ttl: 3d\n    tile: 5m\n"))]);
+    let d = find(&all, "`tile` only applies to aggregation views");
+    assert_eq!(d.location.to_string(), "features.yaml:16:11");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("remove `tile`")), "{d:?}");
+}
+
+/// A derived feature is a feature like any other: one named like a join key
+/// is refused, at the aggregation that produces it.
+#[test]
+fn aggregation_features_may_not_shadow_join_keys() {
+    let all = aggregation_diagnostics("name: avg_amount_7d", "name: user_id");
+    let d = find(&all, "`user_id` of feature view `user_txn_windows` has the name of a join key");
+    assert_eq!(d.location.to_string(), "aggregations.yaml:14:60");
 }
 
 #[test]

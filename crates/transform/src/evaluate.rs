@@ -84,7 +84,7 @@ mod tests {
     }
 
     fn definitions(features: Vec<(&str, DType, &str)>) -> (Definitions, OnDemandFeatureView) {
-        let view = |name: &str, schema: Vec<Field>| FeatureView { name: name.into(), entities: vec!["user".into()], source: "s".into(), ttl: None, online: true, schema, monitoring: Default::default(), governance: Governance::default() };
+        let view = |name: &str, schema: Vec<Field>| FeatureView { name: name.into(), entities: vec!["user".into()], source: "s".into(), ttl: None, online: true, schema, aggregations: Vec::new(), tile: None, monitoring: Default::default(), governance: Governance::default() };
         let odfv = OnDemandFeatureView {
             name: "ratios".into(),
             sources: vec!["stats".into(), "request".into()],

@@ -154,8 +154,13 @@ impl FeatureStore {
         let state = self.fresh_applied_state()?;
         let names: Vec<String> = match &request.views {
             Some(v) => v.clone(),
-            None => state.definitions.feature_views.iter().map(|v| v.name.clone()).collect(),
+            // Aggregation views have no rows to sample: their features exist
+            // at an instant (monitoring them is not built yet).
+            None => state.definitions.feature_views.iter().filter(|v| !v.is_aggregation()).map(|v| v.name.clone()).collect(),
         };
+        if let Some(view) = names.iter().find(|n| state.definitions.feature_view(n).is_some_and(|v| v.is_aggregation())) {
+            return Err(Error::BadRequest(format!("`{view}` is an aggregation view; `almanac monitor` does not cover aggregation views yet (parity does)")));
+        }
         let at = request.at_micros;
         let cut = at - request.window_micros;
         let training = match &request.reference {
