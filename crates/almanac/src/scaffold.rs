@@ -81,6 +81,11 @@ sources:
     created_timestamp_column: created_at
     description: Per-merchant risk aggregates
     owner: risk-team
+  - name: transactions
+    path: data/labels.parquet
+    timestamp_field: event_timestamp
+    description: Card transactions, one row per transaction (the labelled ones)
+    owner: fraud-team
 
 feature_views:
   - name: user_txn_stats
@@ -106,6 +111,24 @@ feature_views:
     schema:
       - {name: merchant_fraud_rate_30d, dtype: float64, description: Share of fraudulent transactions over 30 days}
       - {name: merchant_txn_count_1d, dtype: int64, description: Transactions in the last day}
+
+  # Exact sliding windows over the raw transactions: at instant T each
+  # aggregate covers [T - window, T), so a labelled transaction never
+  # counts towards its own features (training sets), and serving computes
+  # the same window at the request instant.
+  - name: user_txn_windows
+    entities: [user]
+    source: transactions
+    owner: fraud-team
+    description: The user's transactions in sliding windows, from raw events
+    aggregations:
+      - {function: count, window: 1h}
+      - {function: count, window: 24h, name: count_24h}
+      - {function: count, window: 7d}
+      - {column: amount, function: sum, window: 7d}
+      - {column: amount, function: mean, window: 7d}
+      - {column: amount, function: max, window: 30d}
+      - {column: merchant_id, function: approx_count_distinct, window: 7d}
 
 # Request-time features: computed from the user's stored features and the
 # transaction being scored, by the same compiled expression in training sets

@@ -36,10 +36,12 @@ fn materialize_then_read_in_feasts_shape() {
     run(&repo, &["apply"]).ok();
     let reports = run(&repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", END, "--json"]).ok().json();
     let reports = reports.as_array().expect("array");
-    assert_eq!(reports.len(), 2, "both online views");
+    assert_eq!(reports.len(), 3, "every online view, the aggregation view's states included");
     for report in reports {
         assert!(report["source_rows"].as_u64().expect("rows") > report["entities"].as_u64().expect("entities"));
         assert_eq!(report["written"], report["entities"]);
+        // An aggregation view reports the size of the states it wrote.
+        assert_eq!(report["view"] == "user_txn_windows", report["state_bytes"].as_u64().is_some_and(|b| b > 0), "{report}");
     }
     assert_eq!(watermark(&repo, "user_txn_stats").as_deref(), Some("2026-07-01T00:00:00Z"));
 

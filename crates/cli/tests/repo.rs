@@ -9,7 +9,7 @@ fn plan_writes_nothing_apply_applies_and_reapply_is_a_noop() {
     let (_dir, repo) = demo_repo();
     let plan = run(&repo, &["plan"]).ok();
     assert!(plan.stdout.contains("+ feature_view user_txn_stats"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("9 to add, 0 to change, 0 to remove."), "{}", plan.stdout);
+    assert!(plan.stdout.contains("11 to add, 0 to change, 0 to remove."), "{}", plan.stdout);
     assert!(!repo.join(".almanac/registry.json").exists(), "plan must not write the registry");
 
     let apply = run(&repo, &["apply"]).ok();
@@ -47,7 +47,7 @@ fn discovery_lists_describes_and_searches() {
     run(&repo, &["apply"]).ok();
 
     let all = run(&repo, &["features", "list", "--json"]).ok().json();
-    assert_eq!(all.as_array().map(Vec::len), Some(16), "2 entities, 2 sources, 1 request source, 2 views, 1 on-demand view, 7 features, 1 service");
+    assert_eq!(all.as_array().map(Vec::len), Some(25), "2 entities, 3 sources, 1 request source, 3 views (one of aggregations), 1 on-demand view, 14 features, 1 service");
     let risk = run(&repo, &["features", "list", "--owner", "risk-team", "--kind", "feature", "--json"]).ok().json();
     let names: Vec<&str> = risk.as_array().expect("array").iter().filter_map(|e| e["name"].as_str()).collect();
     assert_eq!(names, ["merchant_stats:merchant_fraud_rate_30d", "merchant_stats:merchant_txn_count_1d"]);
@@ -170,7 +170,8 @@ fn demo_runs_end_to_end_on_embedded_defaults() {
     let out = out.ok();
     assert!(out.stdout.contains("[1/7] init"), "{}", out.stdout);
     assert!(out.stdout.contains("[2/7] apply"), "{}", out.stdout);
-    assert!(out.stdout.contains("9 to add"), "{}", out.stdout);
+    assert!(out.stdout.contains("11 to add"), "{}", out.stdout);
+    assert!(out.stdout.contains("count_1h over [T − 1h, T)"), "{}", out.stdout);
     assert!(out.stdout.contains("[3/7] historical"), "{}", out.stdout);
     assert!(out.stdout.contains("Leakage avoided, e.g. label"), "{}", out.stdout);
     assert!(out.stdout.contains("[4/7] materialize"), "{}", out.stdout);

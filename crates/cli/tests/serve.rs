@@ -72,13 +72,20 @@ fn operational_endpoints_answer() {
     let (status, ready) = server.get("/ready");
     assert_eq!(status, 200, "{ready}");
     let catalog: Json = serde_json::from_str(&server.get("/features").1).expect("catalog");
-    assert_eq!(catalog["feature_views"].as_array().expect("views").len(), 2);
+    assert_eq!(catalog["feature_views"].as_array().expect("views").len(), 3);
     assert_eq!(catalog["feature_views"][1]["watermark"], json!("2026-07-01T00:00:00Z"));
     server.post_json("/get-online-features", &json!({"features": ["user_txn_stats:txn_count_7d"], "entities": {"user_id": [1]}}), 200);
     server.post_json("/get-online-features", &json!({"features": ["nope:x"], "entities": {"user_id": [1]}}), 404);
+    // Aggregation features over HTTP, in Feast's shape: at the server's now
+    // (months after the reference data ends) every window is empty: a count
+    // is 0 and PRESENT, a maximum is null.
+    let windows = server.post_json("/get-online-features", &json!({"features": ["user_txn_windows:count_1h", "user_txn_windows:amount_max_30d"], "entities": {"user_id": [1]}}), 200);
+    assert_eq!(windows["results"][1]["values"], json!([0]), "{windows}");
+    assert_eq!(windows["results"][1]["statuses"], json!(["PRESENT"]), "{windows}");
+    assert_eq!(windows["results"][2]["statuses"], json!(["NULL_VALUE"]), "{windows}");
     let (status, metrics) = server.get("/metrics");
     assert_eq!(status, 200);
-    assert!(metrics.contains(r#"almanac_http_requests_total{endpoint="/get-online-features",status="200"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"almanac_http_requests_total{endpoint="/get-online-features",status="200"} 2"#), "{metrics}");
     assert!(metrics.contains(r#"almanac_errors_total{kind="not_found"} 1"#), "{metrics}");
     assert!(metrics.contains("almanac_http_request_seconds_bucket") && metrics.contains("almanac_online_store_read_seconds") && metrics.contains("almanac_entities_per_request"), "{metrics}");
 }

@@ -65,6 +65,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("        wrote training_set.parquet: {} rows × {} columns (fraud_model_v1)", render::count(training.num_rows()), training.num_columns());
     print_rows(&training, 3);
     explain_leak(&store, &training)?;
+    explain_window(&store, &labels)?;
 
     let started = Instant::now();
     let request = MaterializeRequest { start: None, end: crate::time::parse_datetime("now")?, views: None, incremental: false, allow_future_end: false };
@@ -167,6 +168,32 @@ fn explain_leak(store: &FeatureStore, training: &RecordBatch) -> anyhow::Result<
         println!("          a naive latest-value join  = {}  (recorded {}, after the label: a leak)", latest_count.value(naive), when(latest_ts.value(naive)));
         return Ok(());
     }
+    Ok(())
+}
+
+/// A windowed count from raw events, next to the naive count that includes
+/// the labelled transaction itself (`ts <= T`): the leak the half-open
+/// window `[T − 1h, T)` avoids.
+fn explain_window(store: &FeatureStore, labels: &RecordBatch) -> anyhow::Result<()> {
+    let sample = labels.slice(0, labels.num_rows().min(20_000));
+    let windows = store.get_historical_features(&sample, &FeatureSelection::parse_refs("user_txn_windows:count_1h")?, &HistoricalOptions::default())?;
+    let (Some(users), Some(times), Some(counts)) = (windows.column_by_name("user_id"), windows.column_by_name("event_timestamp"), windows.column_by_name("count_1h")) else {
+        return Ok(());
+    };
+    let (Some(users), Some(times), Some(counts)) = (users.as_primitive_opt::<Int64Type>(), times.as_primitive_opt::<TimestampMicrosecondType>(), counts.as_primitive_opt::<Int64Type>()) else {
+        return Ok(());
+    };
+    let hour = 3_600_000_000i64;
+    let Some(row) = (0..windows.num_rows()).find(|&r| !counts.is_null(r) && counts.value(r) > 0) else { return Ok(()) };
+    let (user, at) = (users.value(row), times.value(row));
+    let (Some(all_users), Some(all_times)) = (labels.column_by_name("user_id").and_then(|c| c.as_primitive_opt::<Int64Type>()), labels.column_by_name("event_timestamp").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())) else {
+        return Ok(());
+    };
+    let naive = (0..labels.num_rows()).filter(|&r| all_users.value(r) == user && all_times.value(r) >= at - hour && all_times.value(r) <= at).count();
+    let when = chrono::DateTime::from_timestamp_micros(at).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default();
+    println!("        Windows from raw events, e.g. user {user}'s transaction at {when}:");
+    println!("          count_1h over [T − 1h, T)       = {}  (the transactions before it)", counts.value(row));
+    println!("          a naive count with ts <= T      = {naive}  (includes the labelled transaction itself: a leak)");
     Ok(())
 }
 
