@@ -9,6 +9,7 @@
 //! ```text
 //! almanac-bench dense-repo DIR --entities N
 //! almanac-bench read-latency --repo DIR [--iterations N]
+//! almanac-bench view-latency --repo DIR --view VIEW --at RFC3339 [--iterations N]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -37,7 +38,14 @@ fn main() -> anyhow::Result<()> {
             let on_demand = args.iter().any(|a| a == "--on-demand");
             read_latency(&repo, iterations, on_demand)
         }
-        _ => anyhow::bail!("usage: almanac-bench dense-repo DIR --entities N | read-latency --repo DIR [--iterations N]"),
+        Some("view-latency") => {
+            let repo = PathBuf::from(flag("--repo").context("view-latency --repo DIR")?);
+            let view = flag("--view").context("view-latency --view VIEW")?;
+            let at = chrono::DateTime::parse_from_rfc3339(&flag("--at").context("view-latency --at RFC3339")?)?.timestamp_micros();
+            let iterations: usize = flag("--iterations").unwrap_or_else(|| "20000".into()).parse()?;
+            view_latency(&repo, &view, at, iterations)
+        }
+        _ => anyhow::bail!("usage: almanac-bench dense-repo DIR --entities N | read-latency --repo DIR [--iterations N] | view-latency --repo DIR --view VIEW --at RFC3339 [--iterations N]"),
     }
 }
 
@@ -125,5 +133,42 @@ fn read_latency(repo: &Path, iterations: usize, on_demand: bool) -> anyhow::Resu
         report.insert(format!("entities_{batch}_x_2_views"), figures);
     }
     println!("{}", serde_json::Value::Object(report));
+    Ok(())
+}
+
+/// In-process read latency of every feature of one view (single int64 key)
+/// for 1 entity at instant `at`, over the entities the online store holds:
+/// for an aggregation view, every aggregate folded from the entity's state.
+fn view_latency(repo: &Path, view: &str, at: i64, iterations: usize) -> anyhow::Result<()> {
+    let store = FeatureStore::open(repo)?;
+    let entries = store.online_store()?.scan(view, Some(100_000))?;
+    let ids: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| match almanac::online_store::decode_key(&e.key).ok()?.first() {
+            Some(almanac::online_store::KeyPart::Int(v)) => Some(*v),
+            _ => None,
+        })
+        .collect();
+    anyhow::ensure!(!ids.is_empty(), "materialize view `{view}` first");
+    let state_bytes = entries.iter().map(|e| e.record.len()).sum::<usize>() as f64 / entries.len() as f64;
+    let state = store.registry_state()?;
+    let key = state.definitions.feature_view(view).and_then(|v| v.entities.first()).and_then(|e| state.definitions.entities.iter().find(|x| x.name == *e)).and_then(|e| e.join_keys.first()).map(|k| k.name.clone()).context("a view with one join key")?;
+    let selection = FeatureSelection::parse_refs(view)?;
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations + iterations / 10 {
+        let entities = RecordBatch::try_from_iter([(key.as_str(), Arc::new(Int64Array::from(vec![ids[(i * 131) % ids.len()]])) as ArrayRef)])?;
+        let started = Instant::now();
+        let response = store.get_online_features_at(&selection, &entities, false, at)?;
+        let elapsed = started.elapsed().as_secs_f64() * 1e6;
+        if i >= iterations / 10 {
+            samples.push(elapsed);
+        }
+        std::hint::black_box(response);
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{}",
+        serde_json::json!({"view": view, "entities_online": ids.len(), "state_bytes_per_entity": state_bytes, "calls": samples.len(), "p50_us": percentile(&samples, 50.0), "p99_us": percentile(&samples, 99.0), "p999_us": percentile(&samples, 99.9)})
+    );
     Ok(())
 }
