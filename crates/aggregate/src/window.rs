@@ -121,8 +121,11 @@ impl Prepared {
                 Ok(Arc::new(Int64Array::from(self.sliding(layout, Counter { valid, n: 0 }))))
             }
             (AggFunction::Sum, Input::Int(values)) => Ok(Arc::new(Int64Array::from(self.sliding(layout, IntSummer { values, sum: IntSum::new(), n: 0 })))),
-            (AggFunction::Sum, Input::Float(values)) => Ok(Arc::new(Float64Array::from(self.sliding(layout, FloatSummer { values, sum: ExactSum::new(), n: 0 })))),
-            (AggFunction::Mean | AggFunction::Stddev | AggFunction::Variance, Input::Float(values)) => {
+            (AggFunction::Sum, Input::Float(values)) => Ok(Arc::new(Float64Array::from(self.sliding(layout, FloatSummer { values, sum: ExactSum::new(), n: 0, mean: false })))),
+            // The mean needs only the exact sum (`round(Σx) / n`, as
+            // `Moments::mean` computes it online), not the sum of squares.
+            (AggFunction::Mean, Input::Float(values)) => Ok(Arc::new(Float64Array::from(self.sliding(layout, FloatSummer { values, sum: ExactSum::new(), n: 0, mean: true })))),
+            (AggFunction::Stddev | AggFunction::Variance, Input::Float(values)) => {
                 Ok(Arc::new(Float64Array::from(self.sliding(layout, MomentKeeper { values, moments: Moments::new(), function: self.function }))))
             }
             (AggFunction::Min | AggFunction::Max, Input::Indexed(column)) => self.extremes(layout, column),
@@ -328,6 +331,8 @@ struct FloatSummer<'a> {
     values: &'a Float64Array,
     sum: ExactSum,
     n: u64,
+    /// Answer the mean instead of the sum.
+    mean: bool,
 }
 
 impl Removable for FloatSummer<'_> {
@@ -348,7 +353,7 @@ impl Removable for FloatSummer<'_> {
         (self.sum, self.n) = (ExactSum::new(), 0);
     }
     fn result(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.sum.value())
+        (self.n > 0).then(|| if self.mean { self.sum.value() / self.n as f64 } else { self.sum.value() })
     }
     fn empty() -> Option<f64> {
         None
