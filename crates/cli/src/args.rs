@@ -125,7 +125,9 @@ pub struct ServeArgs {
     /// Most connections served at once; past it new ones are closed on arrival.
     #[arg(long, default_value_t = 4_096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
-    /// A request's headers must arrive within this many milliseconds of the connection opening.
+    /// A request's headers must arrive within this many milliseconds of the
+    /// connection opening, or of the next request's first byte on a keep-alive
+    /// connection.
     #[arg(long, default_value_t = 10_000)]
     pub header_read_timeout_ms: u64,
     /// A request's body must arrive within this many milliseconds (408 after it).

@@ -507,6 +507,11 @@ fn thousands_of_half_open_connections_are_capped_timed_out_and_never_starve_the_
         head
     };
     assert!(ask(&mut early).starts_with("HTTP/1.1 200"));
+    // Waiting for its next request longer than the header-read timeout (but
+    // less than the idle timeout) does not cost a keep-alive client its
+    // connection: the header clock starts at the next request's first byte.
+    std::thread::sleep(Duration::from_millis(2_000));
+    assert!(ask(&mut early).starts_with("HTTP/1.1 200"), "an idle keep-alive connection is kept until the idle timeout");
 
     let mut slow = Vec::new();
     for i in 0..2_000 {

@@ -6,8 +6,12 @@
 //! - **Connection cap**: at most `max_connections` are served at once; past
 //!   the cap a new connection is closed at once (and counted), so the ones
 //!   being served keep their answers and `/health` keeps answering.
-//! - **Header-read timeout**: the whole request head must arrive within
-//!   `header_read_timeout` of the connection opening (hyper's timer).
+//! - **Header-read timeout**: a request head must arrive within
+//!   `header_read_timeout` of the connection opening, or of the first byte
+//!   of a next request on a keep-alive connection. The clock is kept here,
+//!   not by hyper: hyper's timer also runs while a keep-alive connection
+//!   waits for its next request, so it closed idle keep-alive connections
+//!   after the header timeout instead of the idle timeout.
 //! - **Idle timeout**: a connection that neither sends nor receives a byte
 //!   for `idle_timeout` (an idle keep-alive connection, a stalled body) is
 //!   closed gracefully: a request in flight still gets its answer.
@@ -20,13 +24,13 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -94,14 +98,13 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let opened_at = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let activity = Arc::new(AtomicU64::new(opened_at));
-            let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone(), started });
+            let clock = Arc::new(Clock::new(started));
+            let io = TokioIo::new(Tracked { inner: stream, clock: clock.clone() });
             let mut builder = http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true).max_headers(1_000);
-            let connection = builder.serve_connection(io, TowerToHyperService::new(router));
+            builder.keep_alive(true).max_headers(1_000);
+            let connection = builder.serve_connection(io, timed_service(router, clock.clone()));
             tokio::pin!(connection);
-            let mut ticker = tokio::time::interval(limits.idle_timeout.min(Duration::from_secs(1)).max(Duration::from_millis(10)));
+            let mut ticker = tokio::time::interval(tick_for(&limits));
             let mut closing = false;
             loop {
                 tokio::select! {
@@ -111,9 +114,14 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
                         }
                         break;
                     }
-                    _ = ticker.tick(), if !closing => {
-                        let idle = started.elapsed().saturating_sub(Duration::from_millis(activity.load(Ordering::Relaxed)));
-                        if idle >= limits.idle_timeout {
+                    _ = ticker.tick() => {
+                        if clock.head_overdue(limits.header_read_timeout) {
+                            // A head that never completes gets no answer:
+                            // drop the connection (as hyper's own timer did).
+                            tracing::debug!(%peer, "closing a connection whose request head did not arrive in time");
+                            break;
+                        }
+                        if !closing && clock.idle() >= limits.idle_timeout {
                             tracing::debug!(%peer, "closing an idle connection");
                             connection.as_mut().graceful_shutdown();
                             closing = true;
@@ -138,19 +146,89 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
     Ok(())
 }
 
-/// A stream that records when it last moved a byte (milliseconds since the
-/// server started), for the idle timeout.
-struct Tracked {
-    inner: TcpStream,
-    activity: Arc<AtomicU64>,
-    started: Instant,
+/// How often a connection checks its clocks: fine enough for the shorter
+/// of the two timeouts, never busier than every 10 ms.
+fn tick_for(limits: &ConnectionLimits) -> Duration {
+    (limits.idle_timeout.min(limits.header_read_timeout) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
-impl Tracked {
-    fn touch(&self) {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.activity.store(now, Ordering::Relaxed);
+/// The router, with the head clock stopped when hyper hands it a complete
+/// request head and armed again once the answer is ready.
+fn timed_service(router: Router, clock: Arc<Clock>) -> impl hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = axum::response::Response, Error = std::convert::Infallible, Future: Send> + Clone {
+    let inner = TowerToHyperService::new(router);
+    hyper::service::service_fn(move |request| {
+        clock.head_complete();
+        let answer = hyper::service::Service::call(&inner, request);
+        let clock = clock.clone();
+        async move {
+            let response = answer.await;
+            clock.awaiting_next_request();
+            response
+        }
+    })
+}
+
+/// Milliseconds since the server started, the unit of every [`Clock`] field.
+fn millis_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+}
+
+/// One connection's clocks: when it last moved a byte (idle timeout) and
+/// since when it has been reading a request head (header-read timeout).
+/// Shared by the stream, the service and the connection's task, so atomics.
+struct Clock {
+    started: Instant,
+    last_activity: AtomicU64,
+    /// When the head being read began; `NO_HEAD` while none is being read.
+    head_since: AtomicU64,
+    /// An answer was given and the next request has not sent a byte yet.
+    between_requests: AtomicBool,
+}
+
+const NO_HEAD: u64 = u64::MAX;
+
+impl Clock {
+    /// A new connection is reading its first head from the moment it opens.
+    fn new(started: Instant) -> Self {
+        let now = millis_since(started);
+        Clock { started, last_activity: AtomicU64::new(now), head_since: AtomicU64::new(now), between_requests: AtomicBool::new(false) }
     }
+
+    fn moved_bytes(&self) {
+        self.last_activity.store(millis_since(self.started), Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: the first ones after an answer start the next head.
+    fn read_bytes(&self) {
+        self.moved_bytes();
+        if self.between_requests.swap(false, Ordering::Relaxed) {
+            self.head_since.store(millis_since(self.started), Ordering::Relaxed);
+        }
+    }
+
+    fn head_complete(&self) {
+        self.between_requests.store(false, Ordering::Relaxed);
+        self.head_since.store(NO_HEAD, Ordering::Relaxed);
+    }
+
+    fn awaiting_next_request(&self) {
+        self.between_requests.store(true, Ordering::Relaxed);
+    }
+
+    fn head_overdue(&self, limit: Duration) -> bool {
+        let since = self.head_since.load(Ordering::Relaxed);
+        since != NO_HEAD && Duration::from_millis(millis_since(self.started).saturating_sub(since)) >= limit
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_millis(millis_since(self.started).saturating_sub(self.last_activity.load(Ordering::Relaxed)))
+    }
+}
+
+/// A stream that tells its connection's [`Clock`] when bytes move.
+struct Tracked {
+    inner: TcpStream,
+    clock: Arc<Clock>,
 }
 
 impl AsyncRead for Tracked {
@@ -158,7 +236,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.touch();
+            self.clock.read_bytes();
         }
         result
     }
@@ -168,7 +246,7 @@ impl AsyncWrite for Tracked {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.clock.moved_bytes();
         }
         result
     }
@@ -176,7 +254,7 @@ impl AsyncWrite for Tracked {
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.clock.moved_bytes();
         }
         result
     }
