@@ -137,28 +137,9 @@ pub(crate) fn group_probes(index: &KeyIndex, keys: &[ArrayRef], rows: usize) -> 
 /// ready for `arrow::compute::take`.
 pub fn asof_join(history: &History, probes: &Probes, ttl_nanos: Option<i64>) -> Result<UInt32Array, ArrowError> {
     let (index, ids, groups) = group_history(history.keys)?;
-    // Counting sort of history rows by group.
-    let mut offsets = vec![0usize; groups + 1];
-    for (row, &id) in ids.iter().enumerate() {
-        let valid_ts = history.ts_valid.is_none_or(|v| v[row]);
-        if id != u32::MAX && valid_ts {
-            offsets[id as usize + 1] += 1;
-        }
-    }
-    for g in 0..groups {
-        offsets[g + 1] += offsets[g];
-    }
-    let mut cursor = offsets.clone();
-    let mut order = vec![0u32; offsets[groups]];
-    for (row, &id) in ids.iter().enumerate() {
-        let valid_ts = history.ts_valid.is_none_or(|v| v[row]);
-        if id != u32::MAX && valid_ts {
-            order[cursor[id as usize]] = row as u32;
-            cursor[id as usize] += 1;
-        }
-    }
+    // Counting sort of history rows by group (rows without a key or an event time left out).
+    let (order, offsets) = crate::window::bucket(&ids, groups, |row| history.ts_valid.is_none_or(|v| v[row]));
     drop(ids);
-    drop(cursor);
 
     // Sort every group by (ts, created, values), in parallel, on contiguous
     // (ts, row) entries: direct comparisons, no random access into the

@@ -79,7 +79,7 @@ pub fn window_aggregates<'c>(events: &Events, probes: &Probes, aggregations: &[&
 
 /// Rows bucketed by group id with a counting sort (stable: source order
 /// within a group); rows with `u32::MAX` or failing `keep` are left out.
-fn bucket(ids: &[u32], groups: usize, keep: impl Fn(usize) -> bool) -> (Vec<u32>, Vec<usize>) {
+pub(crate) fn bucket(ids: &[u32], groups: usize, keep: impl Fn(usize) -> bool) -> (Vec<u32>, Vec<usize>) {
     let mut offsets = vec![0usize; groups + 1];
     for (row, &id) in ids.iter().enumerate() {
         if id != u32::MAX && keep(row) {
