@@ -29,9 +29,27 @@ if [ "${CI:-}" = "true" ]; then
   export CARGO_INCREMENTAL=0
 fi
 
+# One build for everything: the Rust tests and the Python SDK's native
+# module (a cdylib member of the workspace) share one feature resolution,
+# profile and target directory, so the dependencies compile once.
+cargo build --workspace --lib --bins --tests
+
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 else
   echo "cargo-nextest unavailable; running cargo test instead" >&2
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
+
+# The Python SDK: pytest in a venv this script makes (pytest, pandas,
+# pyarrow, polars from PyPI), against the module just built, staged beside
+# the pure-Python package (what `pip install ./python` installs).
+bash scripts/python-sdk.sh stage
+VENV=target/py-venv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade "pytest>=7" "pandas>=2" "pyarrow>=15" "polars>=1"
+PYTHONPATH="$PWD/target/python-sdk" ALMANAC_BIN="$PWD/target/debug/almanac" "$VENV/bin/python" -m pytest python/tests -q || status=$?
+exit "$status"
