@@ -49,6 +49,21 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// Run the whole feature store on generated data, step by step.
     Demo(DemoArgs),
+    /// Convert a Feast repo into an Almanac repo (the importer runs in a
+    /// Python that has `feast`: ALMANAC_PYTHON, or python3).
+    ImportFeast(ImportFeastArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFeastArgs {
+    /// The Feast repo (the folder with feature_store.yaml).
+    pub feast_repo: PathBuf,
+    /// Where to write the Almanac repo (default: FEAST_REPO-almanac beside it).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Do not check the written repo with `almanac plan`.
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Debug, Args)]

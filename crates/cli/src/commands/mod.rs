@@ -3,6 +3,7 @@
 mod demo;
 mod features;
 mod historical;
+mod import_feast;
 mod init;
 mod monitor;
 mod online;
@@ -17,6 +18,7 @@ use crate::args::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Parity(args) => return Ok(parity::run(&cli.repo, args, cli.json)),
+        Command::ImportFeast(args) => return import_feast::run(args, cli.json),
         Command::Monitor(args) => return Ok(monitor::run(&cli.repo, args, cli.json)),
         _ => {}
     }
@@ -31,7 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::MaterializeIncremental(args) => online::materialize_incremental(&cli.repo, &args, cli.json),
         Command::Online(args) => online::online(&cli.repo, &args, cli.json),
         Command::Serve(args) => serve::run(&cli.repo, &args),
-        Command::Parity(_) | Command::Monitor(_) => Ok(()),
+        Command::Parity(_) | Command::Monitor(_) | Command::ImportFeast(_) => Ok(()),
         Command::Demo(args) => demo::run(&args),
     }?;
     Ok(ExitCode::SUCCESS)
