@@ -148,6 +148,34 @@ def _selection(features: Any, feature_service: Any) -> Dict[str, Any]:
     return {"features": features, "feature_service": feature_service}
 
 
+def _has_map(data_type: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_map(data_type):
+        return True
+    if pa.types.is_struct(data_type):
+        return any(_has_map(data_type.field(i).type) for i in range(data_type.num_fields))
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        return _has_map(data_type.value_type)
+    return False
+
+
+def _with_dicts(value: Any, data_type: Any) -> Any:
+    """A cell as Feast's ``to_dict`` gives it: maps as dicts (pyarrow gives
+    them as lists of ``(key, value)`` pairs), inside structs and lists too."""
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if pa.types.is_map(data_type):
+        return {k: _with_dicts(v, data_type.item_type) for k, v in value}
+    if pa.types.is_struct(data_type):
+        return {f.name: _with_dicts(value.get(f.name), f.type) for f in data_type}
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        return [_with_dicts(v, data_type.value_type) for v in value]
+    return value
+
+
 def _arrow_table(table: Any) -> Any:
     import pyarrow as pa
 
@@ -398,7 +426,11 @@ class OnlineResponse:
     def to_dict(self, include_event_timestamps: bool = False) -> Dict[str, List[Any]]:
         """``{name: [value per entity row]}``; with ``include_event_timestamps``
         each feature also gets ``{name}__ts`` (Feast's spelling)."""
-        values = self.to_arrow().to_pydict()
+        table = self.to_arrow()
+        values = table.to_pydict()
+        for field in table.schema:
+            if _has_map(field.type):
+                values[field.name] = [_with_dicts(v, field.type) for v in values[field.name]]
         if not include_event_timestamps:
             return values
         out: Dict[str, List[Any]] = {}

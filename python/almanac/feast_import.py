@@ -78,12 +78,13 @@ FEAST_TO_ALMANAC_DTYPE: Dict[str, Optional[str]] = {
     "ZonedTimestamp": "timestamp",
     "Uuid": "string",
     "TimeUuid": "string",
-    # Json, Map and Struct have no Almanac dtype yet (issue 16, part 2): such
-    # features are reported, not converted. When the dtypes land, these
-    # become "json", "map" and "struct<{fields}>".
-    "Json": None,
+    "Json": "json",
+    # Feast's Map has no element type; what its file holds decides (see
+    # `map_dtype_from_file`): a struct column (as in Feast's own template) is
+    # `struct<...>`, an Arrow map `map<T>`, JSON text `json`. Both struct and
+    # map are served as a JSON object, as Feast serves a Map.
     "Map": None,
-    "Struct": None,
+    "Struct": "struct<{fields}>",
     "Array": "list<{inner}>",
     "Set": "list<{inner}>",
     "Decimal": None,
@@ -96,9 +97,7 @@ UNSUPPORTED_TYPE_REASONS: Dict[str, str] = {
     "Decimal": "Almanac has no decimal dtype (Feast stores Decimal as text); declare it `string` or `float64` by hand",
     "ScalarMap": "Almanac's `map` has string keys only (Feast's ScalarMap has non-string keys)",
     "Invalid": "the Feast type is Invalid",
-    "Json": "Almanac has no json dtype yet; declare the column `string` by hand to serve the JSON text",
-    "Map": "Almanac has no map dtype yet (Feast's Map is usually a struct column in Parquet)",
-    "Struct": "Almanac has no struct dtype yet",
+    "Map": "Feast's Map has no element type and its source file could not be read to find one; declare it by hand as `struct<...>` (a struct column), `map<T>` (an Arrow map) or `json` (JSON text)",
 }
 
 #: Conversions that keep the values but not every property of the Feast type.
@@ -114,6 +113,56 @@ TYPE_NOTES: Dict[str, str] = {
 #: Dtype spellings added to Almanac together with this importer. An Almanac
 #: build that predates them rejects them at apply; the report says so.
 NEW_DTYPE_PREFIXES = ("json", "map", "struct<")
+
+
+def arrow_dtype(data_type: Any) -> Optional[str]:
+    """The Almanac dtype of a pyarrow type, or None when there is none."""
+    import pyarrow as pa
+
+    t = data_type
+    if pa.types.is_dictionary(t):
+        return arrow_dtype(t.value_type)
+    simple = [
+        (pa.types.is_boolean, "bool"), (pa.types.is_int32, "int32"), (pa.types.is_int64, "int64"),
+        (pa.types.is_float32, "float32"), (pa.types.is_float64, "float64"), (pa.types.is_timestamp, "timestamp"),
+    ]
+    for test, name in simple:
+        if test(t):
+            return name
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", lambda _: False)(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "bytes"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = arrow_dtype(t.value_type)
+        return None if inner is None or inner.startswith("list<") else f"list<{inner}>"
+    if pa.types.is_map(t):
+        inner = arrow_dtype(t.item_type)
+        string_keys = pa.types.is_string(t.key_type) or pa.types.is_large_string(t.key_type)
+        return f"map<{inner}>" if inner and string_keys else None
+    if pa.types.is_struct(t):
+        parts = []
+        for field in t:
+            inner = arrow_dtype(field.type)
+            if inner is None or not _is_identifier(field.name):
+                return None
+            parts.append(f"{field.name}: {inner}")
+        return f"struct<{', '.join(parts)}>" if parts else None
+    return None
+
+
+def map_dtype_from_file(data_type: Any) -> Tuple[Optional[str], Optional[str], List[str]]:
+    """``(dtype, reason_if_none, notes)`` for a Feast Map feature whose file
+    column has the pyarrow type ``data_type``."""
+    import pyarrow as pa
+
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return "json", None, ["Feast's Map stored as JSON text is an Almanac `json` feature: served as the text (Feast's server parses it into an object)"]
+    dtype = arrow_dtype(data_type)
+    if dtype and (dtype.startswith("struct<") or dtype.startswith("map<")):
+        notes = [f"Feast's Map is a {dtype.split('<')[0]} column in the file: an Almanac `{dtype}`, served as a JSON object as Feast serves it"]
+        return dtype, None, notes
+    return None, f"its file column is {data_type}, which is not a struct, a map or JSON text", []
 
 
 def almanac_dtype(feast_type: Any) -> Tuple[Optional[str], Optional[str], List[str]]:
@@ -796,7 +845,28 @@ class _Converter:
         self.request_fields[name] = {f["name"]: f["dtype"] for f in fields}
         self.report.add_converted("request source", name, ", ".join(f"{f['name']} ({f['dtype']})" for f in fields))
 
-    def _fields(self, schema: Sequence[Any], kind: str, owner: str) -> Tuple[List[Dict[str, Any]], List[str]]:
+    def _file_types(self, source: Any) -> Dict[str, Any]:
+        """Feature name → pyarrow type of its column in the source's file (the
+        first Parquet file of a folder); empty when it cannot be read."""
+        path = (getattr(source, "path", None) or "").replace("file://", "", 1)
+        if not path or _REMOTE.match(path):
+            return {}
+        absolute = Path(path) if os.path.isabs(path) else self.repo.root / path
+        try:
+            import pyarrow.parquet as pq
+
+            if absolute.is_dir():
+                files = sorted(absolute.rglob("*.parquet"))
+                if not files:
+                    return {}
+                absolute = files[0]
+            schema = pq.read_schema(absolute)
+        except Exception:  # unreadable or absent: Map features are then reported
+            return {}
+        mapping = dict(getattr(source, "field_mapping", None) or {})
+        return {mapping.get(field.name, field.name): field.type for field in schema}
+
+    def _fields(self, schema: Sequence[Any], kind: str, owner: str, file_types: Optional[Dict[str, Any]] = None) -> Tuple[List[Dict[str, Any]], List[str]]:
         """Schema entries with Almanac dtypes; unconvertible fields are reported."""
         fields: List[Dict[str, Any]] = []
         dropped: List[str] = []
@@ -807,6 +877,8 @@ class _Converter:
                 dropped.append(reason)
                 continue
             dtype, reason, notes = almanac_dtype(item.dtype)
+            if str(item.dtype) == "Map" and file_types and item.name in file_types:
+                dtype, reason, notes = map_dtype_from_file(file_types[item.name])
             if dtype is None:
                 self.report.add_not_converted("feature" if kind != "request source" else "field", f"{owner}:{item.name}", f"type `{item.dtype}`: {reason}")
                 dropped.append(str(reason))
@@ -877,7 +949,8 @@ class _Converter:
             if missing:
                 self.report.add_not_converted("feature view", view.name, f"its entity `{missing[0]}` was not converted (see that entity)")
                 continue
-            fields, _ = self._fields(view.features, "feature view", view.name)
+            batch = view.batch_source if view.batch_source is not None else getattr(stream, "batch_source", None)
+            fields, _ = self._fields(view.features, "feature view", view.name, self._file_types(batch))
             if not fields:
                 self.report.add_not_converted("feature view", view.name, "none of its features has an Almanac dtype (see the features above)" if view.features else "it has no features (Feast could not infer them from the source)")
                 continue

@@ -126,7 +126,7 @@ fn sql_cmp(a: &Value, b: &Value) -> Ordering {
 /// offline path's for the same value.
 fn hash_of(value: &Value) -> Option<u64> {
     Some(match value {
-        Value::Null | Value::List(_) => return None,
+        Value::Null | Value::List(_) | Value::Object(_) => return None,
         Value::String(s) => hash_str(s),
         Value::Float64(v) => hash_f64(*v),
         Value::Float32(v) => hash_f64(f64::from(*v)),

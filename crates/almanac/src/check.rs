@@ -226,7 +226,7 @@ fn check_view_features(checker: &mut Checker, view: &almanac_core::FeatureView, 
             checker.report(
                 location,
                 format!("feature `{}` is declared {} but source `{}` stores it as {stored}", feature.name, feature.dtype, source.name),
-                Some(format!("declare `dtype: {stored}`, or cast the column in the source files")),
+                Some(format!("declare `dtype: {}`, or cast the column in the source files", yaml_scalar(&stored))),
             );
         }
     }
@@ -354,4 +354,10 @@ feature_views:
         assert_eq!(unfit.location.to_string(), "features.yaml:16:38");
         assert!(unfit.help.as_deref().is_some_and(|h| h.contains("`min`, `max`")), "{unfit:?}");
     }
+}
+
+/// A dtype as YAML text: quoted when it holds `:` or `,` (a struct), which
+/// YAML would otherwise read as a mapping.
+fn yaml_scalar(dtype: &str) -> String {
+    if dtype.contains([':', ',']) { format!("\"{dtype}\"") } else { dtype.to_string() }
 }

@@ -393,6 +393,18 @@ fn request_value(dtype: &DType, row: usize, at_micros: i64, rng: &mut SplitMix) 
             Some(0) => Value::Null,
             _ => Value::List(Vec::new()),
         },
+        DType::Json => match edge {
+            Some(0) => Value::Null,
+            _ => Value::String(format!("{{\"r\": {}}}", draw % 1000)),
+        },
+        DType::Map(_) => match edge {
+            Some(0) => Value::Null,
+            _ => Value::Object(Vec::new()),
+        },
+        DType::Struct(fields) => match edge {
+            Some(0) => Value::Null,
+            _ => Value::Object(fields.iter().map(|(name, _)| (name.clone(), Value::Null)).collect()),
+        },
     }
 }
 

@@ -267,7 +267,7 @@ fn file_batch(source: &Source, rows: &Rows, file_schema: &Schema) -> Result<Reco
     for field in file_schema.fields() {
         let name = source.field_mapping.get(field.name()).cloned().unwrap_or_else(|| field.name().clone());
         let array = match rows.get(&name) {
-            Some(array) => arrow::compute::cast(array, field.data_type()).map_err(|e| bad(format!("column `{name}` does not fit the files' type {}: {e}", field.data_type())))?,
+            Some(array) => almanac_core::convert::conform_to(array, field.data_type()).map_err(|e| bad(format!("column `{name}` does not fit the files' type {}: {e}", field.data_type())))?,
             None => new_null_array(field.data_type(), rows.n),
         };
         fields.push(ArrowField::new(field.name(), field.data_type().clone(), true));
@@ -340,7 +340,9 @@ fn check_range(name: &str, array: &ArrayRef, range: &TimestampRange) -> Result<(
 /// coercion rule of `almanac_core::convert` (so text timestamps use the one
 /// grammar and integers for a timestamp are epoch seconds, whoever pushes).
 fn as_dtype(name: &str, array: &ArrayRef, dtype: &DType) -> Result<ArrayRef, Error> {
-    if array.data_type() == &dtype.to_arrow() {
+    // JSON text is checked value by value (it must parse), so it takes the
+    // coercing path even when it arrives as plain strings.
+    if array.data_type() == &dtype.to_arrow() && *dtype != DType::Json {
         return Ok(array.clone());
     }
     if array.data_type() == &DataType::Null {

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, NullArray, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, MapArray, NullArray, RecordBatch,
+    StringArray, StructArray, TimestampMicrosecondArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{
@@ -74,7 +74,25 @@ pub fn value_at(array: &dyn Array, row: usize) -> Value {
         DataType::Date64 => Value::Timestamp(array.as_primitive::<Date64Type>().value(row).saturating_mul(1_000)),
         DataType::List(_) => list_value(&array.as_list::<i32>().value(row)),
         DataType::LargeList(_) => list_value(&array.as_list::<i64>().value(row)),
+        DataType::Struct(fields) => {
+            let parts = array.as_struct();
+            Value::Object(fields.iter().zip(parts.columns()).map(|(field, column)| (field.name().clone(), value_at(column.as_ref(), row))).collect())
+        }
+        DataType::Map(_, _) => {
+            let entries = array.as_map().value(row);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            Value::Object((0..entries.len()).map(|i| (text_of(value_at(keys.as_ref(), i)), value_at(values.as_ref(), i))).collect())
+        }
         _ => Value::String(arrow::util::display::array_value_to_string(&make_ref(array), row).unwrap_or_default()),
+    }
+}
+
+/// A map key as text (Almanac's maps have string keys; another key type in
+/// a user's file is shown as its JSON).
+fn text_of(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        other => serde_json::to_string(&other).unwrap_or_default(),
     }
 }
 
@@ -163,7 +181,110 @@ pub fn to_array(column: &str, values: &[Value], dtype: &DType) -> Result<ArrayRe
             let field = Arc::new(Field::new("item", inner.to_arrow(), true));
             Arc::new(ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), child, Some(NullBuffer::from(valid)))?)
         }
+        DType::Json => typed!(StringArray, String, |v: &String| v.clone()),
+        DType::Struct(fields) => {
+            let mut valid = Vec::with_capacity(values.len());
+            let mut children: Vec<Vec<Value>> = vec![Vec::with_capacity(values.len()); fields.len()];
+            for (row, value) in values.iter().enumerate() {
+                match value {
+                    Value::Null => valid.push(false),
+                    Value::Object(given) => {
+                        valid.push(true);
+                        if let Some((name, _)) = given.iter().find(|(name, _)| !fields.iter().any(|(f, _)| f == name)) {
+                            return Err(ConvertError::Cell { column: column.to_string(), row, reason: format!("`{name}` is not a field of {dtype}") });
+                        }
+                    }
+                    other => return Err(wrong(row, other)),
+                }
+                for ((name, _), child) in fields.iter().zip(children.iter_mut()) {
+                    let field_value = match value {
+                        Value::Object(given) => given.iter().find(|(n, _)| n == name).map_or(Value::Null, |(_, v)| v.clone()),
+                        _ => Value::Null,
+                    };
+                    child.push(field_value);
+                }
+            }
+            let arrays = fields.iter().zip(&children).map(|((name, dtype), child)| to_array(&format!("{column}.{name}"), child, dtype)).collect::<Result<Vec<_>, _>>()?;
+            let DataType::Struct(arrow_fields) = dtype.to_arrow() else { return Err(ConvertError::Arrow(ArrowError::CastError(format!("{dtype} is not an Arrow struct")))) };
+            Arc::new(StructArray::try_new(arrow_fields, arrays, Some(NullBuffer::from(valid)))?)
+        }
+        DType::Map(inner) => {
+            let (mut keys, mut items, mut lengths, mut valid) = (Vec::new(), Vec::new(), Vec::with_capacity(values.len()), Vec::with_capacity(values.len()));
+            for (row, value) in values.iter().enumerate() {
+                match value {
+                    Value::Null => {
+                        lengths.push(0);
+                        valid.push(false);
+                    }
+                    Value::Object(entries) => {
+                        lengths.push(entries.len());
+                        valid.push(true);
+                        for (key, item) in entries {
+                            keys.push(key.as_str());
+                            items.push(item.clone());
+                        }
+                    }
+                    other => return Err(wrong(row, other)),
+                }
+            }
+            let entries = map_entries(Arc::new(StringArray::from(keys)), to_array(column, &items, inner)?, inner)?;
+            Arc::new(MapArray::try_new(DType::map_entries(inner.to_arrow()).into(), OffsetBuffer::from_lengths(lengths), entries, Some(NullBuffer::from(valid)), false)?)
+        }
     })
+}
+
+fn map_entries(keys: ArrayRef, values: ArrayRef, value_dtype: &DType) -> Result<StructArray, ArrowError> {
+    let fields = vec![Field::new("key", DataType::Utf8, false), Field::new("value", value_dtype.to_arrow(), true)];
+    StructArray::try_new(fields.into(), vec![keys, values], None)
+}
+
+/// `array` as `dtype`'s canonical Arrow type ([`DType::to_arrow`]); see
+/// [`conform_to`].
+pub fn conform(array: &ArrayRef, dtype: &DType) -> Result<ArrayRef, ArrowError> {
+    conform_to(array, &dtype.to_arrow())
+}
+
+/// `array` as the Arrow type `target`: Arrow's cast, except that struct
+/// fields are matched **by name** (a file or a push may hold them in
+/// another order, or hold more of them; a missing one is null), and that
+/// lists and maps of structs are conformed item by item. What a source file
+/// holds is read through this before it joins Almanac's columns, and what a
+/// push writes before it joins the files.
+pub fn conform_to(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, ArrowError> {
+    if array.data_type() == target {
+        return Ok(array.clone());
+    }
+    match (target, array.data_type()) {
+        (DataType::Struct(fields), DataType::Struct(_)) => {
+            let parts = array.as_struct();
+            let children = fields
+                .iter()
+                .map(|field| match parts.column_by_name(field.name()) {
+                    Some(child) => conform_to(child, field.data_type()),
+                    None => Ok(arrow::array::new_null_array(field.data_type(), parts.len())),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Arc::new(StructArray::try_new(fields.clone(), children, parts.nulls().cloned())?))
+        }
+        (DataType::List(item), DataType::List(_)) => {
+            let list = array.as_list::<i32>();
+            let items = conform_to(list.values(), item.data_type())?;
+            Ok(Arc::new(ListArray::try_new(item.clone(), list.offsets().clone(), items, list.nulls().cloned())?))
+        }
+        (DataType::List(_), DataType::LargeList(item)) => {
+            let narrowed = arrow::compute::cast(array, &DataType::List(item.clone()))?;
+            conform_to(&narrowed, target)
+        }
+        (DataType::Map(entries, sorted), DataType::Map(_, _)) => {
+            let DataType::Struct(parts) = entries.data_type() else { return arrow::compute::cast(array, target) };
+            let map = array.as_map();
+            let keys = conform_to(map.keys(), parts[0].data_type())?;
+            let values = conform_to(map.values(), parts[1].data_type())?;
+            let entries_array = StructArray::try_new(parts.clone(), vec![keys, values], None)?;
+            Ok(Arc::new(MapArray::try_new(entries.clone(), map.offsets().clone(), entries_array, map.nulls().cloned(), *sorted)?))
+        }
+        _ => arrow::compute::cast(array, target),
+    }
 }
 
 /// `typed!` for timestamps builds a `TimestampMicrosecondArray`, so the
@@ -186,7 +307,14 @@ pub fn describe(value: &Value) -> String {
         Value::Bytes(b) => format!("{} bytes", b.len()),
         Value::Timestamp(t) => format!("the timestamp {}", time::rfc3339_micros(*t)),
         Value::List(items) => format!("a list of {} items", items.len()),
+        Value::Object(fields) => format!("an object with {} fields", fields.len()),
     }
+}
+
+/// A value as JSON text (what a `json` feature stores when it is given a
+/// JSON value rather than its text).
+fn json_text(value: &Value) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| format!("cannot write JSON: {e}"))
 }
 
 /// A loosely typed value (from JSON: integers, floats, strings, booleans,
@@ -226,6 +354,29 @@ pub fn coerce(value: &Value, dtype: &DType) -> Result<Value, String> {
         (DType::Timestamp, Value::Float64(seconds)) => Value::Timestamp(epoch_seconds(*seconds)?),
         (DType::Timestamp, Value::Timestamp(t)) => Value::Timestamp(*t),
         (DType::List(inner), Value::List(items)) => Value::List(items.iter().map(|item| coerce(item, inner)).collect::<Result<_, _>>()?),
+        // JSON text is kept as sent (it must parse); a JSON value becomes its text.
+        (DType::Json, Value::String(text)) => {
+            serde_json::from_str::<serde_json::Value>(text).map_err(|e| format!("expected JSON text, got {} ({e})", describe(value)))?;
+            Value::String(text.clone())
+        }
+        (DType::Json, other) => Value::String(json_text(other)?),
+        (DType::Struct(fields), Value::Object(given)) => {
+            if let Some((name, _)) = given.iter().find(|(name, _)| !fields.iter().any(|(f, _)| f == name)) {
+                return Err(format!("`{name}` is not a field of {dtype}"));
+            }
+            Value::Object(
+                fields
+                    .iter()
+                    .map(|(name, field_dtype)| {
+                        let given = given.iter().find(|(n, _)| n == name).map_or(Value::Null, |(_, v)| v.clone());
+                        coerce(&given, field_dtype).map(|v| (name.clone(), v)).map_err(|e| format!("field `{name}`: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        (DType::Map(inner), Value::Object(entries)) => Value::Object(
+            entries.iter().map(|(key, item)| coerce(item, inner).map(|v| (key.clone(), v)).map_err(|e| format!("key `{key}`: {e}"))).collect::<Result<_, _>>()?,
+        ),
         _ => return Err(wrong()),
     })
 }
@@ -316,6 +467,19 @@ mod tests {
             (DType::Bytes, vec![Value::Bytes(vec![0, 255]), Value::Null]),
             (DType::Timestamp, vec![Value::Timestamp(-5), Value::Null]),
             (DType::List(Box::new(DType::Int64)), vec![Value::List(vec![Value::Int64(1), Value::Null]), Value::Null, Value::List(vec![])]),
+            (DType::Json, vec![Value::String(r#"{"a": [1, 2]}"#.into()), Value::Null]),
+            (
+                "struct<name: string, age: int64>".parse().expect("dtype"),
+                vec![Value::Object(vec![("name".into(), Value::String("x".into())), ("age".into(), Value::Null)]), Value::Null],
+            ),
+            (
+                "map<float64>".parse().expect("dtype"),
+                vec![Value::Object(vec![("k1".into(), Value::Float64(1.5)), ("k2".into(), Value::Null)]), Value::Object(vec![]), Value::Null],
+            ),
+            (
+                "list<struct<x: float64>>".parse().expect("dtype"),
+                vec![Value::List(vec![Value::Object(vec![("x".into(), Value::Float64(1.0))]), Value::Object(vec![("x".into(), Value::Null)])]), Value::List(vec![])],
+            ),
         ];
         for (dtype, values) in cases {
             let array = to_array("c", &values, &dtype).expect("to_array");

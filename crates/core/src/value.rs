@@ -22,6 +22,8 @@ pub enum Value {
     /// Microseconds since the Unix epoch, UTC.
     Timestamp(i64),
     List(Vec<Value>),
+    /// A struct's fields or a map's entries, in order (a JSON object).
+    Object(Vec<(String, Value)>),
 }
 
 impl Value {
@@ -43,6 +45,7 @@ impl Value {
             Value::Bytes(_) => DType::Bytes,
             Value::Timestamp(_) => DType::Timestamp,
             Value::List(items) => DType::List(Box::new(items.iter().find_map(Value::dtype)?)),
+            Value::Object(fields) => DType::Struct(fields.iter().map(|(name, value)| Some((name.clone(), value.dtype()?))).collect::<Option<Vec<_>>>()?),
         })
     }
 
@@ -62,6 +65,7 @@ impl Value {
             (Value::Float64(a), Value::Float64(b)) => close(*a, *b),
             (Value::Float32(a), Value::Float32(b)) => close(f64::from(*a), f64::from(*b)),
             (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.approx_eq(y, tolerance)),
+            (Value::Object(a), Value::Object(b)) => a.len() == b.len() && a.iter().zip(b).all(|((m, x), (n, y))| m == n && x.approx_eq(y, tolerance)),
             (a, b) => a == b,
         }
     }
@@ -96,6 +100,7 @@ impl serde::Serialize for Value {
             Value::Bytes(b) => serializer.collect_seq(b),
             Value::Timestamp(t) => serializer.serialize_str(&crate::time::rfc3339_micros(*t)),
             Value::List(items) => serializer.collect_seq(items),
+            Value::Object(fields) => serializer.collect_map(fields.iter().map(|(k, v)| (k, v))),
         }
     }
 }
@@ -124,5 +129,6 @@ mod tests {
         assert_eq!(json(Value::Int64(3)), "3");
         assert_eq!(json(Value::Timestamp(1_500_000)), "\"1970-01-01T00:00:01.500Z\"");
         assert_eq!(json(Value::List(vec![Value::Int64(1), Value::Null])), "[1,null]");
+        assert_eq!(json(Value::Object(vec![("b".into(), Value::String("x".into())), ("a".into(), Value::Null)])), r#"{"b":"x","a":null}"#);
     }
 }

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use almanac_core::convert::conform;
 use almanac_core::{DType, Field, JoinKey};
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::{cast, filter_record_batch, interleave, take};
@@ -155,7 +156,7 @@ impl EmbeddedOfflineStore {
                 return aggregate_features(request, history, keys, at);
             }
             let indices = asof::asof_join(&history.as_history(), &Probes { keys, at }, ttl)?;
-            request.features.iter().map(|f| Ok(cast(&take(history.features[schema_index(request, f)?].as_ref(), &indices, None)?, &f.dtype.to_arrow())?)).collect()
+            request.features.iter().map(|f| Ok(conform(&take(history.features[schema_index(request, f)?].as_ref(), &indices, None)?, &f.dtype)?)).collect()
         };
         match loaded {
             Loaded::InMemory(history) => compute(&history, keys, at),
@@ -282,7 +283,10 @@ impl HistoryTable {
                 out.extend(to_nanos(&get(name)?, name)?.into_iter().map(|t| t.unwrap_or(i64::MIN)));
             }
             for (out, field) in features.iter_mut().zip(&fields) {
-                out.push(get(&field.name)?);
+                let column = get(&field.name)?;
+                // Files may lay out a struct's fields differently: read them
+                // by name into the declared layout before batches are joined.
+                out.push(if field.dtype.is_nested() { conform(&column, &field.dtype)? } else { column });
             }
         }
         let concat_all = |parts: Vec<Vec<ArrayRef>>, types: Vec<DataType>| -> Result<Vec<ArrayRef>, OfflineError> {
@@ -341,7 +345,7 @@ fn aggregate_features(request: &ViewRequest, history: &HistoryTable, keys: &[Arr
     let events = crate::window::Events { keys: &history.keys, ts: &history.ts, ts_valid: &history.ts_valid };
     let column = |name: &str| fields.iter().position(|f| f.name == name).map(|i| &history.features[i]);
     let columns = crate::window::window_aggregates(&events, &Probes { keys, at }, &aggregations, column)?;
-    columns.iter().zip(&request.features).map(|(c, f)| Ok(cast(c, &f.dtype.to_arrow())?)).collect()
+    columns.iter().zip(&request.features).map(|(c, f)| Ok(conform(c, &f.dtype)?)).collect()
 }
 
 /// Nanosecond instants (with `i64::MIN` or a false validity for nulls) as a
@@ -511,7 +515,7 @@ fn window_rows(request: &ViewRequest, history: &HistoryTable, range: TimeRange) 
         let array = &history.features[schema_index(request, field)?];
         let target = field.dtype.to_arrow();
         fields.push(ArrowField::new(&field.name, target.clone(), true));
-        columns.push(cast(array, &target)?);
+        columns.push(conform(array, &field.dtype)?);
     }
     let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
     if all.num_rows() == 0 {
@@ -546,7 +550,7 @@ fn latest_in_range(request: &ViewRequest, history: &HistoryTable, range: TimeRan
     for field in &request.view.schema {
         let target = field.dtype.to_arrow();
         fields.push(ArrowField::new(&field.name, target.clone(), true));
-        columns.push(cast(&take(history.features[schema_index(request, field)?].as_ref(), &winners, None)?, &target)?);
+        columns.push(conform(&take(history.features[schema_index(request, field)?].as_ref(), &winners, None)?, &field.dtype)?);
     }
     Ok((ViewRows::from_batch(request, RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)?, scanned))
 }

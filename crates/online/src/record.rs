@@ -13,7 +13,10 @@
 //! ...           the non-null values in schema order, no type tags:
 //!               bool 1 byte; int32/float32 4 bytes LE; int64/float64/timestamp
 //!               8 bytes LE; string/bytes: LEB128 length + bytes;
-//!               list<T>: LEB128 count, item null bitmap, items as above
+//!               list<T>: LEB128 count, item null bitmap, items as above;
+//!               json: as string (its text); struct<...>: field null bitmap,
+//!               fields in declared order; map<T>: LEB128 count, the keys as
+//!               strings, value null bitmap, values
 //! ```
 //!
 //! "Ordered" means the sign bit flipped, big-endian: comparing bytes 5..21 of
@@ -198,6 +201,8 @@ enum TypedColumn<'a> {
     String(&'a arrow::array::StringArray),
     Bytes(&'a arrow::array::BinaryArray),
     List(&'a dyn Array, &'a DType),
+    /// Structs and maps: read cell by cell as values (rare, and nested).
+    Nested(&'a dyn Array, &'a DType),
 }
 
 impl<'a> TypedColumn<'a> {
@@ -210,8 +215,14 @@ impl<'a> TypedColumn<'a> {
             DType::Float32 => TypedColumn::Float32(array.as_primitive_opt::<Float32Type>().ok_or_else(bad)?),
             DType::Float64 => TypedColumn::Float64(array.as_primitive_opt::<Float64Type>().ok_or_else(bad)?),
             DType::Timestamp => TypedColumn::Timestamp(array.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(bad)?),
-            DType::String => TypedColumn::String(array.as_string_opt::<i32>().ok_or_else(bad)?),
+            DType::String | DType::Json => TypedColumn::String(array.as_string_opt::<i32>().ok_or_else(bad)?),
             DType::Bytes => TypedColumn::Bytes(array.as_binary_opt::<i32>().ok_or_else(bad)?),
+            DType::Struct(_) | DType::Map(_) => {
+                if array.data_type() != &dtype.to_arrow() {
+                    return Err(bad());
+                }
+                TypedColumn::Nested(array, dtype)
+            }
             DType::List(_) => {
                 array.as_list_opt::<i32>().ok_or_else(bad)?;
                 TypedColumn::List(array, dtype)
@@ -229,7 +240,7 @@ impl<'a> TypedColumn<'a> {
             TypedColumn::Timestamp(a) => a.is_null(row),
             TypedColumn::String(a) => a.is_null(row),
             TypedColumn::Bytes(a) => a.is_null(row),
-            TypedColumn::List(a, _) => a.is_null(row),
+            TypedColumn::List(a, _) | TypedColumn::Nested(a, _) => a.is_null(row),
         }
     }
 
@@ -255,6 +266,10 @@ impl<'a> TypedColumn<'a> {
             // Checked to be a list array in `of`, so this cannot fail.
             TypedColumn::List(a, dtype) => {
                 let _ = write_array_value(*a, dtype, row, out);
+            }
+            // Checked to be the dtype's Arrow type in `of`, so the value fits.
+            TypedColumn::Nested(a, dtype) => {
+                let _ = write_value(&almanac_core::convert::value_at(*a, row), dtype, out);
             }
         }
     }
@@ -306,10 +321,16 @@ fn write_array_value(array: &dyn Array, dtype: &DType, row: usize, out: &mut Vec
         DType::Float32 => out.extend_from_slice(&array.as_primitive_opt::<Float32Type>().ok_or_else(bad)?.value(row).to_le_bytes()),
         DType::Float64 => out.extend_from_slice(&array.as_primitive_opt::<Float64Type>().ok_or_else(bad)?.value(row).to_le_bytes()),
         DType::Timestamp => out.extend_from_slice(&array.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(bad)?.value(row).to_le_bytes()),
-        DType::String => {
+        DType::String | DType::Json => {
             let value = array.as_string_opt::<i32>().ok_or_else(bad)?.value(row);
             write_len(value.len(), out);
             out.extend_from_slice(value.as_bytes());
+        }
+        DType::Struct(_) | DType::Map(_) => {
+            if array.data_type() != &dtype.to_arrow() {
+                return Err(bad());
+            }
+            write_value(&almanac_core::convert::value_at(array, row), dtype, out)?;
         }
         DType::Bytes => {
             let value = array.as_binary_opt::<i32>().ok_or_else(bad)?.value(row);
@@ -343,9 +364,36 @@ fn write_value(value: &Value, dtype: &DType, out: &mut Vec<u8>) -> Result<(), On
         (DType::Float64, Value::Float64(v)) => out.extend_from_slice(&v.to_le_bytes()),
         (DType::Float64, Value::Float32(v)) => out.extend_from_slice(&f64::from(*v).to_le_bytes()),
         (DType::Timestamp, Value::Timestamp(v)) => out.extend_from_slice(&v.to_le_bytes()),
-        (DType::String, Value::String(v)) => {
+        (DType::String | DType::Json, Value::String(v)) => {
             write_len(v.len(), out);
             out.extend_from_slice(v.as_bytes());
+        }
+        (DType::Struct(fields), Value::Object(given)) => {
+            let field_value = |name: &str| given.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            let bitmap_at = out.len();
+            out.resize(bitmap_at + fields.len().div_ceil(8), 0);
+            for (i, (name, field_dtype)) in fields.iter().enumerate() {
+                match field_value(name).filter(|v| !v.is_null()) {
+                    Some(v) => write_value(v, field_dtype, out)?,
+                    None => out[bitmap_at + i / 8] |= 1 << (i % 8),
+                }
+            }
+        }
+        (DType::Map(inner), Value::Object(entries)) => {
+            write_len(entries.len(), out);
+            for (key, _) in entries {
+                write_len(key.len(), out);
+                out.extend_from_slice(key.as_bytes());
+            }
+            let bitmap_at = out.len();
+            out.resize(bitmap_at + entries.len().div_ceil(8), 0);
+            for (i, (_, item)) in entries.iter().enumerate() {
+                if item.is_null() {
+                    out[bitmap_at + i / 8] |= 1 << (i % 8);
+                } else {
+                    write_value(item, inner, out)?;
+                }
+            }
         }
         (DType::Bytes, Value::Bytes(v)) => {
             write_len(v.len(), out);
@@ -400,6 +448,12 @@ impl<'a> Reader<'a> {
         Err(OnlineError::Corrupt("length prefix too long".into()))
     }
 
+    fn text(&mut self) -> Result<String, OnlineError> {
+        let n = self.len()?;
+        let bytes = self.take(n)?;
+        Ok(std::str::from_utf8(bytes).map_err(|_| OnlineError::Corrupt("string value is not UTF-8".into()))?.to_string())
+    }
+
     fn value(&mut self, dtype: &DType) -> Result<Value, OnlineError> {
         Ok(match dtype {
             DType::Bool => Value::Bool(self.fixed::<1>()?[0] != 0),
@@ -408,10 +462,29 @@ impl<'a> Reader<'a> {
             DType::Float32 => Value::Float32(f32::from_le_bytes(self.fixed()?)),
             DType::Float64 => Value::Float64(f64::from_le_bytes(self.fixed()?)),
             DType::Timestamp => Value::Timestamp(i64::from_le_bytes(self.fixed()?)),
-            DType::String => {
+            DType::String | DType::Json => Value::String(self.text()?),
+            DType::Struct(fields) => {
+                let bitmap = self.take(fields.len().div_ceil(8))?.to_vec();
+                let mut values = Vec::with_capacity(fields.len());
+                for (i, (name, field_dtype)) in fields.iter().enumerate() {
+                    let value = if bitmap[i / 8] & (1 << (i % 8)) != 0 { Value::Null } else { self.value(field_dtype)? };
+                    values.push((name.clone(), value));
+                }
+                Value::Object(values)
+            }
+            DType::Map(inner) => {
                 let n = self.len()?;
-                let bytes = self.take(n)?;
-                Value::String(std::str::from_utf8(bytes).map_err(|_| OnlineError::Corrupt("string value is not UTF-8".into()))?.to_string())
+                let mut keys = Vec::with_capacity(n.min(4096));
+                for _ in 0..n {
+                    keys.push(self.text()?);
+                }
+                let bitmap = self.take(n.div_ceil(8))?.to_vec();
+                let mut entries = Vec::with_capacity(keys.len());
+                for (i, key) in keys.into_iter().enumerate() {
+                    let value = if bitmap[i / 8] & (1 << (i % 8)) != 0 { Value::Null } else { self.value(inner)? };
+                    entries.push((key, value));
+                }
+                Value::Object(entries)
             }
             DType::Bytes => {
                 let n = self.len()?;
@@ -485,6 +558,44 @@ mod tests {
         assert_eq!(decoded.created_ts, None);
         assert!(matches!(decoded.values[1], Value::Float64(v) if v.is_nan()));
         assert!(decoded.values[0].is_null() && decoded.values[2].is_null() && decoded.values[4].is_null());
+    }
+
+    #[test]
+    fn json_structs_maps_and_lists_of_structs_round_trip_from_arrays_and_values() {
+        let schema = vec![
+            field("config", "json"),
+            field("profile", "struct<name: string, age: int64>"),
+            field("tags", "map<float64>"),
+            field("stops", "list<struct<x: float64, meta: map<string>>>"),
+        ];
+        let codec = RecordCodec::new(&schema);
+        let object = |pairs: Vec<(&str, Value)>| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let rows = vec![
+            vec![
+                Value::String(r#"{"a": [1, 2], "b": null}"#.into()),
+                object(vec![("name", Value::String("ann".into())), ("age", Value::Null)]),
+                object(vec![("k2", Value::Float64(2.5)), ("k1", Value::Null)]),
+                Value::List(vec![object(vec![("x", Value::Float64(1.0)), ("meta", object(vec![("z", Value::String("q".into()))]))]), Value::Null, object(vec![("x", Value::Null), ("meta", Value::Null)])]),
+            ],
+            vec![Value::Null, Value::Null, object(vec![]), Value::List(vec![])],
+        ];
+        let columns: Vec<ArrayRef> = schema
+            .iter()
+            .enumerate()
+            .map(|(i, f)| almanac_core::convert::to_array(&f.name, &rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(), &f.dtype).expect("array"))
+            .collect();
+        for (row, expected) in rows.iter().enumerate() {
+            let mut from_array = Vec::new();
+            codec.encode_row(&columns, row, 1, None, &mut from_array).expect("encode row");
+            let mut from_values = Vec::new();
+            codec.encode_values(expected, 1, None, &mut from_values).expect("encode values");
+            assert_eq!(from_array, from_values, "row {row}: one encoding from both paths");
+            assert_eq!(&codec.decode(&from_array).expect("decode").values, expected, "row {row}");
+        }
+        // A value of another shape is refused, never misencoded.
+        let mut out = Vec::new();
+        let wrong = vec![Value::Null, Value::String("x".into()), Value::Null, Value::Null];
+        assert!(codec.encode_values(&wrong, 1, None, &mut out).is_err());
     }
 
     #[test]

@@ -289,7 +289,7 @@ fn push_value(value: &serde_json::Value) -> Value {
         },
         serde_json::Value::String(s) => Value::String(s.clone()),
         serde_json::Value::Array(items) => Value::List(items.iter().map(push_value).collect()),
-        serde_json::Value::Object(_) => Value::String(value.to_string()),
+        serde_json::Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), push_value(v))).collect()),
     }
 }
 

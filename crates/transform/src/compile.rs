@@ -215,7 +215,8 @@ fn sql_type(dtype: &DType) -> &'static str {
         DType::String => "VARCHAR",
         DType::Bytes => "BYTEA",
         DType::Timestamp => "TIMESTAMP",
-        DType::List(_) => "...",
+        DType::Json => "VARCHAR",
+        DType::List(_) | DType::Struct(_) | DType::Map(_) => "...",
     }
 }
 

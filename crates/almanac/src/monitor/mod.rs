@@ -241,8 +241,9 @@ fn served_values(view: &FeatureView, records: &[almanac_online::Entry]) -> Resul
     let mut fields = Vec::new();
     let mut arrays = Vec::new();
     for (field, values) in view.schema.iter().zip(columns) {
-        // List features have no histogram; they are left out of the sample.
-        if matches!(field.dtype, DType::List(_)) {
+        // List, struct, map and JSON features have no histogram; they are
+        // left out of the sample.
+        if matches!(field.dtype, DType::List(_) | DType::Struct(_) | DType::Map(_) | DType::Json) {
             continue;
         }
         let array = almanac_core::convert::to_array(&field.name, &values, &field.dtype).map_err(|e| Error::Internal(format!("decoded values of `{}` do not fit their dtype: {e}", view.name)))?;
