@@ -292,6 +292,12 @@ fn csv_compatible(dtype: &DType, data_type: &DataType) -> bool {
     )
 }
 
+/// A dtype as YAML text: quoted when it holds `:` or `,` (a struct), which
+/// YAML would otherwise read as a mapping.
+fn yaml_scalar(dtype: &str) -> String {
+    if dtype.contains([':', ',']) { format!("\"{dtype}\"") } else { dtype.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,10 +360,4 @@ feature_views:
         assert_eq!(unfit.location.to_string(), "features.yaml:16:38");
         assert!(unfit.help.as_deref().is_some_and(|h| h.contains("`min`, `max`")), "{unfit:?}");
     }
-}
-
-/// A dtype as YAML text: quoted when it holds `:` or `,` (a struct), which
-/// YAML would otherwise read as a mapping.
-fn yaml_scalar(dtype: &str) -> String {
-    if dtype.contains([':', ',']) { format!("\"{dtype}\"") } else { dtype.to_string() }
 }

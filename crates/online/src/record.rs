@@ -570,7 +570,7 @@ mod tests {
         ];
         let codec = RecordCodec::new(&schema);
         let object = |pairs: Vec<(&str, Value)>| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let rows = vec![
+        let rows = [
             vec![
                 Value::String(r#"{"a": [1, 2], "b": null}"#.into()),
                 object(vec![("name", Value::String("ann".into())), ("age", Value::Null)]),
