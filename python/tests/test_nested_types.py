@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -259,6 +260,53 @@ def test_pushes_and_mistakes(tmp_path: Path, almanac: Any) -> None:
     bad = pushed.set_column(5, "config", pa.array(["{not json"]))
     with pytest.raises(almanac.AlmanacError, match="config"):
         store.push("drivers_push", bad, to="online")
+
+    # The same through the HTTP server's /push, Feast's JSON body: objects for
+    # structs and maps, a JSON value (or its text) for a json feature.
+    port = free_port()
+    server = subprocess.Popen([str(lib.almanac_bin()), "--repo", str(root), "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+        def post(path: str, body: Dict[str, Any]) -> Any:
+            request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+            try:
+                return 200, json.loads(urllib.request.urlopen(request, timeout=10).read())
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read())
+
+        stamp = (now + timedelta(seconds=1)).isoformat()
+        df = {
+            "driver_id": [8],
+            "event_timestamp": [stamp],
+            "profile": [{"name": "yan", "age": 22}],
+            "metadata": [{"vehicle_type": "bike", "rating": None}],
+            "scores": [{"m": 1, "n": 2.5}],
+            "config": [{"nested": [1, {"x": None}]}],
+            "stops": [[{"x": 3, "label": "t"}]],
+        }
+        status, body = post("/push", {"push_source_name": "drivers_push", "df": df, "to": "online"})
+        assert status == 200, body
+        status, body = post("/get-online-features", {"features": FEATURES, "entities": {"driver_id": [8]}})
+        results = dict(zip(body["metadata"]["feature_names"], body["results"]))
+        assert results["profile"]["values"] == [{"name": "yan", "age": 22}]
+        assert results["metadata"]["values"] == [{"vehicle_type": "bike", "rating": None}]
+        assert results["scores"]["values"] == [{"m": 1.0, "n": 2.5}]
+        assert json.loads(results["config"]["values"][0]) == {"nested": [1, {"x": None}]}
+        assert results["stops"]["values"] == [[{"x": 3.0, "label": "t"}]]
+        # A field the struct does not have is a 400 naming it.
+        wrong = dict(df, profile=[{"name": "yan", "height": 2}])
+        status, body = post("/push", {"push_source_name": "drivers_push", "df": wrong, "to": "online"})
+        assert status == 400 and "height" in json.dumps(body), (status, body)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def test_a_wrong_dtype_suggests_the_struct_the_file_holds(tmp_path: Path, almanac: Any) -> None:
