@@ -51,10 +51,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade "pytest>=7" "pandas>=2" "pyarrow>=15" "polars>=1"
-PYTHONPATH="$PWD/target/python-sdk" ALMANAC_BIN="$PWD/target/debug/almanac" "$VENV/bin/python" -m pytest python/tests -q || status=$?
+PYTHONPATH="$PWD/target/python-sdk" ALMANAC_BIN="$PWD/target/debug/almanac" "$VENV/bin/python" -m pytest python/tests -q --ignore=python/tests/test_feast_import.py || status=$?
 
 # `almanac import-feast` against Feast itself (python/tests/test_feast_import.py,
-# skipped above): a venv of its own, because Feast 0.67 pins pandas<3 while
+# left out above): a venv of its own, because Feast 0.67 pins pandas<3 while
 # the SDK tests run on the newest pandas. ALMANAC_FEAST_TESTS=1 makes a
 # missing `feast` a failure instead of a skip.
 FEAST_VENV=target/py-venv-feast
