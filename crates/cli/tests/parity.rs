@@ -297,3 +297,37 @@ fn values_served_online_are_monitored_too() {
     let (code, report) = monitor(dir.path(), &[]);
     assert_eq!(code, 0, "{report}");
 }
+
+/// Aggregation views are monitored through their features at each event of
+/// the windows (what a model scoring every event saw): quiet on unchanged
+/// data, a drift alert when the events' values shift, and the count of
+/// events per day as its own feature.
+#[test]
+fn aggregation_views_are_monitored_at_each_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    repo(dir.path(), "");
+    let defs = std::fs::read_to_string(dir.path().join("defs.yaml")).expect("defs");
+    let defs = format!("{defs}  - name: windows\n    entities: [user]\n    source: events\n    aggregations:\n      - {{column: score, function: mean, window: 3d}}\n      - {{function: count, window: 1d}}\n");
+    std::fs::write(dir.path().join("defs.yaml"), defs).expect("defs");
+    run(dir.path(), &["apply"]).ok();
+    materialize(dir.path());
+    let (code, report) = monitor(dir.path(), &["--views", "windows"]);
+    let view = &report["views"][0];
+    assert_eq!(view["view"], "windows");
+    assert!(view["current_rows"].as_u64().expect("rows") > 1000 && view["reference_rows"].as_u64().expect("rows") > 3000, "{view}");
+    let mean = &view["features"][0];
+    assert_eq!(mean["feature"], "score_mean_3d");
+    assert!(mean["psi"].as_f64().expect("psi") < 0.2, "unchanged data: {mean}");
+    assert_eq!(code, 0, "{report}");
+
+    // Shifted scores in the last week: the 3-day mean drifts.
+    write_part(dir.path(), "part-2.parquet", 6000, 6, AT_MICROS - 7 * DAY, AT_MICROS, |i| Some(2.0 + unit(i, 71)), |i| i % 10);
+    let (code, report) = monitor(dir.path(), &["--views", "windows"]);
+    assert_eq!(code, 1, "{report}");
+    let mean = &report["views"][0]["features"][0];
+    assert!(mean["psi"].as_f64().expect("psi") > 0.2 && mean["alerts"][0].as_str().expect("alert").starts_with("drift: PSI"), "{mean}");
+    // Online values exist only at the request instant: that sample is refused by name.
+    let out = run(dir.path(), &["monitor", "--at", AT, "--current", "online", "--views", "windows", "--json"]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stderr.contains("`windows` is an aggregation view"), "{}", out.stderr);
+}

@@ -16,7 +16,9 @@
 //! The current sample is `(at - window, at]` of the offline history, or
 //! (`Current::Online`) the values the online store serves, materialized or
 //! pushed online only; the reference is the `reference_window` before it,
-//! or a training-set file.
+//! or a training-set file. An aggregation view's rows are its features at
+//! each event of those windows (a training set over the events themselves:
+//! what a model scoring every event saw), sampled evenly beyond 200,000.
 //!
 //! This module owns the request and report types and the orchestration
 //! (what to read, which thresholds apply); the statistics are pure functions
@@ -152,14 +154,18 @@ fn compare(view: &FeatureView, name: &str, dtype: &DType, reference: Option<&Arr
 impl FeatureStore {
     pub fn monitor(&self, request: &MonitorRequest) -> Result<MonitorReport, Error> {
         let state = self.fresh_applied_state()?;
+        let is_aggregation = |name: &str| state.definitions.feature_view(name).is_some_and(FeatureView::is_aggregation);
         let names: Vec<String> = match &request.views {
             Some(v) => v.clone(),
-            // Aggregation views have no rows to sample: their features exist
-            // at an instant (monitoring them is not built yet).
-            None => state.definitions.feature_views.iter().filter(|v| !v.is_aggregation()).map(|v| v.name.clone()).collect(),
+            // What an aggregation view serves exists at the request instant
+            // only: the online sample leaves them out (the offline one
+            // computes them at each event).
+            None => state.definitions.feature_views.iter().filter(|v| request.current == Current::Offline || !v.is_aggregation()).map(|v| v.name.clone()).collect(),
         };
-        if let Some(view) = names.iter().find(|n| state.definitions.feature_view(n).is_some_and(|v| v.is_aggregation())) {
-            return Err(Error::BadRequest(format!("`{view}` is an aggregation view; `almanac monitor` does not cover aggregation views yet (parity does)")));
+        if request.current == Current::Online
+            && let Some(view) = names.iter().find(|n| is_aggregation(n))
+        {
+            return Err(Error::BadRequest(format!("`{view}` is an aggregation view: what it serves exists only at the request instant, so `--current online` cannot sample it; monitor it with the offline sample (its features at each event)")));
         }
         let at = request.at_micros;
         let cut = at - request.window_micros;
@@ -182,9 +188,15 @@ impl FeatureStore {
                 Reference::Window { micros } => cut - micros,
                 Reference::File(_) => cut,
             };
-            let exported = self.offline()?.export(&view_request, TimeRange { start: Some(start.saturating_mul(1_000)), end: Some(at.saturating_mul(1_000)) }, false)?;
-            let current_mask: arrow::array::BooleanArray = exported.event_time().iter().map(|t| Some(t.is_some_and(|t| t > cut))).collect();
-            let rows = exported.into_batch();
+            let range = TimeRange { start: Some(start.saturating_mul(1_000)), end: Some(at.saturating_mul(1_000)) };
+            let (rows, event_times) = if view.is_aggregation() {
+                self.aggregation_sample(&view_request, range)?
+            } else {
+                let exported = self.offline()?.export(&view_request, range, false)?;
+                let times: Vec<Option<i64>> = exported.event_time().iter().collect();
+                (exported.into_batch(), times)
+            };
+            let current_mask: arrow::array::BooleanArray = event_times.iter().map(|t| Some(t.is_some_and(|t| t > cut))).collect();
             // The view's online records, read once: for staleness, and as the
             // current sample when monitoring what is served.
             let records = if view.online { self.online_store()?.scan(&view.name, None)? } else { Vec::new() };
@@ -226,6 +238,45 @@ impl FeatureStore {
         })
     }
 
+}
+
+/// At most this many events of an aggregation view are sampled per run
+/// (every k-th event in time order beyond it): each costs a training-set row.
+const MAX_AGGREGATION_SAMPLE: usize = 200_000;
+
+impl FeatureStore {
+    /// An aggregation view's features as a model scoring every event in
+    /// `range` saw them: a training set whose entity rows are the events
+    /// themselves (keys, event time), so each gets its aggregates over
+    /// `[T − w, T)`, its own event excluded. Returns the rows and each
+    /// row's event time (µs). Events near the start of the source's history
+    /// see partial windows, as they did when they happened.
+    fn aggregation_sample(&self, view_request: &almanac_offline::ViewRequest, range: TimeRange) -> Result<(RecordBatch, Vec<Option<i64>>), Error> {
+        let view = &view_request.view;
+        let mut events_request = view_request.clone();
+        events_request.view.aggregations.clear();
+        events_request.view.schema.clear();
+        events_request.features.clear();
+        let events = self.offline()?.export(&events_request, range, false)?;
+        let stride = events.num_rows().div_ceil(MAX_AGGREGATION_SAMPLE).max(1);
+        let picked = arrow::array::UInt32Array::from_iter_values((0..events.num_rows()).step_by(stride).filter_map(|i| u32::try_from(i).ok()));
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for ((_, key), column) in view_request.join_keys.iter().zip(events.keys()) {
+            fields.push(arrow::datatypes::Field::new(&key.name, column.data_type().clone(), true));
+            columns.push(arrow::compute::take(column.as_ref(), &picked, None)?);
+        }
+        let times = arrow::compute::take(events.event_time(), &picked, None)?;
+        let event_times: Vec<Option<i64>> = times.as_any().downcast_ref::<arrow::array::TimestampMicrosecondArray>().map(|t| t.iter().collect()).unwrap_or_default();
+        const AT_COLUMN: &str = "__monitored_at";
+        fields.push(arrow::datatypes::Field::new(AT_COLUMN, times.data_type().clone(), true));
+        columns.push(times);
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(picked.len()));
+        let entities = RecordBatch::try_new_with_options(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns, &options)?;
+        let selection = crate::resolve::FeatureSelection::Refs(view.schema.iter().map(|f| almanac_core::FeatureRef::new(&view.name, &f.name)).collect());
+        let options = almanac_offline::HistoricalOptions { timestamp_column: AT_COLUMN.to_string(), full_feature_names: false };
+        Ok((self.get_historical_features(&entities, &selection, &options)?, event_times))
+    }
 }
 
 /// A view's online records, decoded, as one column per feature.
