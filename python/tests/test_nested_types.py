@@ -8,6 +8,7 @@ Feast's server sends it)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -192,10 +193,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_the_http_server_answers_in_feasts_shapes_and_takes_pushes_of_them(repo: Path, almanac: Any) -> None:
-    almanac.FeatureStore(repo).materialize(T0 - timedelta(days=1), datetime.now(UTC))
+@contextlib.contextmanager
+def served(root: Path) -> Iterator[str]:
+    """`almanac serve` on the repo at a free port, until the block ends; its URL."""
     port = free_port()
-    server = subprocess.Popen([str(lib.almanac_bin()), "--repo", str(repo), "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen([str(lib.almanac_bin()), "--repo", str(root), "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -204,8 +206,26 @@ def test_the_http_server_answers_in_feasts_shapes_and_takes_pushes_of_them(repo:
                 break
             except OSError:
                 time.sleep(0.05)
-        request = urllib.request.Request(f"{url}/get-online-features", data=json.dumps({"features": FEATURES, "entities": {"driver_id": [1, 2]}}).encode(), headers={"Content-Type": "application/json"})
-        body = json.loads(urllib.request.urlopen(request, timeout=10).read())
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def post(url: str, body: Dict[str, Any]) -> Tuple[int, Any]:
+    """POST JSON; the status and the JSON answer (error bodies included)."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        return 200, json.loads(urllib.request.urlopen(request, timeout=10).read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_http_server_answers_in_feasts_shapes_and_takes_pushes_of_them(repo: Path, almanac: Any) -> None:
+    almanac.FeatureStore(repo).materialize(T0 - timedelta(days=1), datetime.now(UTC))
+    with served(repo) as url:
+        status, body = post(f"{url}/get-online-features", {"features": FEATURES, "entities": {"driver_id": [1, 2]}})
+        assert status == 200, body
         results = dict(zip(body["metadata"]["feature_names"], body["results"]))
         # Feast's server: a struct or a map is a JSON object, JSON is its text.
         assert results["metadata"]["values"] == [None, {"vehicle_type": "van", "rating": None}]
@@ -213,9 +233,6 @@ def test_the_http_server_answers_in_feasts_shapes_and_takes_pushes_of_them(repo:
         assert results["scores"]["values"] == [{}, None]
         assert results["config"]["values"] == ['"just text"', None]
         assert results["metadata"]["statuses"] == ["NULL_VALUE", "PRESENT"]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_redis_stores_the_same_values(tmp_path: Path, almanac: Any) -> None:
@@ -263,24 +280,7 @@ def test_pushes_and_mistakes(tmp_path: Path, almanac: Any) -> None:
 
     # The same through the HTTP server's /push, Feast's JSON body: objects for
     # structs and maps, a JSON value (or its text) for a json feature.
-    port = free_port()
-    server = subprocess.Popen([str(lib.almanac_bin()), "--repo", str(root), "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-
-        def post(path: str, body: Dict[str, Any]) -> Any:
-            request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-            try:
-                return 200, json.loads(urllib.request.urlopen(request, timeout=10).read())
-            except urllib.error.HTTPError as error:
-                return error.code, json.loads(error.read())
-
+    with served(root) as url:
         stamp = (now + timedelta(seconds=1)).isoformat()
         df = {
             "driver_id": [8],
@@ -291,9 +291,9 @@ def test_pushes_and_mistakes(tmp_path: Path, almanac: Any) -> None:
             "config": [{"nested": [1, {"x": None}]}],
             "stops": [[{"x": 3, "label": "t"}]],
         }
-        status, body = post("/push", {"push_source_name": "drivers_push", "df": df, "to": "online"})
+        status, body = post(f"{url}/push", {"push_source_name": "drivers_push", "df": df, "to": "online"})
         assert status == 200, body
-        status, body = post("/get-online-features", {"features": FEATURES, "entities": {"driver_id": [8]}})
+        status, body = post(f"{url}/get-online-features", {"features": FEATURES, "entities": {"driver_id": [8]}})
         results = dict(zip(body["metadata"]["feature_names"], body["results"]))
         assert results["profile"]["values"] == [{"name": "yan", "age": 22}]
         assert results["metadata"]["values"] == [{"vehicle_type": "bike", "rating": None}]
@@ -302,11 +302,8 @@ def test_pushes_and_mistakes(tmp_path: Path, almanac: Any) -> None:
         assert results["stops"]["values"] == [[{"x": 3.0, "label": "t"}]]
         # A field the struct does not have is a 400 naming it.
         wrong = dict(df, profile=[{"name": "yan", "height": 2}])
-        status, body = post("/push", {"push_source_name": "drivers_push", "df": wrong, "to": "online"})
+        status, body = post(f"{url}/push", {"push_source_name": "drivers_push", "df": wrong, "to": "online"})
         assert status == 400 and "height" in json.dumps(body), (status, body)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_a_wrong_dtype_suggests_the_struct_the_file_holds(tmp_path: Path, almanac: Any) -> None:
