@@ -258,6 +258,15 @@ impl Job<'_> {
     }
 }
 
+/// Encode `rows` (a view's winners or aggregation states) and write them
+/// keep-if-newer in one call: for small, bounded row sets (a stream's
+/// recovery), where [`Job`]'s chunked pipeline buys nothing.
+pub(crate) fn write_rows(online: &dyn almanac_online::OnlineStore, name: &str, codec: &RecordCodec, rows: &ViewRows) -> Result<WriteStats, Error> {
+    let encoder = RowsEncoder::new(codec, rows)?;
+    let keyed = keyed_rows(rows.keys(), rows.num_rows())?;
+    Ok(online.write(name, &encoder.encode(keyed))?)
+}
+
 /// The winners' rows with their encoded store keys, in key order (rows with
 /// a null key have no key and are left out). A single int64 key encodes as
 /// `i` + big-endian two's complement, whose byte order is the order of the

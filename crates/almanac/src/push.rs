@@ -21,7 +21,7 @@ use almanac_core::time::rfc3339_micros;
 use almanac_core::{DType, FeatureView, Source, TimestampRange, Value};
 use almanac_offline::io::write_parquet_durably;
 use almanac_offline::{list_source_files, read_source_schema};
-use almanac_online::{Entry, KeyPart, OnlineStore, RecordCodec, WriteStats, encode_key};
+use almanac_online::{Entry, KeyPart, Lookup, OnlineStore, RecordCodec, WriteStats, encode_key};
 use almanac_registry::RegistryState;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, TimestampMicrosecondType};
@@ -66,13 +66,18 @@ pub enum ColumnRole {
     EventTime,
     /// The created time: optional (null when left out), inside the range.
     CreatedTime,
+    /// A feature of a view, or an input column of an aggregation view.
     Feature,
+    /// A column of the batch source's files that no view reads (an event
+    /// id, a note): optional, kept in the offline history so nothing the
+    /// producer sent is lost.
+    Extra,
 }
 
 impl PushColumn {
     /// Whether the push must carry this column.
     pub fn required(&self) -> bool {
-        self.role != ColumnRole::CreatedTime
+        !matches!(self.role, ColumnRole::CreatedTime | ColumnRole::Extra)
     }
 }
 
@@ -119,8 +124,33 @@ fn expected_columns(state: &RegistryState, source: &Source, views: &[&FeatureVie
         add(created, DType::Timestamp, ColumnRole::CreatedTime);
     }
     for view in views {
-        for field in &view.schema {
-            add(&field.name, field.dtype.clone(), ColumnRole::Feature);
+        if view.is_aggregation() {
+            // An aggregation view takes the events' input columns; its
+            // schema (the aggregates) is computed, never pushed.
+            for aggregation in &view.aggregations {
+                if let (Some(column), Some(dtype)) = (&aggregation.column, &aggregation.input_dtype) {
+                    add(column, dtype.clone(), ColumnRole::Feature);
+                }
+            }
+        } else {
+            for field in &view.schema {
+                add(&field.name, field.dtype.clone(), ColumnRole::Feature);
+            }
+        }
+    }
+    expected
+}
+
+/// `expected` plus the batch source files' other columns, optional, so a
+/// push (or a stream event) can carry what no view reads without losing it.
+fn with_extras(source: &Source, mut expected: Vec<PushColumn>, file_schema: Option<&Schema>) -> Vec<PushColumn> {
+    for field in file_schema.map(|s| s.fields().iter().collect::<Vec<_>>()).unwrap_or_default() {
+        let name = source.field_mapping.get(field.name()).cloned().unwrap_or_else(|| field.name().clone());
+        if expected.iter().any(|c| c.name == name) {
+            continue;
+        }
+        if let Some(dtype) = DType::from_arrow(field.data_type()) {
+            expected.push(PushColumn { name, dtype, role: ColumnRole::Extra });
         }
     }
     expected
@@ -166,14 +196,33 @@ impl Rows {
 
 impl Push<'_> {
     pub fn run(&self, source_name: &str, batch: &RecordBatch, to: PushTo) -> Result<PushReport, Error> {
+        self.run_named(source_name, batch, to, None)
+    }
+
+    /// Every column push source `name` takes: [`columns_of`] plus the batch
+    /// source files' other columns (optional).
+    pub fn columns(&self, source_name: &str) -> Result<Vec<PushColumn>, Error> {
         let (source, views) = push_target(self.state, source_name)?;
-        let rows = check(source, &expected_columns(self.state, source, &views), batch, &self.range)?;
+        Ok(with_extras(source, expected_columns(self.state, source, &views), self.cached_folder_schema(source).as_deref()))
+    }
+
+    /// [`Push::run`], naming the offline file (a stream names its files so
+    /// they sort in ingestion order and can be found again after a crash).
+    pub fn run_named(&self, source_name: &str, batch: &RecordBatch, to: PushTo, file_name: Option<&str>) -> Result<PushReport, Error> {
+        let (source, views) = push_target(self.state, source_name)?;
+        let expected = with_extras(source, expected_columns(self.state, source, &views), self.cached_folder_schema(source).as_deref());
+        let rows = check(source, &expected, batch, &self.range)?;
         let mut report = PushReport { push_source: source_name.to_string(), rows: rows.n, views: views.iter().map(|v| v.name.clone()).collect(), online_written: 0, online_kept_newer: 0, offline_file: None };
         if rows.n == 0 {
             return Ok(report);
         }
         if matches!(to, PushTo::Offline | PushTo::OnlineAndOffline) {
-            report.offline_file = Some(self.append_offline(source, &rows)?);
+            report.offline_file = Some(self.append_offline(source, &rows, file_name)?);
+            // Fault injection for the crash tests: die between the two
+            // stores, the worst instant (the tests set it; nothing else does).
+            if std::env::var_os("ALMANAC_FAULT_ABORT_AFTER_OFFLINE_PUSH").is_some() {
+                std::process::abort();
+            }
         }
         if matches!(to, PushTo::Online | PushTo::OnlineAndOffline) {
             let stats = self.write_online(source, &views, &rows)?;
@@ -189,22 +238,16 @@ impl Push<'_> {
         let event = rows.get(&source.timestamp_field).and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>()).ok_or_else(|| Error::Internal("the checked push has no µs event-time column".into()))?;
         let created = source.created_timestamp_column.as_ref().and_then(|c| rows.get(c)).and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>());
         for view in views.iter().filter(|v| v.online) {
-            let codec = RecordCodec::new(&view.schema);
             let keys: Vec<&ArrayRef> = defs.view_join_keys(view).iter().filter_map(|k| rows.get(&k.name)).collect();
+            if view.is_aggregation() {
+                stats += self.merge_states(view, &keys, event, rows)?;
+                continue;
+            }
+            let codec = RecordCodec::new(&view.schema);
             let features: Vec<ArrayRef> = view.schema.iter().filter_map(|f| rows.get(&f.name).cloned()).collect();
             let mut entries = Vec::with_capacity(rows.n);
             for row in 0..rows.n {
-                let mut parts = Vec::with_capacity(keys.len());
-                for column in &keys {
-                    match value_at(column.as_ref(), row) {
-                        Value::Int64(v) => parts.push(KeyPart::Int(v)),
-                        Value::String(s) => parts.push(KeyPart::Str(s)),
-                        // `check` refused null keys; keys are int64 or string.
-                        other => return Err(Error::Internal(format!("a checked push row {row} has the key value {other:?}"))),
-                    }
-                }
-                let mut key = Vec::with_capacity(16);
-                encode_key(&parts, &mut key);
+                let key = store_key(&keys, row)?;
                 if event.is_null(row) {
                     continue;
                 }
@@ -218,9 +261,49 @@ impl Push<'_> {
         Ok(stats)
     }
 
+    /// Fold pushed events into each entity's aggregation state (DESIGN §9):
+    /// the stored events plus the new ones, in `(event time, arrival)`
+    /// order (an event ties after the ones already held, as a later file's
+    /// row does in the offline sweep), stamped with the newest instant the
+    /// state is complete up to, and cut to the widest window before it.
+    /// The state is then exactly what materializing the same history would
+    /// store, so a read folds the same bits either way.
+    fn merge_states(&self, view: &FeatureView, keys: &[&ArrayRef], event: &arrow::array::TimestampMicrosecondArray, rows: &Rows) -> Result<WriteStats, Error> {
+        let codec = RecordCodec::new(&almanac_aggregate::state_schema(view));
+        let names = almanac_aggregate::state_schema_names(&view.aggregations);
+        let inputs: Vec<&ArrayRef> = names.iter().map(|n| rows.get(n).ok_or_else(|| Error::Internal(format!("the checked push has no input column `{n}` of `{}`", view.name)))).collect::<Result<_, _>>()?;
+        let widest = view.aggregations.iter().map(|a| a.window.micros()).max().unwrap_or(0);
+        let mut order: Vec<Vec<u8>> = Vec::new();
+        let mut by_key: std::collections::HashMap<Vec<u8>, Vec<usize>> = std::collections::HashMap::new();
+        for row in (0..rows.n).filter(|&r| !event.is_null(r)) {
+            let key = store_key(keys, row)?;
+            by_key.entry(key.clone()).or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            }).push(row);
+        }
+        let lookups: Vec<Lookup> = order.iter().map(|key| Lookup { view: &view.name, key }).collect();
+        let stored = self.online.read(&lookups)?;
+        let mut entries = Vec::with_capacity(order.len());
+        for (key, old) in order.iter().zip(stored) {
+            let mut state = match old {
+                Some(bytes) => State::decode(&codec, &bytes, names.len())?,
+                None => State::empty(names.len()),
+            };
+            for &row in by_key.get(key).map(Vec::as_slice).unwrap_or_default() {
+                state.insert(event.value(row), inputs.iter().map(|column| value_at(column.as_ref(), row)));
+            }
+            state.cut(widest);
+            let mut record = Vec::with_capacity(64);
+            codec.encode_values(&state.values(), state.stamp, None, &mut record)?;
+            entries.push(Entry { key: key.clone(), record });
+        }
+        Ok(self.online.write(&view.name, &entries)?)
+    }
+
     /// One new Parquet file in the batch source's folder, with the files'
     /// own column names and types, so scans read it like any other file.
-    fn append_offline(&self, source: &Source, rows: &Rows) -> Result<PathBuf, Error> {
+    fn append_offline(&self, source: &Source, rows: &Rows, file_name: Option<&str>) -> Result<PathBuf, Error> {
         let folder = self.root.join(&source.path);
         if !folder.is_dir() {
             return Err(bad(format!("push source `{}` cannot append offline: its batch source's path `{}` is not a folder; make it a folder of Parquet files", source.name, source.path)));
@@ -240,13 +323,33 @@ impl Push<'_> {
                 batch
             }
         };
-        let path = folder.join(push_file_name());
+        let path = folder.join(file_name.map_or_else(push_file_name, str::to_string));
         write_parquet_durably(&path, &batch)?;
         Ok(path)
     }
 }
 
 impl Push<'_> {
+    /// The batch source folder's file schema, when it is a folder of
+    /// Parquet files (cached per registry version); `None` otherwise, since
+    /// an online-only push needs no files.
+    fn cached_folder_schema(&self, source: &Source) -> Option<arrow::datatypes::SchemaRef> {
+        let folder = self.root.join(&source.path);
+        if !folder.is_dir() {
+            return None;
+        }
+        let key = (self.state.version, folder);
+        if let Some(schema) = self.schemas.schemas.lock().ok().and_then(|map| map.get(&key).cloned()) {
+            return Some(schema);
+        }
+        let schema = self.folder_schema(source).ok()?;
+        if let Ok(mut map) = self.schemas.schemas.lock() {
+            map.retain(|(version, _), _| *version == self.state.version);
+            map.insert(key, schema.clone());
+        }
+        Some(schema)
+    }
+
     /// The schema the batch source's files share. Failing to read files
     /// that are already in the folder is the server's problem (a damaged
     /// file), not the pusher's.
@@ -274,6 +377,77 @@ fn file_batch(source: &Source, rows: &Rows, file_schema: &Schema) -> Result<Reco
         arrays.push(array);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+/// A checked row's store key (`check` refused null keys; keys are int64 or string).
+fn store_key(keys: &[&ArrayRef], row: usize) -> Result<Vec<u8>, Error> {
+    let mut parts = Vec::with_capacity(keys.len());
+    for column in keys {
+        match value_at(column.as_ref(), row) {
+            Value::Int64(v) => parts.push(KeyPart::Int(v)),
+            Value::String(s) => parts.push(KeyPart::Str(s)),
+            other => return Err(Error::Internal(format!("a checked push row {row} has the key value {other:?}"))),
+        }
+    }
+    let mut key = Vec::with_capacity(16);
+    encode_key(&parts, &mut key);
+    Ok(key)
+}
+
+/// An entity's aggregation state while events are merged into it: event
+/// times and, per input column, one value per event, in `(time, arrival)`
+/// order; `stamp` is the instant it is complete up to.
+struct State {
+    stamp: i64,
+    ts: Vec<i64>,
+    columns: Vec<Vec<Value>>,
+}
+
+impl State {
+    fn empty(columns: usize) -> State {
+        State { stamp: i64::MIN, ts: Vec::new(), columns: vec![Vec::new(); columns] }
+    }
+
+    fn decode(codec: &RecordCodec, bytes: &[u8], columns: usize) -> Result<State, Error> {
+        let decoded = codec.decode(bytes)?;
+        let list = |value: Option<&Value>| match value {
+            Some(Value::List(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        let ts = list(decoded.values.first()).into_iter().map(|v| if let Value::Timestamp(t) = v { Ok(t) } else { Err(Error::Internal(format!("an aggregation state holds the event time {v:?}"))) }).collect::<Result<Vec<_>, _>>()?;
+        let columns: Vec<Vec<Value>> = (0..columns).map(|c| list(decoded.values.get(c + 1))).collect();
+        if columns.iter().any(|c| c.len() != ts.len()) {
+            return Err(Error::Internal("an aggregation state's lists differ in length".into()));
+        }
+        Ok(State { stamp: decoded.event_ts, ts, columns })
+    }
+
+    /// Insert after every event at the same instant or earlier.
+    fn insert(&mut self, at: i64, values: impl Iterator<Item = Value>) {
+        let index = self.ts.partition_point(|&t| t <= at);
+        self.ts.insert(index, at);
+        for (column, value) in self.columns.iter_mut().zip(values) {
+            column.insert(index, value);
+        }
+        self.stamp = self.stamp.max(at);
+    }
+
+    /// Drop events before `stamp − widest`: no read the state can answer
+    /// (a read at `t ≥ stamp`) has them in its window.
+    fn cut(&mut self, widest: i64) {
+        let from = self.stamp.saturating_sub(widest);
+        let cut = self.ts.partition_point(|&t| t < from);
+        self.ts.drain(..cut);
+        for column in &mut self.columns {
+            column.drain(..cut);
+        }
+    }
+
+    fn values(&self) -> Vec<Value> {
+        let mut values = vec![Value::List(self.ts.iter().map(|&t| Value::Timestamp(t)).collect())];
+        values.extend(self.columns.iter().map(|c| Value::List(c.clone())));
+        values
+    }
 }
 
 /// A name no other push (this process or another) uses: time, process id
@@ -315,7 +489,7 @@ fn check(source: &Source, expected: &[PushColumn], batch: &RecordBatch, range: &
                     return Err(bad(format!("column `{}`, row {row}: the join key is null; every pushed row needs its key (the row cannot be stored online)", column.name)));
                 }
             }
-            ColumnRole::Feature => {}
+            ColumnRole::Feature | ColumnRole::Extra => {}
         }
         out.push((column.name.clone(), array));
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use almanac_core::{Definitions, OnlineConfig, RegistryConfig, RepoConfig};
-use almanac_online::OnlineStore;
+use almanac_online::{OnlineStore, RecordCodec, WriteStats};
 use almanac_online_lmdb::EmbeddedStore;
 use almanac_online_redis::{RedisClusterStore, RedisStore, Timeouts};
 use almanac_offline::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, TimeRange};
@@ -235,6 +235,50 @@ impl FeatureStore {
         let state = self.serving_state()?;
         let push = crate::push::Push { root: &self.root, state: &state, online: self.online_store()?.as_ref(), range: self.config.timestamp_range, schemas: &self.push_schemas };
         push.run(push_source, rows, to)
+    }
+
+    /// [`FeatureStore::push`] with a named offline file, to the online
+    /// store and the offline history (a stream's micro-batch, DESIGN §10).
+    pub fn push_named(&self, push_source: &str, rows: &RecordBatch, file_name: &str) -> Result<crate::push::PushReport, Error> {
+        let state = self.serving_state()?;
+        let push = crate::push::Push { root: &self.root, state: &state, online: self.online_store()?.as_ref(), range: self.config.timestamp_range, schemas: &self.push_schemas };
+        push.run_named(push_source, rows, crate::push::PushTo::OnlineAndOffline, Some(file_name))
+    }
+
+    /// Every column a push source's rows may carry: [`FeatureStore::push_columns`]
+    /// plus the batch source files' other columns (optional), which a
+    /// stream's events may carry and the offline history keeps.
+    pub fn push_columns_with_extras(&self, push_source: &str) -> Result<Vec<crate::push::PushColumn>, Error> {
+        let state = self.serving_state()?;
+        let push = crate::push::Push { root: &self.root, state: &state, online: self.online_store()?.as_ref(), range: self.config.timestamp_range, schemas: &self.push_schemas };
+        push.columns(push_source)
+    }
+
+    /// Bring the online store back in line with the offline history for
+    /// the events of `push_source` with event time in `[from, end]` (µs):
+    /// each online view bound to it gets its entities' latest values and
+    /// aggregation states recomputed from the history, written keep-if-newer.
+    /// A stream calls this after a crash between writing a micro-batch's
+    /// file and finishing its online writes: recomputing is idempotent where
+    /// re-merging the events would count them twice.
+    pub fn restore_online(&self, push_source: &str, from_micros: i64, end_micros: i64) -> Result<WriteStats, Error> {
+        let state = self.serving_state()?;
+        let online = self.online_store()?.as_ref();
+        let offline = self.offline()?;
+        let range = TimeRange { start: Some(from_micros.saturating_mul(1_000)), end: Some(end_micros.saturating_mul(1_000)) };
+        let mut stats = WriteStats::default();
+        for view in state.definitions.feature_views.iter().filter(|v| v.source == push_source && v.online) {
+            let mut request = resolve::view_request(&state.definitions, &view.name)?;
+            request.features = request.view.schema.clone();
+            if view.is_aggregation() {
+                let (states, _) = offline.aggregation_states(&request, range)?;
+                stats += crate::materialize::write_rows(online, &view.name, &RecordCodec::new(&almanac_aggregate::state_schema(view)), &states)?;
+            } else {
+                let (winners, _) = offline.latest_per_entity(&request, range)?;
+                stats += crate::materialize::write_rows(online, &view.name, &RecordCodec::new(&view.schema), &winners)?;
+            }
+        }
+        Ok(stats)
     }
 
     /// The columns a push source takes, with their dtypes and whether each

@@ -49,9 +49,62 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// Run the whole feature store on generated data, step by step.
     Demo(DemoArgs),
+    /// Read stream sources (NATS JetStream, Redis Streams) into both stores.
+    Ingest(IngestArgs),
+    /// Publish JSON events (one per line, from a file or stdin) to a stream source's broker.
+    Publish(PublishArgs),
     /// Convert a Feast repo into an Almanac repo (the importer runs in a
     /// Python that has `feast`: ALMANAC_PYTHON, or python3).
     ImportFeast(ImportFeastArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StreamBatchArgs {
+    /// Most events in one micro-batch (one Parquet file, one broker ack).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_rows: u32,
+    /// Longest a micro-batch stays open (e.g. 50ms, 1s): bounds how long an
+    /// event waits before it is servable, and how many files are written.
+    #[arg(long, default_value = "50ms", value_parser = parse_millis)]
+    pub batch_delay: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Only these stream sources, comma-separated (default: every stream source).
+    #[arg(long, value_parser = parse_views)]
+    pub sources: Option<ViewList>,
+    /// Stop once every stream has nothing left to deliver, and print a summary.
+    #[arg(long)]
+    pub until_idle: bool,
+    #[command(flatten)]
+    pub batch: StreamBatchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The stream source whose broker receives the events.
+    pub source: String,
+    /// JSON lines to publish (default: stdin).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+/// `50ms`, `2s`, or a bare number of milliseconds.
+fn parse_millis(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        (text, 1)
+    };
+    let n: u64 = number.trim().parse().map_err(|_| format!("`{text}` is not a duration; write e.g. 50ms or 1s"))?;
+    if n == 0 {
+        return Err("the batch delay must be longer than zero".into());
+    }
+    Ok(std::time::Duration::from_millis(n * scale))
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +212,12 @@ pub struct ServeArgs {
     /// Log format on stderr: text or json (level from ALMANAC_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Also ingest every stream source (as `almanac ingest` does), with its
+    /// metrics on /metrics.
+    #[arg(long)]
+    pub ingest: bool,
+    #[command(flatten)]
+    pub batch: StreamBatchArgs,
 }
 
 #[derive(Debug, Args)]

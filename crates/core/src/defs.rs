@@ -162,8 +162,45 @@ pub struct Source {
     /// the batch source's (copied in when definitions are loaded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_source: Option<String>,
+    /// Set for a *stream* source (a push source fed by a broker, DESIGN
+    /// §10): where its events come from and how they are deduplicated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<Stream>,
     #[serde(flatten)]
     pub governance: Governance,
+}
+
+/// A stream source's broker and its exactly-once rules (DESIGN §10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stream {
+    pub broker: Broker,
+    /// The event field that identifies an event: a second event with an id
+    /// already ingested is a duplicate (a broker redelivery, a producer
+    /// retry) and is dropped.
+    pub event_id_field: String,
+    /// How far behind the newest event time seen on the stream an event may
+    /// be and still be ingested; older ones are set aside as late.
+    pub allowed_lateness: Duration,
+}
+
+/// Where a stream source's events are read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Broker {
+    /// A NATS JetStream stream, read by a durable pull consumer.
+    Nats { url: String, stream: String, subject: String },
+    /// A Redis stream, read by a consumer group (`XREADGROUP`/`XACK`).
+    Redis { url: String, key: String },
+}
+
+impl Broker {
+    /// `nats://…/STREAM (subject s)` or `redis://…/0 key k`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Broker::Nats { url, stream, subject } => format!("NATS stream `{stream}` (subject `{subject}`) at {url}"),
+            Broker::Redis { url, key } => format!("Redis stream `{key}` at {url}"),
+        }
+    }
 }
 
 impl Source {

@@ -31,7 +31,7 @@ pub mod value;
 pub use config::{OfflineConfig, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig, TimestampRange};
 pub use defs::{
     AggFunction, Aggregation, Definitions, Entity, FeatureService, FeatureView, Field, FileFormat, JoinKey, Monitoring, ObjectKind,
-    OnDemandFeature, OnDemandFeatureView, RequestSource, Source,
+    OnDemandFeature, OnDemandFeatureView, RequestSource, Source, Stream, Broker,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Location};
 pub use dtype::DType;

@@ -27,6 +27,24 @@ pub enum Value {
 }
 
 impl Value {
+    /// A JSON value, loosely typed (integers as int64, other numbers as
+    /// float64, objects as [`Value::Object`]): what an edge (a pushed JSON
+    /// column, a stream event) hands to [`crate::convert::coerce`], which
+    /// applies the declared dtype.
+    pub fn from_json(value: &serde_json::Value) -> Value {
+        match value {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int64(i),
+                None => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
+            serde_json::Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()),
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }

@@ -197,7 +197,7 @@ fn view_request(name: &str, compound: bool, with_created: bool, ttl: Option<i64>
             timestamp_field: "ts".into(),
             created_timestamp_column: with_created.then(|| "created".into()),
             field_mapping: Default::default(),
-            batch_source: None,
+            batch_source: None, stream: None,
             governance: Default::default(),
         },
         join_keys,

@@ -13,7 +13,7 @@ use almanac_core::defs::{AggFunction, Aggregation, Governance, window_name};
 use almanac_core::{
     Definitions, Diagnostic, Diagnostics, DType, Duration, Entity, FeatureRef, FeatureService,
     FeatureView, Field, FileFormat, JoinKey, Location, Monitoring, ObjectKind, OfflineConfig, OnDemandFeature,
-    OnDemandFeatureView, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig, RequestSource, Source,
+    OnDemandFeatureView, OnlineConfig, ParitySchedule, RegistryConfig, RepoConfig, RequestSource, Source, Stream, Broker,
     TimestampRange, suggest,
 };
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
@@ -499,7 +499,7 @@ impl<'a> Walker<'a> {
     }
 
     fn source(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Source> {
-        if map.get_node("batch_source").is_some() {
+        if map.get_node("batch_source").is_some() || map.get_node("stream").is_some() {
             return self.push_source(map, what);
         }
         let keys = with_governance(&["name", "path", "format", "timestamp_field", "created_timestamp_column", "field_mapping", "batch_source"]);
@@ -530,17 +530,23 @@ impl<'a> Walker<'a> {
             timestamp_field: timestamp_field.unwrap_or_default(),
             created_timestamp_column: created,
             field_mapping: field_mapping.unwrap_or_default(),
-            batch_source: None,
+            batch_source: None, stream: None,
             governance: governance.unwrap_or_default(),
         })
     }
 
     /// A push source: a name and the batch source whose files and
     /// timestamps it shares (filled in by `resolve_push_sources`).
+    /// A stream source is a push source with a `stream:` broker, an
+    /// `event_id_field` and an `allowed_lateness` (DESIGN §10).
     fn push_source(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Source> {
-        self.check_keys(map, &with_governance(&["name", "batch_source"]), &["name", "batch_source"], what);
+        let is_stream = ["stream", "event_id_field", "allowed_lateness"].iter().any(|k| map.get_node(k).is_some());
+        let keys = with_governance(&["name", "batch_source", "stream", "event_id_field", "allowed_lateness"]);
+        let required: &[&str] = if is_stream { &["name", "batch_source", "stream", "event_id_field"] } else { &["name", "batch_source"] };
+        self.check_keys(map, &keys, required, what);
         let name = self.name_field(map, "name");
         let batch = self.required_string(map, "batch_source");
+        let stream = if is_stream { Some(self.stream(map)) } else { None };
         let governance = self.governance(map);
         Some(Source {
             name: name?,
@@ -550,8 +556,66 @@ impl<'a> Walker<'a> {
             created_timestamp_column: None,
             field_mapping: Default::default(),
             batch_source: Some(batch?),
+            stream: match stream {
+                Some(stream) => Some(stream?),
+                None => None,
+            },
             governance: governance.unwrap_or_default(),
         })
+    }
+
+    /// `stream: {type: nats, url, stream, subject}` or `{type: redis, url,
+    /// key}`, with the source's `event_id_field` and `allowed_lateness`
+    /// (default 0s: only events in stream order after the newest are taken).
+    fn stream(&mut self, map: &MarkedMappingNode) -> Option<Stream> {
+        let event_id_field = self.required_string(map, "event_id_field");
+        let lateness = self.duration(map, "allowed_lateness");
+        let node = map.get_node("stream")?;
+        self.record("stream", node.span());
+        let spec = self.mapping(node, "`stream`")?;
+        let kind = self.nested("stream", |p| p.optional_string(spec, "type"));
+        let broker = match kind.as_deref() {
+            Some("nats") => {
+                self.check_keys(spec, &["type", "url", "stream", "subject"], &["url", "stream", "subject"], "`stream` (type nats)");
+                let url = self.nested("stream", |p| p.required_string(spec, "url"));
+                let stream = self.nested("stream", |p| p.required_string(spec, "stream"));
+                let subject = self.nested("stream", |p| p.required_string(spec, "subject"));
+                self.broker_url(spec, url.as_deref(), "nats://");
+                Some(Broker::Nats { url: url?, stream: stream?, subject: subject? })
+            }
+            Some("redis") => {
+                self.check_keys(spec, &["type", "url", "key"], &["url", "key"], "`stream` (type redis)");
+                let url = self.nested("stream", |p| p.required_string(spec, "url"));
+                let key = self.nested("stream", |p| p.required_string(spec, "key"));
+                self.broker_url(spec, url.as_deref(), "redis://");
+                Some(Broker::Redis { url: url?, key: key? })
+            }
+            Some(other) => {
+                let span = spec.get_node("type").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+                let help = suggest::help(other, ["nats", "redis"]).or_else(|| Some("use `type: nats` (JetStream) or `type: redis` (Redis Streams)".into()));
+                self.error(&span, format!("unknown stream type `{other}`"), help);
+                None
+            }
+            None => {
+                self.error(node.span(), "`stream` needs a `type`".to_string(), Some("add `type: nats` (with url, stream, subject) or `type: redis` (with url, key)".into()));
+                None
+            }
+        };
+        let allowed_lateness = lateness?.unwrap_or_else(|| Duration::from_seconds(0));
+        if allowed_lateness.seconds() < 0 {
+            let span = map.get_node("allowed_lateness").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+            self.error(&span, "`allowed_lateness` must not be negative".to_string(), None);
+            return None;
+        }
+        Some(Stream { broker: broker?, event_id_field: event_id_field?, allowed_lateness })
+    }
+
+    /// A broker URL must name its scheme (a bare host is a common slip).
+    fn broker_url(&mut self, spec: &MarkedMappingNode, url: Option<&str>, scheme: &str) {
+        if let Some(url) = url.filter(|u| !u.starts_with(scheme) && !(scheme == "redis://" && u.starts_with("rediss://")) && !(scheme == "nats://" && u.starts_with("tls://"))) {
+            let span = spec.get_node("url").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+            self.error(&span, format!("`{url}` is not a {scheme} URL"), Some(format!("write `{scheme}{}`", url.split("://").last().unwrap_or(url))));
+        }
     }
 
     /// A feature view: precomputed features (`schema`) or windowed

@@ -277,22 +277,6 @@ async fn get_online_features(State(state): State<Arc<AppState>>, body: Body) -> 
     Ok(json_response(StatusCode::OK, feast::response_bytes(&response)))
 }
 
-/// A JSON column value as a [`Value`], loosely typed; the facade checks and
-/// converts it against the view's schema.
-fn push_value(value: &serde_json::Value) -> Value {
-    match value {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int64(i),
-            None => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        serde_json::Value::String(s) => Value::String(s.clone()),
-        serde_json::Value::Array(items) => Value::List(items.iter().map(push_value).collect()),
-        serde_json::Value::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.clone(), push_value(v))).collect()),
-    }
-}
-
 async fn push(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
     let bytes = body_bytes(&state, body).await?;
     let body: PushBody = request::parse(&bytes)?;
@@ -306,7 +290,7 @@ async fn push(State(state): State<Arc<AppState>>, body: Body) -> Result<Response
         "online_and_offline" => almanac::push::PushTo::OnlineAndOffline,
         other => return Err(ApiError::bad_request(format!("`to` is {other:?}; use \"online\", \"offline\" or \"online_and_offline\""))),
     };
-    let columns: Vec<(String, Vec<Value>)> = body.df.0.into_iter().map(|(name, values)| (name, values.iter().map(push_value).collect())).collect();
+    let columns: Vec<(String, Vec<Value>)> = body.df.0.into_iter().map(|(name, values)| (name, values.iter().map(Value::from_json).collect())).collect();
     let source = body.push_source_name;
     let report = run_store_work(&state, Work::Blocking, move |store| {
         // JSON is loosely typed: convert each column to the dtype the push
@@ -361,12 +345,22 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// How often to look for a changed registry.
     pub reload_every: Duration,
+    /// Metrics of work running beside the server (`serve --ingest`'s
+    /// stream consumers), appended to `/metrics`.
+    pub extra_metrics: Vec<prometheus::Registry>,
 }
 
 /// Bind, serve until SIGTERM/Ctrl-C (in-flight requests finish), and
 /// reload the registry in the background whenever its file changes.
 pub async fn serve(store: Arc<FeatureStore>, options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), std::io::Error> {
     let state = AppState::new(store.clone(), options.limits.clone(), options.token.clone()).map_err(|e| std::io::Error::other(e.detail))?;
+    let state = match Arc::try_unwrap(state) {
+        Ok(mut owned) => {
+            owned.metrics.extra = options.extra_metrics.clone();
+            Arc::new(owned)
+        }
+        Err(shared) => shared,
+    };
     error::hide_paths_under(store.root());
     // Plan and connect before the first request, so it is not the slow one.
     if let Err(error) = store.serving_state() {

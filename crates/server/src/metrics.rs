@@ -25,6 +25,8 @@ pub struct Metrics {
     /// On-demand values that became null because their expression failed on
     /// the row (integer division by zero, overflow).
     pub on_demand_failed_rows: IntGauge,
+    /// Registries of work beside the server (stream ingestion), rendered after ours.
+    pub extra: Vec<Registry>,
 }
 
 impl Metrics {
@@ -57,12 +59,16 @@ impl Metrics {
         registry.register(Box::new(connections_refused.clone()))?;
         let on_demand_failed_rows = IntGauge::new("almanac_on_demand_failed_rows_total", "On-demand values set to null because the expression failed on the row (integer division by zero, overflow)")?;
         registry.register(Box::new(on_demand_failed_rows.clone()))?;
-        Ok(Metrics { registry, requests, latency, store_latency, entities, errors, parity_checked, parity_divergent, staleness, null_rate, psi, checks_last_run, connections_open, connections_refused, on_demand_failed_rows })
+        Ok(Metrics { registry, requests, latency, store_latency, entities, errors, parity_checked, parity_divergent, staleness, null_rate, psi, checks_last_run, connections_open, connections_refused, on_demand_failed_rows, extra: Vec::new() })
     }
 
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        let mut families = self.registry.gather();
+        for extra in &self.extra {
+            families.extend(extra.gather());
+        }
+        let _ = TextEncoder::new().encode(&families, &mut buffer);
         String::from_utf8(buffer).unwrap_or_default()
     }
 }

@@ -10,6 +10,7 @@ mod online;
 mod parity;
 mod plan;
 mod serve;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::MaterializeIncremental(args) => online::materialize_incremental(&cli.repo, &args, cli.json),
         Command::Online(args) => online::online(&cli.repo, &args, cli.json),
         Command::Serve(args) => serve::run(&cli.repo, &args),
+        Command::Ingest(args) => stream::ingest(&cli.repo, &args, cli.json),
+        Command::Publish(args) => stream::publish(&cli.repo, &args, cli.json),
         Command::Parity(_) | Command::Monitor(_) | Command::ImportFeast(_) => Ok(()),
         Command::Demo(args) => demo::run(&args),
     }?;

@@ -28,6 +28,18 @@ pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("WARNING: anyone who can reach this port can read and push features; pass --token-file to require a bearer token.");
     }
     let store = Arc::new(FeatureStore::open(repo)?);
+    // `--ingest`: the stream consumers run on threads of their own beside
+    // the server, and stop with it.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut extra_metrics = Vec::new();
+    let mut ingesting = Vec::new();
+    if args.ingest {
+        let sources = almanac_stream::stream_sources(&store, None)?;
+        anyhow::ensure!(!sources.is_empty(), "--ingest: no stream source is defined (see the README, Streams)");
+        let metrics = Arc::new(almanac_stream::IngestMetrics::new()?);
+        extra_metrics.push(metrics.registry.clone());
+        ingesting = super::stream::spawn(&store, &sources, &super::stream::options(&args.batch), &metrics, &stop);
+    }
     let options = ServeOptions {
         addr: SocketAddr::new(host, args.port),
         limits: Limits {
@@ -46,6 +58,7 @@ pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         },
         token,
         reload_every: Duration::from_millis(500),
+        extra_metrics,
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
@@ -56,6 +69,14 @@ pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         // Tests and scripts read this line to find the port (`--port 0`).
         println!("Serving on http://{addr}");
     }));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (name, handle) in ingesting {
+        match handle.join() {
+            Ok(Ok(summary)) => eprintln!("{}", super::stream::summary_line(&summary)),
+            Ok(Err(error)) => eprintln!("ingest {name}: {error}"),
+            Err(_) => eprintln!("ingest {name}: the thread panicked"),
+        }
+    }
     // The store owns a runtime of its own (the offline engine's): it must be
     // dropped outside this one, after the server's tasks are gone.
     drop(runtime);

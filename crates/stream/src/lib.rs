@@ -1,0 +1,194 @@
+//! # almanac-stream
+//!
+//! Owns streaming ingestion (DESIGN §10): the broker consumers (NATS
+//! JetStream, Redis Streams), the decoding and checking of JSON events,
+//! deduplication by event id, the late-event rule, micro-batching, crash
+//! recovery and the ingest metrics. It writes through the facade's push,
+//! so an ingested event reaches the offline history and the online store
+//! (latest values and aggregation state) by the same code a batch
+//! materialization and `/push` use, and is acknowledged only after both.
+//! `almanac ingest` runs [`run_source`] per source; `almanac serve
+//! --ingest` runs the same loops beside the server.
+
+pub mod broker;
+pub mod error;
+pub mod ingest;
+pub mod metrics;
+pub mod seen;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use almanac::FeatureStore;
+
+pub use error::StreamError;
+pub use ingest::{BatchCounts, SourceIngest};
+pub use metrics::{IngestMetrics, SourceMetrics};
+
+/// How a source's micro-batches are cut and when the loop stops.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Most events in one micro-batch (one Parquet file, one ack).
+    pub max_batch_rows: usize,
+    /// Longest a micro-batch stays open once it has an event: the bound
+    /// on how long an event waits before it is written (and servable).
+    pub max_batch_delay: Duration,
+    /// Stop once the stream has nothing left to deliver.
+    pub until_idle: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { max_batch_rows: 10_000, max_batch_delay: Duration::from_millis(50), until_idle: false }
+    }
+}
+
+/// What a run did, for the summary line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub source: String,
+    #[serde(flatten)]
+    pub counts: BatchCounts,
+    pub batches: u64,
+    pub broker_errors: u64,
+    pub seconds: f64,
+    /// The newest event time ingested, RFC 3339.
+    pub newest_event: Option<String>,
+}
+
+impl Summary {
+    pub fn events_per_second(&self) -> f64 {
+        if self.seconds > 0.0 { self.counts.received as f64 / self.seconds } else { 0.0 }
+    }
+}
+
+/// Waits that double from 100 ms to 5 s while a broker or store is away.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(Duration::from_millis(100))
+    }
+
+    fn wait(&mut self, stop: &AtomicBool) {
+        let until = Instant::now() + self.0;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Ingest stream source `name` until `stop` is set (or, with
+/// `until_idle`, until its stream has nothing left). A broker that cannot
+/// be reached at start is an error; one that goes away later is retried
+/// with backoff, each retry logged and counted.
+pub fn run_source(store: Arc<FeatureStore>, name: &str, options: &IngestOptions, metrics: Arc<SourceMetrics>, stop: &AtomicBool) -> Result<Summary, StreamError> {
+    let started = Instant::now();
+    let mut ingest = SourceIngest::open(store.clone(), name, metrics.clone())?;
+    let source = store.serving_state()?.definitions.source(name).cloned().ok_or_else(|| StreamError::NotAStream(name.to_string()))?;
+    let mut consumer = broker::connect(&source)?;
+    tracing::info!(source = name, broker = %consumer.describe(), "ingesting");
+    let mut summary = Summary { source: name.to_string(), counts: BatchCounts::default(), batches: 0, broker_errors: 0, seconds: 0.0, newest_event: None };
+    let (mut rate_from, mut rate_events) = (Instant::now(), 0u64);
+    let mut quiet_polls = 0;
+    let mut backoff = Backoff::new();
+    let retry = |error: &StreamError, summary: &mut Summary, backoff: &mut Backoff| {
+        tracing::warn!(source = name, %error, "retrying");
+        metrics.broker_error();
+        summary.broker_errors += 1;
+        backoff.wait(stop);
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let deliveries = match collect_batch(consumer.as_mut(), options) {
+            Ok(deliveries) => deliveries,
+            Err(error) if error.is_transient() => {
+                retry(&error, &mut summary, &mut backoff);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        if deliveries.is_empty() {
+            if let Ok(lag) = consumer.lag() {
+                metrics.lag.set(lag as f64);
+                quiet_polls = if lag == 0 { quiet_polls + 1 } else { 0 };
+            }
+            if options.until_idle && quiet_polls >= 2 {
+                break;
+            }
+            continue;
+        }
+        quiet_polls = 0;
+        let counts = loop {
+            match ingest.process(&deliveries) {
+                Ok(counts) => break counts,
+                Err(error) if error.is_transient() && !stop.load(Ordering::Relaxed) => retry(&error, &mut summary, &mut backoff),
+                Err(error) => return Err(error),
+            }
+        };
+        // Acknowledge only now: both stores hold the batch.
+        while let Err(error) = consumer.ack(&deliveries) {
+            if stop.load(Ordering::Relaxed) || !error.is_transient() {
+                // Unacknowledged events are delivered again and recognized as duplicates.
+                return Err(error);
+            }
+            retry(&error, &mut summary, &mut backoff);
+        }
+        backoff = Backoff::new();
+        summary.counts += counts;
+        summary.batches += 1;
+        rate_events += counts.received;
+        if rate_from.elapsed() >= Duration::from_secs(1) {
+            metrics.rate.set(rate_events as f64 / rate_from.elapsed().as_secs_f64());
+            (rate_from, rate_events) = (Instant::now(), 0);
+            if let Ok(lag) = consumer.lag() {
+                metrics.lag.set(lag as f64);
+            }
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.newest_event = ingest.newest().map(almanac::core::time::rfc3339_micros);
+    Ok(summary)
+}
+
+/// Deliveries until the batch is full, its delay is up, or the broker has
+/// nothing more right now.
+fn collect_batch(consumer: &mut dyn broker::Consumer, options: &IngestOptions) -> Result<Vec<broker::Delivery>, StreamError> {
+    let opened = Instant::now();
+    let mut batch: Vec<broker::Delivery> = Vec::new();
+    while batch.len() < options.max_batch_rows {
+        let left = options.max_batch_delay.saturating_sub(opened.elapsed());
+        if left.is_zero() && !batch.is_empty() {
+            break;
+        }
+        let wait = if batch.is_empty() { options.max_batch_delay } else { left };
+        match consumer.fetch(options.max_batch_rows - batch.len(), wait) {
+            Ok(more) if more.is_empty() => break,
+            Ok(more) => batch.extend(more),
+            // Keep what was fetched: it is processed and acknowledged once
+            // the broker is back (or delivered again after a restart).
+            Err(error) if !batch.is_empty() && error.is_transient() => break,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(batch)
+}
+
+/// The stream sources of the applied definitions (`only`, if given, must
+/// name stream sources).
+pub fn stream_sources(store: &FeatureStore, only: Option<&[String]>) -> Result<Vec<String>, StreamError> {
+    let state = store.serving_state()?;
+    let all: Vec<String> = state.definitions.sources.iter().filter(|s| s.stream.is_some()).map(|s| s.name.clone()).collect();
+    match only {
+        None => Ok(all),
+        Some(names) => {
+            for name in names {
+                if !all.contains(name) {
+                    return Err(StreamError::NotAStream(name.clone()));
+                }
+            }
+            Ok(names.to_vec())
+        }
+    }
+}
