@@ -18,6 +18,13 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "Redis is not answering on 127.0.0.1:6379; starting redis-server" >&2
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
 fi
+# NATS with JetStream on 127.0.0.1:4222 for the stream tests (started here
+# from nats-server if nothing answers there).
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  echo "NATS is not answering on 127.0.0.1:4222; starting nats-server with JetStream" >&2
+  (nats-server -js -a 127.0.0.1 -p 4222 -sd "${TMPDIR:-/tmp}/almanac-nats" >/dev/null 2>&1 &) || true
+  sleep 1
+fi
 if ! command -v chromium >/dev/null 2>&1; then
   echo "Chromium not found; installing it from Debian's packages (one-time)..." >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium" >&2

@@ -19,6 +19,7 @@ pub mod push;
 pub mod resolve;
 pub mod scaffold;
 mod store;
+pub mod stream_status;
 
 pub use almanac_core as core;
 pub use almanac_registry as registry;

@@ -217,7 +217,9 @@ impl Push<'_> {
             return Ok(report);
         }
         if matches!(to, PushTo::Offline | PushTo::OnlineAndOffline) {
+            let stage = std::time::Instant::now();
             report.offline_file = Some(self.append_offline(source, &rows, file_name)?);
+            almanac_offline::report_stage("push: offline file", stage);
             // Fault injection for the crash tests: die between the two
             // stores, the worst instant (the tests set it; nothing else does).
             if std::env::var_os("ALMANAC_FAULT_ABORT_AFTER_OFFLINE_PUSH").is_some() {
@@ -239,8 +241,10 @@ impl Push<'_> {
         let created = source.created_timestamp_column.as_ref().and_then(|c| rows.get(c)).and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>());
         for view in views.iter().filter(|v| v.online) {
             let keys: Vec<&ArrayRef> = defs.view_join_keys(view).iter().filter_map(|k| rows.get(&k.name)).collect();
+            let stage = std::time::Instant::now();
             if view.is_aggregation() {
                 stats += self.merge_states(view, &keys, event, rows)?;
+                almanac_offline::report_stage("push: online aggregation state", stage);
                 continue;
             }
             let codec = RecordCodec::new(&view.schema);
@@ -257,6 +261,7 @@ impl Push<'_> {
                 entries.push(Entry { key, record });
             }
             stats += self.online.write(&view.name, &entries)?;
+            almanac_offline::report_stage("push: online latest values", stage);
         }
         Ok(stats)
     }
@@ -295,7 +300,8 @@ impl Push<'_> {
             }
             state.cut(widest);
             let mut record = Vec::with_capacity(64);
-            codec.encode_values(&state.values(), state.stamp, None, &mut record)?;
+            let stamp = state.stamp;
+            codec.encode_values(&state.into_values(), stamp, None, &mut record)?;
             entries.push(Entry { key: key.clone(), record });
         }
         Ok(self.online.write(&view.name, &entries)?)
@@ -379,6 +385,11 @@ fn file_batch(source: &Source, rows: &Rows, file_schema: &Schema) -> Result<Reco
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
+/// A stored record's event time, from its header.
+fn header_stamp(bytes: &[u8]) -> Result<i64, Error> {
+    almanac_online::RecordHeader::parse(bytes).map(|h| h.event_ts).ok_or_else(|| Error::Internal("an aggregation state shorter than its header".into()))
+}
+
 /// A checked row's store key (`check` refused null keys; keys are int64 or string).
 fn store_key(keys: &[&ArrayRef], row: usize) -> Result<Vec<u8>, Error> {
     let mut parts = Vec::with_capacity(keys.len());
@@ -409,17 +420,16 @@ impl State {
     }
 
     fn decode(codec: &RecordCodec, bytes: &[u8], columns: usize) -> Result<State, Error> {
-        let decoded = codec.decode(bytes)?;
-        let list = |value: Option<&Value>| match value {
-            Some(Value::List(items)) => items.clone(),
+        let mut lists = codec.decode(bytes)?.values.into_iter().map(|value| match value {
+            Value::List(items) => items,
             _ => Vec::new(),
-        };
-        let ts = list(decoded.values.first()).into_iter().map(|v| if let Value::Timestamp(t) = v { Ok(t) } else { Err(Error::Internal(format!("an aggregation state holds the event time {v:?}"))) }).collect::<Result<Vec<_>, _>>()?;
-        let columns: Vec<Vec<Value>> = (0..columns).map(|c| list(decoded.values.get(c + 1))).collect();
+        });
+        let ts = lists.next().unwrap_or_default().into_iter().map(|v| if let Value::Timestamp(t) = v { Ok(t) } else { Err(Error::Internal(format!("an aggregation state holds the event time {v:?}"))) }).collect::<Result<Vec<_>, _>>()?;
+        let columns: Vec<Vec<Value>> = (0..columns).map(|_| lists.next().unwrap_or_default()).collect();
         if columns.iter().any(|c| c.len() != ts.len()) {
             return Err(Error::Internal("an aggregation state's lists differ in length".into()));
         }
-        Ok(State { stamp: decoded.event_ts, ts, columns })
+        Ok(State { stamp: header_stamp(bytes)?, ts, columns })
     }
 
     /// Insert after every event at the same instant or earlier.
@@ -443,9 +453,9 @@ impl State {
         }
     }
 
-    fn values(&self) -> Vec<Value> {
-        let mut values = vec![Value::List(self.ts.iter().map(|&t| Value::Timestamp(t)).collect())];
-        values.extend(self.columns.iter().map(|c| Value::List(c.clone())));
+    fn into_values(self) -> Vec<Value> {
+        let mut values = vec![Value::List(self.ts.into_iter().map(Value::Timestamp).collect())];
+        values.extend(self.columns.into_iter().map(Value::List));
         values
     }
 }

@@ -194,6 +194,7 @@ pub fn init(dir: &Path, kind: InitKind) -> Result<InitOutcome, Error> {
         }
         InitKind::Demo(spec) => {
             let summary = almanac_datagen::write_dataset(&spec, &dir.join("data"))?;
+            files.push(write_stream_seed(dir)?);
             files.push(write("almanac.yaml", DEMO_CONFIG)?);
             files.push(write("features.yaml", DEMO_DEFINITIONS)?);
             files.extend(summary.files.iter().cloned());
@@ -201,4 +202,25 @@ pub fn init(dir: &Path, kind: InitKind) -> Result<InitOutcome, Error> {
         }
     };
     Ok(InitOutcome { root: dir.to_path_buf(), files, dataset })
+}
+
+/// `data/card_events/seed.parquet`: no rows, only the columns of a card
+/// event. A stream source appends its events to a folder whose files fix
+/// the schema (aggregation inputs take their types from it), so the demo
+/// ships the empty folder the streaming follow-up (`scripts/stream-demo.sh`,
+/// README "Streams") binds a stream source to.
+fn write_stream_seed(dir: &Path) -> Result<PathBuf, Error> {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("txn_id", DataType::Utf8, true),
+        Field::new("user_id", DataType::Int64, true),
+        Field::new("event_timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("merchant_id", DataType::Int64, true),
+    ]));
+    let folder = dir.join("data").join("card_events");
+    std::fs::create_dir_all(&folder).map_err(|source| Error::Io { path: folder.clone(), source })?;
+    let path = folder.join("seed.parquet");
+    almanac_datagen::write_parquet(&path, &[arrow::array::RecordBatch::new_empty(schema)])?;
+    Ok(path)
 }

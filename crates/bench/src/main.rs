@@ -10,7 +10,10 @@
 //! almanac-bench dense-repo DIR --entities N
 //! almanac-bench read-latency --repo DIR [--iterations N]
 //! almanac-bench view-latency --repo DIR --view VIEW --at RFC3339 [--iterations N]
+//! almanac-bench stream-latency --repo DIR --source S --server HOST:PORT [--rate N] [--seconds N] [--users N]
 //! ```
+
+mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +47,24 @@ fn main() -> anyhow::Result<()> {
             let at = chrono::DateTime::parse_from_rfc3339(&flag("--at").context("view-latency --at RFC3339")?)?.timestamp_micros();
             let iterations: usize = flag("--iterations").unwrap_or_else(|| "20000".into()).parse()?;
             view_latency(&repo, &view, at, iterations)
+        }
+        Some("stream-delete") => {
+            // Remove a bench run's stream (NATS) or key (Redis) and its consumer.
+            let repo = PathBuf::from(flag("--repo").context("stream-delete --repo DIR --source S")?);
+            let name = flag("--source").context("stream-delete --source S")?;
+            let source = FeatureStore::open(&repo)?.serving_state()?.definitions.source(&name).cloned().context("no such source")?;
+            Ok(almanac_stream::broker::delete(&source)?)
+        }
+        Some("stream-latency") => {
+            let number = |name: &str, default: u64| flag(name).map_or(Ok(default), |v| v.parse::<u64>());
+            stream::run(&stream::Options {
+                repo: PathBuf::from(flag("--repo").context("stream-latency --repo DIR")?),
+                source: flag("--source").context("stream-latency --source S")?,
+                server: flag("--server").context("stream-latency --server HOST:PORT")?,
+                rate: number("--rate", 10_000)?,
+                seconds: number("--seconds", 20)?,
+                users: number("--users", 100_000)?,
+            })
         }
         _ => anyhow::bail!("usage: almanac-bench dense-repo DIR --entities N | read-latency --repo DIR [--iterations N] | view-latency --repo DIR --view VIEW --at RFC3339 [--iterations N]"),
     }

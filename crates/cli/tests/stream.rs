@@ -260,9 +260,9 @@ fn assert_online_equals_offline(repo: &Path, expected: &Expected) {
     for feature in FEATURES.split(',').map(|f| f.split(':').nth(1).expect("name")) {
         let offline_column = training.column_by_name(feature).unwrap_or_else(|| panic!("training set has no `{feature}`"));
         let online_column = online.values.column_by_name(feature).unwrap_or_else(|| panic!("online has no `{feature}`"));
-        for row in 0..users.len() {
+        for (row, user) in users.iter().enumerate() {
             let (a, b) = (almanac::core::convert::value_at(online_column.as_ref(), row), almanac::core::convert::value_at(offline_column.as_ref(), row));
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "user {} feature `{feature}` at {}: online {a:?}, training set {b:?}", users[row], rfc3339(t));
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "user {user} feature `{feature}` at {}: online {a:?}, training set {b:?}", rfc3339(t));
             compared += 1;
         }
     }
@@ -320,6 +320,13 @@ fn equality(broker: &str) {
     // A second run finds nothing new and changes nothing.
     let again = run(&repo, &["ingest", "--until-idle", "--json"]).ok();
     assert_eq!(again.json()[0]["received"], 0);
+    // The monitor reports the stream's freshness beside the views' staleness.
+    let newest = expected.accepted.iter().map(|e| e.2).max().unwrap_or(T0);
+    let monitor = run(&repo, &["monitor", "--views", "last_txn", "--at", &rfc3339(newest + MINUTE), "--json"]);
+    let stream = &monitor.json()["views"][0]["stream"];
+    assert_eq!(stream["source"], "txn_stream", "{}", monitor.stdout);
+    assert_eq!(stream["newest_event"], rfc3339(newest), "{}", monitor.stdout);
+    assert_eq!(stream["newest_event_age_seconds"], 60.0, "{}", monitor.stdout);
     // Parity covers stream-fed views: the online store agrees with the history.
     let parity = run(&repo, &["parity", "--at", &rfc3339(expected.accepted.iter().map(|e| e.2).max().unwrap_or(T0) + MINUTE), "--json"]);
     assert_eq!(parity.code, 0, "parity: {}\n{}", parity.stdout, parity.stderr);

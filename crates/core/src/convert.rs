@@ -321,6 +321,19 @@ fn json_text(value: &Value) -> Result<String, String> {
 /// lists) as `dtype`: integers widen to floats, timestamps are text in
 /// [`time`]'s grammar or epoch seconds, `"NaN"`/`"Infinity"`/`"-Infinity"`
 /// are floats (as Feast writes them).
+/// [`coerce`] taking the value by value: one that already has the dtype's
+/// variant is returned as it is, with no copy.
+pub fn coerce_owned(value: Value, dtype: &DType) -> Result<Value, String> {
+    match (dtype, value) {
+        (_, Value::Null) => Ok(Value::Null),
+        (DType::String, Value::String(s)) => Ok(Value::String(s)),
+        (DType::Int64, Value::Int64(v)) => Ok(Value::Int64(v)),
+        (DType::Float64, Value::Float64(v)) => Ok(Value::Float64(v)),
+        (DType::Bool, Value::Bool(v)) => Ok(Value::Bool(v)),
+        (_, other) => coerce(&other, dtype),
+    }
+}
+
 pub fn coerce(value: &Value, dtype: &DType) -> Result<Value, String> {
     let wrong = || format!("expected {dtype}, got {}", describe(value));
     Ok(match (dtype, value) {

@@ -45,6 +45,17 @@ impl Value {
         }
     }
 
+    /// [`Value::from_json`], taking the JSON by value so strings move
+    /// instead of being copied (a stream decodes every event this way).
+    pub fn from_json_owned(value: serde_json::Value) -> Value {
+        match value {
+            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::Array(items) => Value::List(items.into_iter().map(Value::from_json_owned).collect()),
+            serde_json::Value::Object(fields) => Value::Object(fields.into_iter().map(|(k, v)| (k, Value::from_json_owned(v))).collect()),
+            other => Value::from_json(&other),
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }

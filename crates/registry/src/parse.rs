@@ -612,7 +612,8 @@ impl<'a> Walker<'a> {
 
     /// A broker URL must name its scheme (a bare host is a common slip).
     fn broker_url(&mut self, spec: &MarkedMappingNode, url: Option<&str>, scheme: &str) {
-        if let Some(url) = url.filter(|u| !u.starts_with(scheme) && !(scheme == "redis://" && u.starts_with("rediss://")) && !(scheme == "nats://" && u.starts_with("tls://"))) {
+        let secure = if scheme == "redis://" { "rediss://" } else { "tls://" };
+        if let Some(url) = url.filter(|u| !(u.starts_with(scheme) || u.starts_with(secure))) {
             let span = spec.get_node("url").map(|n| *n.span()).unwrap_or_else(Span::new_blank);
             self.error(&span, format!("`{url}` is not a {scheme} URL"), Some(format!("write `{scheme}{}`", url.split("://").last().unwrap_or(url))));
         }

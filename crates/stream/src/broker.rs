@@ -58,12 +58,89 @@ pub fn connect(source: &Source) -> Result<Box<dyn Consumer>, StreamError> {
 
 /// Publish JSON events to a stream source's broker, in order, each
 /// confirmed by the broker; returns how many. For `almanac publish`, the
-/// demo and tests: producers in production use their own clients.
+/// demo, tests and benchmarks: producers in production use their own clients.
 pub fn publish(source: &Source, events: &mut dyn Iterator<Item = Vec<u8>>) -> Result<u64, StreamError> {
-    let stream = source.stream.as_ref().ok_or_else(|| StreamError::NotAStream(source.name.clone()))?;
-    match &stream.broker {
-        Broker::Nats { url, stream: name, subject } => publish_nats(&source.name, url, name, subject, events),
-        Broker::Redis { url, key } => publish_redis(&source.name, url, key, events),
+    Publisher::connect(source)?.send(events)
+}
+
+/// A connection that publishes to a stream source's broker.
+pub struct Publisher {
+    source: String,
+    kind: PublisherKind,
+}
+
+enum PublisherKind {
+    Nats { runtime: tokio::runtime::Runtime, client: async_nats::Client, context: Box<jetstream::Context>, subject: String },
+    Redis { connection: redis::Connection, key: String },
+}
+
+impl Publisher {
+    pub fn connect(source: &Source) -> Result<Publisher, StreamError> {
+        let stream = source.stream.as_ref().ok_or_else(|| StreamError::NotAStream(source.name.clone()))?;
+        let kind = match &stream.broker {
+            Broker::Nats { url, stream: name, subject } => {
+                let runtime = runtime()?;
+                let describe = format!("NATS stream `{name}` at {url}");
+                let (client, context) = runtime.block_on(async {
+                    let (client, context) = nats_context(&source.name, url, &describe).await?;
+                    nats_stream(&source.name, &context, name, subject).await?;
+                    Ok::<_, StreamError>((client, context))
+                })?;
+                PublisherKind::Nats { runtime, client, context: Box::new(context), subject: subject.clone() }
+            }
+            Broker::Redis { url, key } => {
+                let describe = format!("Redis stream `{key}` at {url}");
+                let client = redis::Client::open(url.as_str()).map_err(|e| unreachable(&source.name, describe.clone(), e))?;
+                let connection = client.get_connection_with_timeout(Duration::from_secs(3)).map_err(|e| unreachable(&source.name, describe, e))?;
+                PublisherKind::Redis { connection, key: key.clone() }
+            }
+        };
+        Ok(Publisher { source: source.name.clone(), kind })
+    }
+
+    /// Publish `events` in order; returns once the broker has confirmed
+    /// every one.
+    pub fn send(&mut self, events: &mut dyn Iterator<Item = Vec<u8>>) -> Result<u64, StreamError> {
+        let source = self.source.as_str();
+        match &mut self.kind {
+            PublisherKind::Nats { runtime, client, context, subject } => runtime.block_on(async {
+                let mut pending = std::collections::VecDeque::new();
+                let mut sent = 0u64;
+                for event in events {
+                    let ack = context.publish(subject.clone(), event.into()).await.map_err(|e| broker_error(source, "publish", e))?;
+                    pending.push_back(ack);
+                    // A window of unconfirmed publishes keeps the pipe full
+                    // while every message is still confirmed, in order.
+                    if pending.len() >= 4096
+                        && let Some(ack) = pending.pop_front()
+                    {
+                        ack.await.map_err(|e| broker_error(source, "publish", e))?;
+                    }
+                    sent += 1;
+                }
+                for ack in pending {
+                    ack.await.map_err(|e| broker_error(source, "publish", e))?;
+                }
+                client.flush().await.map_err(|e| broker_error(source, "flush", e))?;
+                Ok(sent)
+            }),
+            PublisherKind::Redis { connection, key } => {
+                let mut sent = 0u64;
+                loop {
+                    let mut pipe = redis::pipe();
+                    let mut n = 0;
+                    for event in (&mut *events).take(2_000) {
+                        pipe.cmd("XADD").arg(key.as_str()).arg("*").arg("data").arg(event).ignore();
+                        n += 1;
+                    }
+                    if n == 0 {
+                        return Ok(sent);
+                    }
+                    let _: () = pipe.query(connection).map_err(|e| broker_error(source, "XADD", e))?;
+                    sent += n;
+                }
+            }
+        }
     }
 }
 
@@ -83,8 +160,12 @@ use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer:
 /// batch's last message acknowledges the batch, one round trip per batch.
 pub struct NatsConsumer {
     source: String,
+    subject: String,
     runtime: tokio::runtime::Runtime,
+    stream: jetstream::stream::Stream,
     consumer: jetstream::consumer::Consumer<pull::Config>,
+    /// A pull failed: restart at the acknowledged floor before the next.
+    reset: bool,
     /// The newest message fetched and not yet acknowledged.
     last: Option<jetstream::Message>,
     describe: String,
@@ -116,59 +197,104 @@ impl NatsConsumer {
     fn connect(source: &str, url: &str, name: &str, subject: &str) -> Result<NatsConsumer, StreamError> {
         let runtime = runtime()?;
         let describe = format!("NATS stream `{name}` (subject `{subject}`) at {url}");
-        let consumer = runtime.block_on(async {
+        let (stream, consumer) = runtime.block_on(async {
             let (_client, context) = nats_context(source, url, &describe).await?;
             let stream = nats_stream(source, &context, name, subject).await?;
             let durable = consumer_name(source);
-            let config = |deliver_policy| pull::Config {
-                durable_name: Some(durable.clone()),
-                deliver_policy,
-                ack_policy: AckPolicy::All,
-                ack_wait: Duration::from_secs(60),
-                filter_subject: subject.to_string(),
-                max_ack_pending: 1_000_000,
-                ..Default::default()
-            };
             match stream.get_consumer::<pull::Config>(&durable).await {
                 Ok(mut existing) => {
                     let info = existing.info().await.map_err(|e| broker_error(source, "consumer info", e))?;
                     if info.num_ack_pending == 0 {
-                        return Ok(existing);
+                        return Ok::<_, StreamError>((stream, existing));
                     }
                     // Delivered but unacknowledged before a crash: restart
                     // the consumer just past its acknowledged floor, so the
                     // replay comes now rather than after the ack wait.
-                    let next = info.ack_floor.stream_sequence + 1;
-                    stream.delete_consumer(&durable).await.map_err(|e| broker_error(source, "reset the consumer", e))?;
-                    stream.create_consumer(config(DeliverPolicy::ByStartSequence { start_sequence: next })).await.map_err(|e| broker_error(source, "recreate the consumer", e))
+                    let consumer = recreate(source, &stream, subject, info.ack_floor.stream_sequence + 1).await?;
+                    Ok((stream, consumer))
                 }
                 // New: from the beginning, so events published before the
                 // first ingest are not lost.
-                Err(_) => stream.create_consumer(config(DeliverPolicy::All)).await.map_err(|e| broker_error(source, "create the consumer", e)),
+                Err(_) => {
+                    let consumer = stream.create_consumer(consumer_config(source, subject, DeliverPolicy::All)).await.map_err(|e| broker_error(source, "create the consumer", e))?;
+                    Ok((stream, consumer))
+                }
             }
         })?;
-        Ok(NatsConsumer { source: source.to_string(), runtime, consumer, last: None, describe })
+        Ok(NatsConsumer { source: source.to_string(), subject: subject.to_string(), runtime, stream, consumer, last: None, reset: false, describe })
+    }
+
+    /// Recreate the durable consumer just past its acknowledged floor.
+    fn restart_at_ack_floor(&mut self) -> Result<(), StreamError> {
+        let (source, subject) = (self.source.clone(), self.subject.clone());
+        let stream = &self.stream;
+        let consumer = &mut self.consumer;
+        let fresh = self.runtime.block_on(async {
+            let info = consumer.info().await.map_err(|e| broker_error(&source, "consumer info", e))?;
+            recreate(&source, stream, &subject, info.ack_floor.stream_sequence + 1).await
+        })?;
+        self.consumer = fresh;
+        self.last = None;
+        self.reset = false;
+        Ok(())
     }
 }
 
+fn consumer_config(source: &str, subject: &str, deliver_policy: DeliverPolicy) -> pull::Config {
+    pull::Config {
+        durable_name: Some(consumer_name(source)),
+        deliver_policy,
+        ack_policy: AckPolicy::All,
+        ack_wait: Duration::from_secs(60),
+        filter_subject: subject.to_string(),
+        max_ack_pending: 1_000_000,
+        ..Default::default()
+    }
+}
+
+async fn recreate(source: &str, stream: &jetstream::stream::Stream, subject: &str, start_sequence: u64) -> Result<jetstream::consumer::Consumer<pull::Config>, StreamError> {
+    stream.delete_consumer(&consumer_name(source)).await.map_err(|e| broker_error(source, "reset the consumer", e))?;
+    stream.create_consumer(consumer_config(source, subject, DeliverPolicy::ByStartSequence { start_sequence })).await.map_err(|e| broker_error(source, "recreate the consumer", e))
+}
+
 impl Consumer for NatsConsumer {
+    /// No-wait pulls (the server answers at once with what it has), polled
+    /// every 2 ms until something comes or `wait` is up. A pull that waits
+    /// on the server instead ends only when the server's expiry notice
+    /// arrives, which is late or missing for short expiries, and a pull
+    /// abandoned early could still deliver messages no one reads, which the
+    /// next `AckPolicy::All` acknowledgement would then acknowledge unread.
     fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StreamError> {
+        if self.reset {
+            self.restart_at_ack_floor()?;
+        }
         let source = self.source.clone();
+        let started = std::time::Instant::now();
         let consumer = &self.consumer;
-        let messages: Vec<jetstream::Message> = self.runtime.block_on(async {
-            let mut batch = consumer
-                .batch()
-                .max_messages(max)
-                .expires(wait.max(Duration::from_millis(10)))
-                .messages()
-                .await
-                .map_err(|e| broker_error(&source, "fetch", e))?;
-            let mut out = Vec::new();
-            while let Some(message) = batch.next().await {
-                out.push(message.map_err(|e| broker_error(&source, "fetch", e))?);
+        let result: Result<Vec<jetstream::Message>, StreamError> = self.runtime.block_on(async {
+            loop {
+                let mut batch = consumer.fetch().max_messages(max).messages().await.map_err(|e| broker_error(&source, "fetch", e))?;
+                let mut out = Vec::new();
+                while let Some(message) = batch.next().await {
+                    out.push(message.map_err(|e| broker_error(&source, "fetch", e))?);
+                }
+                if !out.is_empty() || started.elapsed() >= wait {
+                    return Ok(out);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            Ok::<_, StreamError>(out)
-        })?;
+        });
+        let messages = match result {
+            Ok(messages) => messages,
+            Err(error) => {
+                // Messages of the failed pull may still be delivered to no
+                // one: restart the consumer at its acknowledged floor before
+                // the next pull, so they come again instead of being
+                // acknowledged unread by a later `AckPolicy::All` ack.
+                self.reset = true;
+                return Err(error);
+            }
+        };
         let deliveries = messages
             .iter()
             .map(|m| Delivery {
@@ -205,34 +331,6 @@ impl Consumer for NatsConsumer {
     fn describe(&self) -> String {
         self.describe.clone()
     }
-}
-
-fn publish_nats(source: &str, url: &str, name: &str, subject: &str, events: &mut dyn Iterator<Item = Vec<u8>>) -> Result<u64, StreamError> {
-    let runtime = runtime()?;
-    let describe = format!("NATS stream `{name}` at {url}");
-    runtime.block_on(async {
-        let (client, context) = nats_context(source, url, &describe).await?;
-        nats_stream(source, &context, name, subject).await?;
-        let mut pending = std::collections::VecDeque::new();
-        let mut sent = 0u64;
-        for event in events {
-            let ack = context.publish(subject.to_string(), event.into()).await.map_err(|e| broker_error(source, "publish", e))?;
-            pending.push_back(ack);
-            // A window of unconfirmed publishes keeps the pipe full while
-            // every message is still confirmed, in order.
-            if pending.len() >= 4096
-                && let Some(ack) = pending.pop_front()
-            {
-                ack.await.map_err(|e| broker_error(source, "publish", e))?;
-            }
-            sent += 1;
-        }
-        for ack in pending {
-            ack.await.map_err(|e| broker_error(source, "publish", e))?;
-        }
-        client.flush().await.map_err(|e| broker_error(source, "flush", e))?;
-        Ok(sent)
-    })
 }
 
 // --------------------------------------------------------------- Redis
@@ -333,7 +431,14 @@ impl Consumer for RedisConsumer {
             Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
             _ => 0,
         };
-        let Some(info) = groups.iter().find(|g| matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == group.as_bytes())) else { return Ok(0) };
+        let named = |value: Option<&redis::Value>| match value {
+            Some(redis::Value::BulkString(n)) => n == group.as_bytes(),
+            Some(redis::Value::SimpleString(n)) => n == &group,
+            _ => false,
+        };
+        let Some(info) = groups.iter().find(|g| named(g.get("name"))) else {
+            return Err(broker_error(&self.source, "XINFO GROUPS", format!("no consumer group `{group}` on `{key}`")));
+        };
         // `lag` (entries not yet delivered to the group) is null when Redis
         // cannot tell (after deletions); pending ones are counted as well.
         Ok(number(info.get("lag")) + number(info.get("pending")))
@@ -341,26 +446,6 @@ impl Consumer for RedisConsumer {
 
     fn describe(&self) -> String {
         self.describe.clone()
-    }
-}
-
-fn publish_redis(source: &str, url: &str, key: &str, events: &mut dyn Iterator<Item = Vec<u8>>) -> Result<u64, StreamError> {
-    let describe = format!("Redis stream `{key}` at {url}");
-    let client = redis::Client::open(url).map_err(|e| unreachable(source, describe.clone(), e))?;
-    let mut connection = client.get_connection_with_timeout(Duration::from_secs(3)).map_err(|e| unreachable(source, describe, e))?;
-    let mut sent = 0u64;
-    loop {
-        let mut pipe = redis::pipe();
-        let mut n = 0;
-        for event in (&mut *events).take(2_000) {
-            pipe.cmd("XADD").arg(key).arg("*").arg("data").arg(event).ignore();
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(sent);
-        }
-        let _: () = pipe.query(&mut connection).map_err(|e| broker_error(source, "XADD", e))?;
-        sent += n;
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use almanac::FeatureStore;
 use almanac::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use almanac::arrow::datatypes::{Field as ArrowField, Schema, TimestampMicrosecondType};
-use almanac::core::convert::{coerce, to_array, value_at};
+use almanac::core::convert::{coerce_owned, to_array, value_at};
 use almanac::core::time::rfc3339_micros;
 use almanac::core::{DType, Source, Stream, Value};
 use almanac::push::{ColumnRole, PushColumn};
@@ -87,6 +87,8 @@ pub struct SourceIngest {
     /// The last batch file's stamp, so names sort in ingestion order even
     /// if the clock steps back.
     last_stamp: i64,
+    /// Events ingested by this process (for the status file).
+    ingested: u64,
     metrics: Arc<SourceMetrics>,
 }
 
@@ -116,9 +118,9 @@ impl SourceIngest {
         if !folder.is_dir() {
             return Err(definition(format!("its batch source's path `{}` is not a folder; ingested events are appended to it as Parquet files", source.path)));
         }
-        let state_dir = store.root().join(".almanac").join("stream").join(name);
+        let state_dir = almanac::stream_status::state_dir(store.root(), name);
         std::fs::create_dir_all(&state_dir).map_err(|error| StreamError::Io { path: state_dir.clone(), error })?;
-        let mut ingest = SourceIngest { store, source, stream, columns, index, id_column, time_column, seen: Seen::default(), newest: None, horizon, folder, state_dir, last_stamp: 0, metrics };
+        let mut ingest = SourceIngest { store, source, stream, columns, index, id_column, time_column, seen: Seen::default(), newest: None, horizon, folder, state_dir, last_stamp: 0, ingested: 0, metrics };
         ingest.load_history()?;
         ingest.finish_interrupted_batch()?;
         Ok(ingest)
@@ -146,32 +148,49 @@ impl SourceIngest {
         Ok(files)
     }
 
-    /// Ids and the newest event time from the stream's files.
+    /// Ids and the newest event time from the stream's files, newest file
+    /// first, reading back only as far as the horizon needs: every event of
+    /// file `k` was not late, so everything in the files before it is at
+    /// most `min time of k + lateness`; once that falls below `newest −
+    /// horizon`, the older files hold nothing dedupe still needs (a stream
+    /// months old restarts by reading its last few files, not all).
     fn load_history(&mut self) -> Result<(), StreamError> {
         let id_name = self.source.file_column(&self.stream.event_id_field).to_string();
         let time_name = self.source.file_column(&self.source.timestamp_field).to_string();
+        let lateness = self.stream.allowed_lateness.micros();
         let mut events: Vec<(u128, i64)> = Vec::new();
-        for file in self.stream_files()? {
-            if let Some(stamp) = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(&self.file_prefix())).and_then(|rest| rest.split('-').next()).and_then(|s| s.parse::<i64>().ok()) {
-                self.last_stamp = self.last_stamp.max(stamp);
-            }
-            for batch in read_columns(&file, &[&id_name, &time_name])? {
+        let mut newest: Option<i64> = None;
+        let files = self.stream_files()?;
+        if let Some(stamp) = files.last().and_then(|f| f.file_name()).and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(&self.file_prefix())).and_then(|rest| rest.split(['-', '.']).next()).and_then(|s| s.parse::<i64>().ok()) {
+            self.last_stamp = stamp;
+        }
+        for file in files.iter().rev() {
+            let mut oldest_in_file: Option<i64> = None;
+            for batch in read_columns(file, &[&id_name, &time_name])? {
                 let times = almanac::core::convert::conform(batch.column(1), &DType::Timestamp).map_err(|e| StreamError::History { path: file.clone(), reason: e.to_string() })?;
                 let times = times.as_primitive::<TimestampMicrosecondType>();
                 for row in 0..batch.num_rows() {
                     if times.is_null(row) {
                         continue;
                     }
-                    events.push((id_hash(&value_at(batch.column(0).as_ref(), row)), times.value(row)));
+                    let at = times.value(row);
+                    oldest_in_file = Some(oldest_in_file.map_or(at, |o| o.min(at)));
+                    newest = Some(newest.map_or(at, |n| n.max(at)));
+                    events.push((id_hash(&value_at(batch.column(0).as_ref(), row)), at));
                 }
             }
+            if let (Some(oldest), Some(newest)) = (oldest_in_file, newest)
+                && oldest.saturating_add(lateness) < newest.saturating_sub(self.horizon)
+            {
+                break;
+            }
         }
-        self.newest = events.iter().map(|(_, at)| *at).max();
-        let from = self.newest.map_or(i64::MIN, |n| n.saturating_sub(self.horizon));
+        self.newest = newest;
+        let from = newest.map_or(i64::MIN, |n| n.saturating_sub(self.horizon));
         for (id, at) in events.into_iter().filter(|(_, at)| *at >= from) {
             self.seen.insert(id, at);
         }
-        if let Some(newest) = self.newest {
+        if let Some(newest) = newest {
             self.metrics.newest_event.set(newest as f64 / 1e6);
         }
         Ok(())
@@ -206,6 +225,7 @@ impl SourceIngest {
             self.load_history()?;
             self.finish_interrupted_batch()?;
         }
+        let stage = std::time::Instant::now();
         let mut counts = BatchCounts { received: deliveries.len() as u64, ..Default::default() };
         let mut accepted: Vec<Event> = Vec::new();
         let mut in_batch: std::collections::HashSet<u128> = std::collections::HashSet::new();
@@ -239,16 +259,21 @@ impl SourceIngest {
         counts.late = late.len() as u64;
         counts.rejected = rejected.len() as u64;
         counts.ingested = accepted.len() as u64;
+        almanac::offline::report_stage("stream: decode and filter", stage);
         if !accepted.is_empty() {
-            self.commit(&accepted, newest.unwrap_or(i64::MIN))?;
-            for event in &accepted {
-                self.seen.insert(event.id, event.at);
+            let ids: Vec<(u128, i64)> = accepted.iter().map(|e| (e.id, e.at)).collect();
+            self.commit(accepted, newest.unwrap_or(i64::MIN))?;
+            for (id, at) in ids {
+                self.seen.insert(id, at);
             }
             self.newest = newest;
             if let Some(newest) = newest {
                 self.seen.prune(newest.saturating_sub(self.horizon));
                 self.metrics.newest_event.set(newest as f64 / 1e6);
             }
+            self.ingested += counts.ingested;
+            let status = almanac::stream_status::StreamStatus { newest_event_micros: self.newest, last_batch_micros: chrono::Utc::now().timestamp_micros(), ingested: self.ingested };
+            status.write(self.store.root(), &self.source.name);
         }
         self.set_aside("late", &late)?;
         self.set_aside("rejected", &rejected)?;
@@ -269,13 +294,13 @@ impl SourceIngest {
     fn decode(&self, payload: &[u8]) -> Result<Event, String> {
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(payload).map_err(|e| format!("not a JSON object: {e}"))?;
         let mut values = vec![Value::Null; self.columns.len()];
-        for (name, json) in &object {
-            let Some(&i) = self.index.get(name) else {
-                let help = almanac::core::suggest::closest(name, self.columns.iter().map(|c| c.name.as_str())).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+        for (name, json) in object {
+            let Some(&i) = self.index.get(&name) else {
+                let help = almanac::core::suggest::closest(&name, self.columns.iter().map(|c| c.name.as_str())).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
                 return Err(format!("field `{name}` is not a column of batch source `{}`{help}", self.source.batch_source.as_deref().unwrap_or_default()));
             };
             let column = &self.columns[i];
-            values[i] = coerce(&Value::from_json(json), &column.dtype).map_err(|why| format!("field `{name}` ({}): {why}", column.dtype))?;
+            values[i] = coerce_owned(Value::from_json_owned(json), &column.dtype).map_err(|why| format!("field `{name}` ({}): {why}", column.dtype))?;
         }
         let range = self.store.config().timestamp_range;
         for (column, value) in self.columns.iter().zip(&values) {
@@ -298,12 +323,14 @@ impl SourceIngest {
     /// Write the accepted events to both stores: the marker, the file (via
     /// the facade's push, which writes the file before anything online),
     /// then the marker's removal.
-    fn commit(&mut self, events: &[Event], newest: i64) -> Result<(), StreamError> {
+    fn commit(&mut self, events: Vec<Event>, newest: i64) -> Result<(), StreamError> {
+        let from = events.iter().map(|e| e.at).min().unwrap_or(newest);
+        let stage = std::time::Instant::now();
         let batch = self.batch_of(events)?;
+        almanac::offline::report_stage("stream: to Arrow", stage);
         let stamp = chrono::Utc::now().timestamp_micros().max(self.last_stamp + 1);
         self.last_stamp = stamp;
         let file = format!("{}{stamp:020}.parquet", self.file_prefix());
-        let from = events.iter().map(|e| e.at).min().unwrap_or(newest);
         let pending = Pending { file: file.clone(), from_micros: from, end_micros: newest };
         let marker = self.pending_path();
         let text = serde_json::to_vec(&pending).map_err(|e| StreamError::Io { path: marker.clone(), error: std::io::Error::other(e) })?;
@@ -316,11 +343,17 @@ impl SourceIngest {
         std::fs::remove_file(&marker).map_err(|error| StreamError::Io { path: marker, error })
     }
 
-    fn batch_of(&self, events: &[Event]) -> Result<RecordBatch, StreamError> {
+    /// The events as one batch of the source's columns (values moved, not copied).
+    fn batch_of(&self, events: Vec<Event>) -> Result<RecordBatch, StreamError> {
         let mut fields = Vec::with_capacity(self.columns.len());
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
-        for (i, column) in self.columns.iter().enumerate() {
-            let values: Vec<Value> = events.iter().map(|e| e.values[i].clone()).collect();
+        let mut columns: Vec<Vec<Value>> = (0..self.columns.len()).map(|_| Vec::with_capacity(events.len())).collect();
+        for event in events {
+            for (column, value) in columns.iter_mut().zip(event.values) {
+                column.push(value);
+            }
+        }
+        for (column, values) in self.columns.iter().zip(columns) {
             let array = to_array(&column.name, &values, &column.dtype).map_err(|e| StreamError::Definition { source_name: self.source.name.clone(), reason: e.to_string() })?;
             fields.push(ArrowField::new(&column.name, array.data_type().clone(), true));
             arrays.push(array);

@@ -101,7 +101,10 @@ pub fn run_source(store: Arc<FeatureStore>, name: &str, options: &IngestOptions,
         backoff.wait(stop);
     };
     while !stop.load(Ordering::Relaxed) {
-        let deliveries = match collect_batch(consumer.as_mut(), options) {
+        let stage = Instant::now();
+        let collected = collect_batch(consumer.as_mut(), options);
+        almanac::offline::report_stage("stream: fetch", stage);
+        let deliveries = match collected {
             Ok(deliveries) => deliveries,
             Err(error) if error.is_transient() => {
                 retry(&error, &mut summary, &mut backoff);
@@ -128,6 +131,7 @@ pub fn run_source(store: Arc<FeatureStore>, name: &str, options: &IngestOptions,
             }
         };
         // Acknowledge only now: both stores hold the batch.
+        let stage = Instant::now();
         while let Err(error) = consumer.ack(&deliveries) {
             if stop.load(Ordering::Relaxed) || !error.is_transient() {
                 // Unacknowledged events are delivered again and recognized as duplicates.
@@ -135,6 +139,7 @@ pub fn run_source(store: Arc<FeatureStore>, name: &str, options: &IngestOptions,
             }
             retry(&error, &mut summary, &mut backoff);
         }
+        almanac::offline::report_stage("stream: ack", stage);
         backoff = Backoff::new();
         summary.counts += counts;
         summary.batches += 1;

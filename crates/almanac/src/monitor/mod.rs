@@ -91,10 +91,24 @@ pub struct ViewMonitor {
     pub newest_online: Option<String>,
     pub staleness_online_seconds: Option<f64>,
     pub max_staleness_seconds: Option<f64>,
+    /// For a view fed by a stream source: how fresh its ingestion is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamFreshness>,
     pub reference_rows: usize,
     pub current_rows: usize,
     pub alerts: Vec<String>,
     pub features: Vec<FeatureMonitor>,
+}
+
+/// A stream source's freshness: the newest event ingested and the last
+/// micro-batch written (`None`: never ingested in this repo).
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamFreshness {
+    pub source: String,
+    pub newest_event: Option<String>,
+    pub newest_event_age_seconds: Option<f64>,
+    pub last_batch: Option<String>,
+    pub last_batch_age_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -209,6 +223,18 @@ impl FeatureStore {
                 None => arrow::compute::filter_record_batch(&rows, &arrow::compute::not(&current_mask)?)?,
             };
             let mut monitor = staleness(&state, &view, &records, at);
+            monitor.stream = state.definitions.source(&view.source).filter(|s| s.stream.is_some()).map(|source| {
+                let status = crate::stream_status::StreamStatus::read(self.root(), &source.name);
+                let newest = status.as_ref().and_then(|s| s.newest_event_micros);
+                let batch = status.as_ref().map(|s| s.last_batch_micros);
+                StreamFreshness {
+                    source: source.name.clone(),
+                    newest_event: newest.map(almanac_core::time::rfc3339_micros),
+                    newest_event_age_seconds: newest.map(|n| (at - n) as f64 / 1e6),
+                    last_batch: batch.map(almanac_core::time::rfc3339_micros),
+                    last_batch_age_seconds: batch.map(|b| (at - b) as f64 / 1e6),
+                }
+            });
             monitor.reference_rows = reference.num_rows();
             monitor.current_rows = current.num_rows();
             if monitor.reference_rows == 0 && monitor.current_rows == 0 {
@@ -331,6 +357,7 @@ fn staleness(state: &almanac_registry::RegistryState, view: &FeatureView, record
         newest_online: newest.map(almanac_core::time::rfc3339_micros),
         staleness_online_seconds: newest.map(|n| seconds(at - n)),
         max_staleness_seconds: limit.map(seconds),
+        stream: None,
         reference_rows: 0,
         current_rows: 0,
         alerts,

@@ -70,6 +70,15 @@ fn print(report: &MonitorReport) {
             render::count(view.reference_rows),
             render::count(view.current_rows)
         );
+        if let Some(stream) = &view.stream {
+            println!(
+                "  stream {}: newest event {} ({} ago), last batch {} ago",
+                stream.source,
+                stream.newest_event.as_deref().unwrap_or("none (never ingested here)"),
+                age(stream.newest_event_age_seconds),
+                age(stream.last_batch_age_seconds)
+            );
+        }
         for alert in &view.alerts {
             println!("  ALERT {alert}");
         }

@@ -38,7 +38,7 @@ pub fn run(repo: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         anyhow::ensure!(!sources.is_empty(), "--ingest: no stream source is defined (see the README, Streams)");
         let metrics = Arc::new(almanac_stream::IngestMetrics::new()?);
         extra_metrics.push(metrics.registry.clone());
-        ingesting = super::stream::spawn(&store, &sources, &super::stream::options(&args.batch), &metrics, &stop);
+        ingesting = super::stream::spawn(&store, &sources, &super::stream::options(&args.batch), &metrics, &stop, true);
     }
     let options = ServeOptions {
         addr: SocketAddr::new(host, args.port),

@@ -22,7 +22,7 @@ pub fn ingest(repo: &Path, args: &IngestArgs, json: bool) -> anyhow::Result<()> 
     stop_on_signal(stop.clone());
     let metrics = Arc::new(IngestMetrics::new()?);
     let options = IngestOptions { until_idle: args.until_idle, ..options(&args.batch) };
-    let handles = spawn(&store, &sources, &options, &metrics, &stop);
+    let handles = spawn(&store, &sources, &options, &metrics, &stop, false);
     let mut failed = Vec::new();
     let mut summaries = Vec::new();
     for (name, handle) in handles {
@@ -65,7 +65,9 @@ pub fn options(batch: &StreamBatchArgs) -> IngestOptions {
 }
 
 /// One thread per source, each with its own broker connection.
-pub fn spawn(store: &Arc<FeatureStore>, sources: &[String], options: &IngestOptions, metrics: &Arc<IngestMetrics>, stop: &Arc<AtomicBool>) -> Vec<(String, JoinHandle<Result<Summary, almanac_stream::StreamError>>)> {
+/// `report_errors`: print a source's error when it stops (beside a server,
+/// where nothing else would until shutdown).
+pub fn spawn(store: &Arc<FeatureStore>, sources: &[String], options: &IngestOptions, metrics: &Arc<IngestMetrics>, stop: &Arc<AtomicBool>, report_errors: bool) -> Vec<(String, JoinHandle<Result<Summary, almanac_stream::StreamError>>)> {
     sources
         .iter()
         .map(|name| {
@@ -75,7 +77,7 @@ pub fn spawn(store: &Arc<FeatureStore>, sources: &[String], options: &IngestOpti
                 .name(format!("ingest-{name}"))
                 .spawn(move || {
                     let result = almanac_stream::run_source(store, &name_owned, &options, source_metrics, &stop);
-                    if let Err(error) = &result {
+                    if let (true, Err(error)) = (report_errors, &result) {
                         eprintln!("ingestion of `{name_owned}` stopped: {error}");
                     }
                     result
