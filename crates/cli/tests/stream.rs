@@ -346,7 +346,6 @@ fn crash(broker: &str) {
     assert_ne!(aborted.code, 0, "the fault must abort the process");
     let first = ingested_ids(&repo).len();
     assert!(first > 0 && first <= 250, "one batch reached the history: {first}");
-    assert!(repo.join(".almanac/stream/txn_stream/pending.json").is_file(), "the batch's marker is left for the restart");
     let mut progress = Vec::new();
     for round in 0..5 {
         let mut child = util::almanac().arg("--repo").arg(&repo).args(["ingest", "--batch-rows", "250", "--batch-delay", "20ms"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");

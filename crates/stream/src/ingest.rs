@@ -4,15 +4,15 @@
 //! through the facade's push (the one computation both stores share),
 //! and only then let the caller acknowledge it to the broker.
 //!
-//! Crash safety. The batch's Parquet file is written atomically before
-//! anything goes online, and a marker naming it is written before that. At
-//! start a marker whose file exists means the online writes may be
-//! incomplete: the online store is recomputed from the history for the
-//! batch's time range (idempotent, unlike merging the events again). The
-//! ids and the newest event time are rebuilt from the stream's files, so
-//! the broker's replay of the unacknowledged batch is recognized as
-//! duplicates. Whatever instant a process dies at, a restart loses nothing
-//! and counts nothing twice.
+//! Crash safety. Batches are written one at a time, each one's Parquet
+//! file atomically before anything goes online, so only the newest file
+//! can lack its online writes. At start the online store is recomputed
+//! from the history for that file's time range (idempotent, unlike merging
+//! its events again; no marker file, so no extra fsync per batch). The ids
+//! and the newest event time are rebuilt from the stream's files, so the
+//! broker's replay of the unacknowledged batch is recognized as duplicates.
+//! Whatever instant a process dies at, a restart loses nothing and counts
+//! nothing twice.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -60,10 +60,10 @@ struct Event {
     at: i64,
 }
 
-/// The marker written before a batch's file: `{file, from, end}` (µs).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Pending {
-    file: String,
+/// A batch whose file is (or may be) written and whose online writes are
+/// not known to be complete: its event-time range (µs).
+#[derive(Debug, Clone, Copy)]
+struct Unfinished {
     from_micros: i64,
     end_micros: i64,
 }
@@ -83,12 +83,13 @@ pub struct SourceIngest {
     /// How far back ids are remembered: lateness plus the widest window.
     horizon: i64,
     folder: PathBuf,
-    state_dir: PathBuf,
     /// The last batch file's stamp, so names sort in ingestion order even
     /// if the clock steps back.
     last_stamp: i64,
     /// Events ingested by this process (for the status file).
     ingested: u64,
+    /// The batch whose online writes must be (re)done before the next.
+    unfinished: Option<Unfinished>,
     metrics: Arc<SourceMetrics>,
 }
 
@@ -120,9 +121,9 @@ impl SourceIngest {
         }
         let state_dir = almanac::stream_status::state_dir(store.root(), name);
         std::fs::create_dir_all(&state_dir).map_err(|error| StreamError::Io { path: state_dir.clone(), error })?;
-        let mut ingest = SourceIngest { store, source, stream, columns, index, id_column, time_column, seen: Seen::default(), newest: None, horizon, folder, state_dir, last_stamp: 0, ingested: 0, metrics };
+        let mut ingest = SourceIngest { store, source, stream, columns, index, id_column, time_column, seen: Seen::default(), newest: None, horizon, folder, last_stamp: 0, ingested: 0, unfinished: None, metrics };
         ingest.load_history()?;
-        ingest.finish_interrupted_batch()?;
+        ingest.finish_unfinished_batch()?;
         Ok(ingest)
     }
 
@@ -164,7 +165,7 @@ impl SourceIngest {
         if let Some(stamp) = files.last().and_then(|f| f.file_name()).and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(&self.file_prefix())).and_then(|rest| rest.split(['-', '.']).next()).and_then(|s| s.parse::<i64>().ok()) {
             self.last_stamp = stamp;
         }
-        for file in files.iter().rev() {
+        for (index, file) in files.iter().rev().enumerate() {
             let mut oldest_in_file: Option<i64> = None;
             for batch in read_columns(file, &[&id_name, &time_name])? {
                 let times = almanac::core::convert::conform(batch.column(1), &DType::Timestamp).map_err(|e| StreamError::History { path: file.clone(), reason: e.to_string() })?;
@@ -178,6 +179,12 @@ impl SourceIngest {
                     newest = Some(newest.map_or(at, |n| n.max(at)));
                     events.push((id_hash(&value_at(batch.column(0).as_ref(), row)), at));
                 }
+            }
+            if index == 0
+                && let (Some(from), Some(end)) = (oldest_in_file, newest)
+            {
+                // Only the newest batch can lack its online writes.
+                self.unfinished = Some(Unfinished { from_micros: from, end_micros: end });
             }
             if let (Some(oldest), Some(newest)) = (oldest_in_file, newest)
                 && oldest.saturating_add(lateness) < newest.saturating_sub(self.horizon)
@@ -196,34 +203,28 @@ impl SourceIngest {
         Ok(())
     }
 
-    fn pending_path(&self) -> PathBuf {
-        self.state_dir.join("pending.json")
-    }
-
-    /// A marker left by a crash: if its file was written, recompute the
-    /// online store for the batch's range from the history.
-    fn finish_interrupted_batch(&mut self) -> Result<(), StreamError> {
-        let path = self.pending_path();
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(()) };
-        if let Ok(pending) = serde_json::from_str::<Pending>(&text)
-            && self.folder.join(&pending.file).is_file()
-        {
-            let stats = self.store.restore_online(&self.source.name, pending.from_micros, pending.end_micros)?;
-            tracing::warn!(source = %self.source.name, file = %pending.file, written = stats.written, "finished the online writes of a batch interrupted by a crash");
-        }
-        std::fs::remove_file(&path).map_err(|error| StreamError::Io { path, error })
+    /// Recompute the online store for the unfinished batch's range from
+    /// the history: after a restart (the newest file's range), or after a
+    /// commit of this process failed part-way (a store went away).
+    fn finish_unfinished_batch(&mut self) -> Result<(), StreamError> {
+        let Some(batch) = self.unfinished else { return Ok(()) };
+        let stats = self.store.restore_online(&self.source.name, batch.from_micros, batch.end_micros)?;
+        tracing::debug!(source = %self.source.name, written = stats.written, "online store recomputed for the newest batch");
+        self.unfinished = None;
+        Ok(())
     }
 
     /// Decode, filter and write one micro-batch (deliveries in stream
     /// order). When this returns `Ok`, every delivery is in both stores,
     /// or set aside as late or rejected, or a duplicate: the caller may ack.
     pub fn process(&mut self, deliveries: &[Delivery]) -> Result<BatchCounts, StreamError> {
-        if self.pending_path().exists() {
+        if self.unfinished.is_some() {
             // A commit of this process failed part-way (a store went away):
-            // take the history as it is now, then finish the batch.
+            // take the history as it is now (the file may or may not have
+            // been written), then finish the batch.
             self.seen = Seen::default();
             self.load_history()?;
-            self.finish_interrupted_batch()?;
+            self.finish_unfinished_batch()?;
         }
         let stage = std::time::Instant::now();
         let mut counts = BatchCounts { received: deliveries.len() as u64, ..Default::default() };
@@ -320,9 +321,8 @@ impl SourceIngest {
         Ok(Event { values, id, at })
     }
 
-    /// Write the accepted events to both stores: the marker, the file (via
-    /// the facade's push, which writes the file before anything online),
-    /// then the marker's removal.
+    /// Write the accepted events to both stores: the file, then the online
+    /// writes (the facade's push does both, in that order).
     fn commit(&mut self, events: Vec<Event>, newest: i64) -> Result<(), StreamError> {
         let from = events.iter().map(|e| e.at).min().unwrap_or(newest);
         let stage = std::time::Instant::now();
@@ -331,16 +331,10 @@ impl SourceIngest {
         let stamp = chrono::Utc::now().timestamp_micros().max(self.last_stamp + 1);
         self.last_stamp = stamp;
         let file = format!("{}{stamp:020}.parquet", self.file_prefix());
-        let pending = Pending { file: file.clone(), from_micros: from, end_micros: newest };
-        let marker = self.pending_path();
-        let text = serde_json::to_vec(&pending).map_err(|e| StreamError::Io { path: marker.clone(), error: std::io::Error::other(e) })?;
-        almanac::core::fs::write_atomically(&marker, almanac::core::fs::Durability::Fsync, |mut f| {
-            f.write_all(&text)?;
-            Ok(f)
-        })
-        .map_err(|error| StreamError::Io { path: marker.clone(), error })?;
+        self.unfinished = Some(Unfinished { from_micros: from, end_micros: newest });
         self.store.push_named(&self.source.name, &batch, &file)?;
-        std::fs::remove_file(&marker).map_err(|error| StreamError::Io { path: marker, error })
+        self.unfinished = None;
+        Ok(())
     }
 
     /// The events as one batch of the source's columns (values moved, not copied).
