@@ -22,7 +22,7 @@
 #
 # usage: bench/stream.sh [RUNS] [EVENTS USERS]   (defaults: 3; 1000000 100000)
 # env:   BENCH_DIR (default /tmp/almanac-bench), FEAST_EVENTS (default 200000),
-#        SKIP_FEAST=1, LATENCY_SECONDS (default 20)
+#        SKIP_FEAST=1, LATENCY_SECONDS (default 20), BATCH_DELAY (serve --batch-delay in part 2, default 20ms)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
@@ -144,7 +144,7 @@ echo "== 2. event-to-servable latency at 10,000 events/s ($LATENCY_SECONDS s, a 
 for kind in nats redis; do
   REPO="$WORK/stream-latency-$kind"
   write_repo "$REPO" "$(broker_yaml "$kind" "lat_$$")"
-  "$BIN" --repo "$REPO" serve --port 0 --ingest >"$WORK/serve.out" 2>"$WORK/serve.err" &
+  "$BIN" --repo "$REPO" serve --port 0 --ingest --batch-delay "${BATCH_DELAY:-20ms}" >"$WORK/serve.out" 2>"$WORK/serve.err" &
   SERVER=$!
   for _ in $(seq 1 100); do grep -q "Serving on" "$WORK/serve.out" && break; sleep 0.1; done
   ADDR=$(sed -n 's|Serving on http://||p' "$WORK/serve.out")

@@ -65,7 +65,7 @@ pub struct StreamBatchArgs {
     pub batch_rows: u32,
     /// Longest a micro-batch stays open (e.g. 50ms, 1s): bounds how long an
     /// event waits before it is servable, and how many files are written.
-    #[arg(long, default_value = "50ms", value_parser = parse_millis)]
+    #[arg(long, default_value = "20ms", value_parser = parse_millis)]
     pub batch_delay: std::time::Duration,
 }
 

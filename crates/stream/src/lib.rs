@@ -40,7 +40,7 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { max_batch_rows: 10_000, max_batch_delay: Duration::from_millis(50), until_idle: false }
+        IngestOptions { max_batch_rows: 10_000, max_batch_delay: Duration::from_millis(20), until_idle: false }
     }
 }
 
