@@ -13,7 +13,7 @@ use almanac::online_store::{Entry, KeyPart, RecordCodec, encode_key};
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use parquet::arrow::ArrowWriter;
 use serde_json::Value as Json;
-use util::run;
+use util::{run, unit};
 
 const DAY: i64 = 86_400_000_000;
 /// 2026-05-01T00:00:00Z
@@ -21,15 +21,6 @@ const T0: i64 = 1_777_593_600_000_000;
 const AT: &str = "2026-05-31T00:00:00Z";
 const AT_MICROS: i64 = T0 + 30 * DAY;
 const USERS: i64 = 200;
-
-/// A deterministic value in [0, 1) for row `i` (no RNG crate needed).
-fn unit(i: i64, salt: i64) -> f64 {
-    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (salt as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 31;
-    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 29;
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// Rows for users `0..USERS`, event times spread over [from, to).
 #[allow(clippy::too_many_arguments)]

@@ -21,7 +21,7 @@ use almanac::{FeatureSelection, FeatureStore};
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use util::run;
+use util::{run, unit};
 
 const MINUTE: i64 = 60_000_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -29,14 +29,6 @@ const HOUR: i64 = 60 * MINUTE;
 const T0: i64 = 1_777_593_600_000_000;
 const USERS: i64 = 40;
 const LATENESS: i64 = 2 * HOUR;
-
-fn unit(i: i64, salt: i64) -> f64 {
-    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (salt as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 31;
-    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 29;
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
 
 fn rfc3339(micros: i64) -> String {
     almanac::core::time::rfc3339_micros(micros)

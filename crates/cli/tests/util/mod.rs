@@ -145,3 +145,12 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// A deterministic value in [0, 1) for row `i` (no RNG crate needed).
+pub fn unit(i: i64, salt: i64) -> f64 {
+    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (salt as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 29;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
