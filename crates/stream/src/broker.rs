@@ -24,13 +24,16 @@ pub struct Delivery {
 
 #[derive(Debug, Clone)]
 enum Position {
-    Nats,
+    /// The last message of each pull carries its handle: acknowledging it
+    /// (`AckPolicy::All`) acknowledges everything up to it.
+    Nats(Option<std::sync::Arc<jetstream::Message>>),
     Redis(String),
 }
 
 /// A broker consumer. Deliveries come in stream order; [`Consumer::ack`]
-/// acknowledges everything fetched so far (after the caller has written
-/// it to both stores).
+/// acknowledges a batch of them (after the caller has written it to both
+/// stores), up to its last delivery, even when later ones were already
+/// fetched.
 pub trait Consumer: Send {
     /// Up to `max` deliveries, waiting at most about `wait` for the first.
     fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StreamError>;
@@ -166,8 +169,6 @@ pub struct NatsConsumer {
     consumer: jetstream::consumer::Consumer<pull::Config>,
     /// A pull failed: restart at the acknowledged floor before the next.
     reset: bool,
-    /// The newest message fetched and not yet acknowledged.
-    last: Option<jetstream::Message>,
     describe: String,
 }
 
@@ -221,7 +222,7 @@ impl NatsConsumer {
                 }
             }
         })?;
-        Ok(NatsConsumer { source: source.to_string(), subject: subject.to_string(), runtime, stream, consumer, last: None, reset: false, describe })
+        Ok(NatsConsumer { source: source.to_string(), subject: subject.to_string(), runtime, stream, consumer, reset: false, describe })
     }
 
     /// Recreate the durable consumer just past its acknowledged floor.
@@ -234,7 +235,6 @@ impl NatsConsumer {
             recreate(&source, stream, &subject, info.ack_floor.stream_sequence + 1).await
         })?;
         self.consumer = fresh;
-        self.last = None;
         self.reset = false;
         Ok(())
     }
@@ -295,31 +295,25 @@ impl Consumer for NatsConsumer {
                 return Err(error);
             }
         };
+        let count = messages.len();
         let deliveries = messages
-            .iter()
-            .map(|m| Delivery {
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| Delivery {
                 payload: m.payload.to_vec(),
                 published_micros: m.info().ok().map(|i| (i.published.unix_timestamp_nanos() / 1_000) as i64),
-                position: Position::Nats,
+                position: Position::Nats((i + 1 == count).then(|| std::sync::Arc::new(m))),
             })
             .collect();
-        if let Some(last) = messages.into_iter().last() {
-            self.last = Some(last);
-        }
         Ok(deliveries)
     }
 
-    fn ack(&mut self, _deliveries: &[Delivery]) -> Result<(), StreamError> {
-        let Some(last) = self.last.take() else { return Ok(()) };
-        let source = self.source.clone();
+    fn ack(&mut self, deliveries: &[Delivery]) -> Result<(), StreamError> {
+        // The batch ends with a pull's last message, which carries its handle.
+        let Some(Position::Nats(Some(last))) = deliveries.last().map(|d| &d.position) else { return Ok(()) };
         // Wait for the server's confirmation: after this returns, a restart
         // does not replay the batch.
-        let result = self.runtime.block_on(last.double_ack());
-        if let Err(error) = result {
-            self.last = Some(last);
-            return Err(broker_error(&source, "ack", error));
-        }
-        Ok(())
+        self.runtime.block_on(last.double_ack()).map_err(|error| broker_error(&self.source, "ack", error))
     }
 
     fn lag(&mut self) -> Result<u64, StreamError> {

@@ -54,10 +54,57 @@ impl std::ops::AddAssign for BatchCounts {
 }
 
 /// A decoded, checked event: one value per column, its id and event time.
-struct Event {
+pub struct Event {
     values: Vec<Value>,
     id: u128,
     at: i64,
+}
+
+/// How a source's events are decoded and checked: its columns (the batch
+/// source's), which are the id and the event time, the plausible range.
+pub struct Decoder {
+    columns: Vec<PushColumn>,
+    index: HashMap<String, usize>,
+    id_column: usize,
+    time_column: usize,
+    event_id_field: String,
+    batch_source: String,
+    range: almanac::core::TimestampRange,
+}
+
+impl Decoder {
+    /// The event's columns checked against the batch source's: a JSON
+    /// object, no unknown fields, keys and event time present, each value
+    /// of its column's dtype, times in the plausible range. The error is
+    /// the reason written beside the event in `.almanac/rejected/`.
+    pub fn decode(&self, payload: &[u8]) -> Result<Event, String> {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(payload).map_err(|e| format!("not a JSON object: {e}"))?;
+        let mut values = vec![Value::Null; self.columns.len()];
+        for (name, json) in object {
+            let Some(&i) = self.index.get(&name) else {
+                let help = almanac::core::suggest::closest(&name, self.columns.iter().map(|c| c.name.as_str())).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+                return Err(format!("field `{name}` is not a column of batch source `{}`{help}", self.batch_source));
+            };
+            let column = &self.columns[i];
+            values[i] = coerce_owned(Value::from_json_owned(json), &column.dtype).map_err(|why| format!("field `{name}` ({}): {why}", column.dtype))?;
+        }
+        let range = self.range;
+        for (column, value) in self.columns.iter().zip(&values) {
+            let required = column.role == ColumnRole::Key || column.role == ColumnRole::EventTime || column.name == self.event_id_field;
+            if value.is_null() && required {
+                return Err(format!("field `{}` ({}) is required and missing or null", column.name, column.dtype));
+            }
+            if let Value::Timestamp(micros) = value
+                && matches!(column.role, ColumnRole::EventTime | ColumnRole::CreatedTime)
+                && !range.contains(*micros)
+            {
+                return Err(format!("field `{}`: {} is outside the plausible range {} .. {} (`timestamp_range` in almanac.yaml)", column.name, rfc3339_micros(*micros), rfc3339_micros(range.earliest_micros), rfc3339_micros(range.latest_micros)));
+            }
+        }
+        let Value::Timestamp(at) = values[self.time_column] else { return Err("the event time is not a timestamp".into()) };
+        let id = id_hash(&values[self.id_column]);
+        Ok(Event { values, id, at })
+    }
 }
 
 /// A batch whose file is (or may be) written and whose online writes are
@@ -73,10 +120,7 @@ pub struct SourceIngest {
     store: Arc<FeatureStore>,
     source: Source,
     stream: Stream,
-    columns: Vec<PushColumn>,
-    index: HashMap<String, usize>,
-    id_column: usize,
-    time_column: usize,
+    decoder: Arc<Decoder>,
     seen: Seen,
     /// The newest event time ingested (µs), over all keys, in stream order.
     newest: Option<i64>,
@@ -121,7 +165,16 @@ impl SourceIngest {
         }
         let state_dir = almanac::stream_status::state_dir(store.root(), name);
         std::fs::create_dir_all(&state_dir).map_err(|error| StreamError::Io { path: state_dir.clone(), error })?;
-        let mut ingest = SourceIngest { store, source, stream, columns, index, id_column, time_column, seen: Seen::default(), newest: None, horizon, folder, last_stamp: 0, ingested: 0, unfinished: None, metrics };
+        let decoder = Arc::new(Decoder {
+            columns,
+            index,
+            id_column,
+            time_column,
+            event_id_field: stream.event_id_field.clone(),
+            batch_source: source.batch_source.clone().unwrap_or_default(),
+            range: store.config().timestamp_range,
+        });
+        let mut ingest = SourceIngest { store, source, stream, decoder, seen: Seen::default(), newest: None, horizon, folder, last_stamp: 0, ingested: 0, unfinished: None, metrics };
         ingest.load_history()?;
         ingest.finish_unfinished_batch()?;
         Ok(ingest)
@@ -129,6 +182,12 @@ impl SourceIngest {
 
     pub fn name(&self) -> &str {
         &self.source.name
+    }
+
+    /// What decodes this source's events; it may run on another thread
+    /// (the ingest loop decodes the next batch while this one is written).
+    pub fn decoder(&self) -> Arc<Decoder> {
+        self.decoder.clone()
     }
 
     /// The newest event time ingested (µs).
@@ -217,7 +276,7 @@ impl SourceIngest {
     /// Decode, filter and write one micro-batch (deliveries in stream
     /// order). When this returns `Ok`, every delivery is in both stores,
     /// or set aside as late or rejected, or a duplicate: the caller may ack.
-    pub fn process(&mut self, deliveries: &[Delivery]) -> Result<BatchCounts, StreamError> {
+    pub fn process(&mut self, deliveries: &[Delivery], decoded: Vec<Result<Event, String>>) -> Result<BatchCounts, StreamError> {
         if self.unfinished.is_some() {
             // A commit of this process failed part-way (a store went away):
             // take the history as it is now (the file may or may not have
@@ -234,8 +293,8 @@ impl SourceIngest {
         let mut rejected: Vec<String> = Vec::new();
         let lateness = self.stream.allowed_lateness.micros();
         let mut newest = self.newest;
-        for delivery in deliveries {
-            let event = match self.decode(&delivery.payload) {
+        for (delivery, event) in deliveries.iter().zip(decoded) {
+            let event = match event {
                 Ok(event) => event,
                 Err(reason) => {
                     rejected.push(side_line(&reason, &delivery.payload));
@@ -288,39 +347,6 @@ impl SourceIngest {
         Ok(counts)
     }
 
-    /// The event's columns checked against the batch source's: a JSON
-    /// object, no unknown fields, keys and event time present, each value
-    /// of its column's dtype, times in the plausible range. The error is
-    /// the reason written beside the event in `.almanac/rejected/`.
-    fn decode(&self, payload: &[u8]) -> Result<Event, String> {
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(payload).map_err(|e| format!("not a JSON object: {e}"))?;
-        let mut values = vec![Value::Null; self.columns.len()];
-        for (name, json) in object {
-            let Some(&i) = self.index.get(&name) else {
-                let help = almanac::core::suggest::closest(&name, self.columns.iter().map(|c| c.name.as_str())).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
-                return Err(format!("field `{name}` is not a column of batch source `{}`{help}", self.source.batch_source.as_deref().unwrap_or_default()));
-            };
-            let column = &self.columns[i];
-            values[i] = coerce_owned(Value::from_json_owned(json), &column.dtype).map_err(|why| format!("field `{name}` ({}): {why}", column.dtype))?;
-        }
-        let range = self.store.config().timestamp_range;
-        for (column, value) in self.columns.iter().zip(&values) {
-            let required = column.role == ColumnRole::Key || column.role == ColumnRole::EventTime || column.name == self.stream.event_id_field;
-            if value.is_null() && required {
-                return Err(format!("field `{}` ({}) is required and missing or null", column.name, column.dtype));
-            }
-            if let Value::Timestamp(micros) = value
-                && matches!(column.role, ColumnRole::EventTime | ColumnRole::CreatedTime)
-                && !range.contains(*micros)
-            {
-                return Err(format!("field `{}`: {} is outside the plausible range {} .. {} (`timestamp_range` in almanac.yaml)", column.name, rfc3339_micros(*micros), rfc3339_micros(range.earliest_micros), rfc3339_micros(range.latest_micros)));
-            }
-        }
-        let Value::Timestamp(at) = values[self.time_column] else { return Err("the event time is not a timestamp".into()) };
-        let id = id_hash(&values[self.id_column]);
-        Ok(Event { values, id, at })
-    }
-
     /// Write the accepted events to both stores: the file, then the online
     /// writes (the facade's push does both, in that order).
     fn commit(&mut self, events: Vec<Event>, newest: i64) -> Result<(), StreamError> {
@@ -339,15 +365,15 @@ impl SourceIngest {
 
     /// The events as one batch of the source's columns (values moved, not copied).
     fn batch_of(&self, events: Vec<Event>) -> Result<RecordBatch, StreamError> {
-        let mut fields = Vec::with_capacity(self.columns.len());
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
-        let mut columns: Vec<Vec<Value>> = (0..self.columns.len()).map(|_| Vec::with_capacity(events.len())).collect();
+        let mut fields = Vec::with_capacity(self.decoder.columns.len());
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.decoder.columns.len());
+        let mut columns: Vec<Vec<Value>> = (0..self.decoder.columns.len()).map(|_| Vec::with_capacity(events.len())).collect();
         for event in events {
             for (column, value) in columns.iter_mut().zip(event.values) {
                 column.push(value);
             }
         }
-        for (column, values) in self.columns.iter().zip(columns) {
+        for (column, values) in self.decoder.columns.iter().zip(columns) {
             let array = to_array(&column.name, &values, &column.dtype).map_err(|e| StreamError::Definition { source_name: self.source.name.clone(), reason: e.to_string() })?;
             fields.push(ArrowField::new(&column.name, array.data_type().clone(), true));
             arrays.push(array);

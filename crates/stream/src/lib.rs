@@ -64,7 +64,7 @@ impl Summary {
 }
 
 /// Waits that double from 100 ms to 5 s while a broker or store is away.
-struct Backoff(Duration);
+pub struct Backoff(Duration);
 
 impl Backoff {
     fn new() -> Backoff {
@@ -88,26 +88,116 @@ pub fn run_source(store: Arc<FeatureStore>, name: &str, options: &IngestOptions,
     let started = Instant::now();
     let mut ingest = SourceIngest::open(store.clone(), name, metrics.clone())?;
     let source = store.serving_state()?.definitions.source(name).cloned().ok_or_else(|| StreamError::NotAStream(name.to_string()))?;
-    let mut consumer = broker::connect(&source)?;
+    let consumer = broker::connect(&source)?;
     tracing::info!(source = name, broker = %consumer.describe(), "ingesting");
-    let mut summary = Summary { source: name.to_string(), counts: BatchCounts::default(), batches: 0, broker_errors: 0, seconds: 0.0, newest_event: None };
-    let (mut rate_from, mut rate_events) = (Instant::now(), 0u64);
-    let mut quiet_polls = 0;
-    let mut backoff = Backoff::new();
-    let retry = |error: &StreamError, summary: &mut Summary, backoff: &mut Backoff| {
+    let decoder = ingest.decoder();
+    let summary = std::sync::Mutex::new(Summary { source: name.to_string(), counts: BatchCounts::default(), batches: 0, broker_errors: 0, seconds: 0.0, newest_event: None });
+    let retry = |error: &StreamError, backoff: &mut Backoff| {
         tracing::warn!(source = name, %error, "retrying");
         metrics.broker_error();
-        summary.broker_errors += 1;
+        if let Ok(mut summary) = summary.lock() {
+            summary.broker_errors += 1;
+        }
         backoff.wait(stop);
     };
-    while !stop.load(Ordering::Relaxed) {
+    // Two threads, one per core: the reader fetches and decodes the next
+    // batch while the writer puts this one in both stores; the reader
+    // acknowledges a batch once the writer hands it back written.
+    let (batches, to_write) = std::sync::mpsc::sync_channel::<(Vec<broker::Delivery>, Vec<Result<ingest::Event, String>>)>(1);
+    let (written, to_ack) = std::sync::mpsc::channel::<Vec<broker::Delivery>>();
+    let failed = AtomicBool::new(false);
+    let reader_result = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_loop(consumer, &decoder, options, &metrics, stop, &failed, batches, to_ack, &retry));
+        let written_result = (|| -> Result<(), StreamError> {
+            let mut backoff = Backoff::new();
+            let (mut rate_from, mut rate_events) = (Instant::now(), 0u64);
+            for (deliveries, decoded) in to_write {
+                let mut decoded = Some(decoded);
+                let counts = loop {
+                    // A retry decodes again: the first attempt consumed the events.
+                    let events = decoded.take().unwrap_or_else(|| deliveries.iter().map(|d| decoder.decode(&d.payload)).collect());
+                    match ingest.process(&deliveries, events) {
+                        Ok(counts) => break counts,
+                        Err(error) if error.is_transient() && !stop.load(Ordering::Relaxed) => retry(&error, &mut backoff),
+                        Err(error) => return Err(error),
+                    }
+                };
+                backoff = Backoff::new();
+                if let Ok(mut summary) = summary.lock() {
+                    summary.counts += counts;
+                    summary.batches += 1;
+                }
+                rate_events += counts.received;
+                if rate_from.elapsed() >= Duration::from_secs(1) {
+                    metrics.rate.set(rate_events as f64 / rate_from.elapsed().as_secs_f64());
+                    (rate_from, rate_events) = (Instant::now(), 0);
+                }
+                // Both stores hold the batch: the reader may acknowledge it.
+                if written.send(deliveries).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        if written_result.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        drop(written);
+        let read_result = reader.join().map_err(|_| StreamError::Broker { source_name: name.to_string(), reason: "the reader thread panicked".into() })?;
+        written_result.and(read_result)
+    });
+    reader_result?;
+    let mut summary = summary.into_inner().map_err(|_| StreamError::Broker { source_name: name.to_string(), reason: "a thread panicked".into() })?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.newest_event = ingest.newest().map(almanac::core::time::rfc3339_micros);
+    Ok(summary)
+}
+
+/// The reader: acknowledge what the writer handed back, fetch and decode
+/// the next batch, hand it over; until stopped, idle (with `until_idle`:
+/// nothing left and nothing unacknowledged), or the writer failed.
+#[allow(clippy::too_many_arguments)]
+fn read_loop(
+    mut consumer: Box<dyn broker::Consumer>,
+    decoder: &ingest::Decoder,
+    options: &IngestOptions,
+    metrics: &SourceMetrics,
+    stop: &AtomicBool,
+    failed: &AtomicBool,
+    batches: std::sync::mpsc::SyncSender<(Vec<broker::Delivery>, Vec<Result<ingest::Event, String>>)>,
+    to_ack: std::sync::mpsc::Receiver<Vec<broker::Delivery>>,
+    retry: &(dyn Fn(&StreamError, &mut Backoff) + Sync),
+) -> Result<(), StreamError> {
+    let mut backoff = Backoff::new();
+    let mut quiet_polls = 0;
+    let mut unacked = 0usize;
+    let ack = |consumer: &mut dyn broker::Consumer, deliveries: Vec<broker::Delivery>, backoff: &mut Backoff| -> Result<(), StreamError> {
+        let stage = Instant::now();
+        while let Err(error) = consumer.ack(&deliveries) {
+            if stop.load(Ordering::Relaxed) || !error.is_transient() {
+                // Unacknowledged events are delivered again and recognized as duplicates.
+                return Err(error);
+            }
+            retry(&error, backoff);
+        }
+        almanac::offline::report_stage("stream: ack", stage);
+        Ok(())
+    };
+    loop {
+        while let Ok(deliveries) = to_ack.try_recv() {
+            ack(consumer.as_mut(), deliveries, &mut backoff)?;
+            unacked -= 1;
+        }
+        if stop.load(Ordering::Relaxed) || failed.load(Ordering::Relaxed) {
+            break;
+        }
         let stage = Instant::now();
         let collected = collect_batch(consumer.as_mut(), options);
         almanac::offline::report_stage("stream: fetch", stage);
         let deliveries = match collected {
             Ok(deliveries) => deliveries,
             Err(error) if error.is_transient() => {
-                retry(&error, &mut summary, &mut backoff);
+                retry(&error, &mut backoff);
                 continue;
             }
             Err(error) => return Err(error),
@@ -115,7 +205,7 @@ pub fn run_source(store: Arc<FeatureStore>, name: &str, options: &IngestOptions,
         if deliveries.is_empty() {
             if let Ok(lag) = consumer.lag() {
                 metrics.lag.set(lag as f64);
-                quiet_polls = if lag == 0 { quiet_polls + 1 } else { 0 };
+                quiet_polls = if lag == 0 && unacked == 0 { quiet_polls + 1 } else { 0 };
             }
             if options.until_idle && quiet_polls >= 2 {
                 break;
@@ -123,38 +213,27 @@ pub fn run_source(store: Arc<FeatureStore>, name: &str, options: &IngestOptions,
             continue;
         }
         quiet_polls = 0;
-        let counts = loop {
-            match ingest.process(&deliveries) {
-                Ok(counts) => break counts,
-                Err(error) if error.is_transient() && !stop.load(Ordering::Relaxed) => retry(&error, &mut summary, &mut backoff),
-                Err(error) => return Err(error),
-            }
-        };
-        // Acknowledge only now: both stores hold the batch.
-        let stage = Instant::now();
-        while let Err(error) = consumer.ack(&deliveries) {
-            if stop.load(Ordering::Relaxed) || !error.is_transient() {
-                // Unacknowledged events are delivered again and recognized as duplicates.
-                return Err(error);
-            }
-            retry(&error, &mut summary, &mut backoff);
-        }
-        almanac::offline::report_stage("stream: ack", stage);
         backoff = Backoff::new();
-        summary.counts += counts;
-        summary.batches += 1;
-        rate_events += counts.received;
-        if rate_from.elapsed() >= Duration::from_secs(1) {
-            metrics.rate.set(rate_events as f64 / rate_from.elapsed().as_secs_f64());
-            (rate_from, rate_events) = (Instant::now(), 0);
-            if let Ok(lag) = consumer.lag() {
-                metrics.lag.set(lag as f64);
+        let stage = Instant::now();
+        let decoded = deliveries.iter().map(|d| decoder.decode(&d.payload)).collect();
+        almanac::offline::report_stage("stream: decode", stage);
+        if batches.send((deliveries, decoded)).is_err() {
+            break;
+        }
+        unacked += 1;
+    }
+    // Batches handed over before stopping are acknowledged once written.
+    drop(batches);
+    while unacked > 0 {
+        match to_ack.recv() {
+            Ok(deliveries) => {
+                ack(consumer.as_mut(), deliveries, &mut backoff)?;
+                unacked -= 1;
             }
+            Err(_) => break,
         }
     }
-    summary.seconds = started.elapsed().as_secs_f64();
-    summary.newest_event = ingest.newest().map(almanac::core::time::rfc3339_micros);
-    Ok(summary)
+    Ok(())
 }
 
 /// Deliveries until the batch is full, its delay is up, or the broker has
