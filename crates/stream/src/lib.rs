@@ -26,6 +26,9 @@ pub use error::StreamError;
 pub use ingest::{BatchCounts, SourceIngest};
 pub use metrics::{IngestMetrics, SourceMetrics};
 
+/// A fetched batch and its events decoded (or the reason each was rejected).
+type Decoded = (Vec<broker::Delivery>, Vec<Result<ingest::Event, String>>);
+
 /// How a source's micro-batches are cut and when the loop stops.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -103,7 +106,7 @@ pub fn run_source(store: Arc<FeatureStore>, name: &str, options: &IngestOptions,
     // Two threads, one per core: the reader fetches and decodes the next
     // batch while the writer puts this one in both stores; the reader
     // acknowledges a batch once the writer hands it back written.
-    let (batches, to_write) = std::sync::mpsc::sync_channel::<(Vec<broker::Delivery>, Vec<Result<ingest::Event, String>>)>(1);
+    let (batches, to_write) = std::sync::mpsc::sync_channel::<Decoded>(1);
     let (written, to_ack) = std::sync::mpsc::channel::<Vec<broker::Delivery>>();
     let failed = AtomicBool::new(false);
     let reader_result = std::thread::scope(|scope| {
@@ -164,7 +167,7 @@ fn read_loop(
     metrics: &SourceMetrics,
     stop: &AtomicBool,
     failed: &AtomicBool,
-    batches: std::sync::mpsc::SyncSender<(Vec<broker::Delivery>, Vec<Result<ingest::Event, String>>)>,
+    batches: std::sync::mpsc::SyncSender<Decoded>,
     to_ack: std::sync::mpsc::Receiver<Vec<broker::Delivery>>,
     retry: &(dyn Fn(&StreamError, &mut Backoff) + Sync),
 ) -> Result<(), StreamError> {
