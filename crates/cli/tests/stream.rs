@@ -418,3 +418,65 @@ fn stream_definitions_with_mistakes_are_located_errors() {
     let out = run(&repo, &["ingest", "--until-idle"]).fails();
     assert!(out.stderr.contains("`event_id_field: txn` is not a column of batch source `txns`"), "{}", out.stderr);
 }
+
+/// A Redis that dies mid-run (SIGKILL) and comes back (its append-only
+/// file keeps the stream and the group): `almanac ingest` retries with
+/// backoff, reports the errors, and ends with every event exactly once.
+#[test]
+fn a_broker_that_goes_away_mid_run_is_retried_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let data = dir.path().join("redis");
+    std::fs::create_dir_all(&data).expect("redis dir");
+    let start_redis = || {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&data)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test.sh installs it)");
+        // Ready once it answers PONG (while it loads its append-only file it answers LOADING).
+        for _ in 0..250 {
+            let pong = std::process::Command::new("redis-cli").args(["-p", &port.to_string(), "ping"]).output().is_ok_and(|o| o.stdout.starts_with(b"PONG"));
+            if pong {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let mut redis = start_redis();
+    let repo = repo(&dir.path().join("repo"), &format!("{{type: redis, url: \"redis://127.0.0.1:{port}/0\", key: events}}"));
+    let log = log(2_000);
+    let expected = expected(&log);
+    let (first, second) = log.split_at(log.len() / 2);
+    publish(&repo, first);
+    let ingest = util::almanac().arg("--repo").arg(&repo).args(["ingest", "--json", "--batch-rows", "200"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("ingest");
+    let wait_for = |n: usize| {
+        for _ in 0..500 {
+            if ingested_ids(&repo).len() >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ingest did not reach {n} events: {}", ingested_ids(&repo).len());
+    };
+    wait_for(1);
+    redis.kill().expect("kill redis");
+    redis.wait().expect("wait");
+    std::thread::sleep(Duration::from_millis(800));
+    redis = start_redis();
+    publish(&repo, second);
+    wait_for(expected.accepted.len());
+    // SIGTERM: the batch in hand is finished and acknowledged, the summary printed.
+    std::process::Command::new("kill").args(["-TERM", &ingest.id().to_string()]).status().expect("kill -TERM");
+    let out: util::Run = ingest.wait_with_output().expect("ingest output").into();
+    let _ = redis.kill();
+    let out = out.ok();
+    let summary = &out.json()[0];
+    assert!(summary["broker_errors"].as_u64().is_some_and(|n| n > 0), "the outage is reported: {summary}\n{}", out.stderr);
+    assert!(out.stderr.contains("retrying"), "each retry is logged: {}", out.stderr);
+    assert_history_exactly_once(&repo, &expected);
+    assert_online_equals_offline(&repo, &expected);
+}

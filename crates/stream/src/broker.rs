@@ -26,7 +26,10 @@ pub struct Delivery {
 enum Position {
     /// The last message of each pull carries its handle: acknowledging it
     /// (`AckPolicy::All`) acknowledges everything up to it.
-    Nats(Option<std::sync::Arc<jetstream::Message>>),
+    /// With the consumer generation it came from: after a reset, acks of
+    /// the old consumer's messages are moot (the new one redelivers from
+    /// the acknowledged floor, and the repeats are dropped as duplicates).
+    Nats(u64, Option<std::sync::Arc<jetstream::Message>>),
     Redis(String),
 }
 
@@ -169,6 +172,8 @@ pub struct NatsConsumer {
     consumer: jetstream::consumer::Consumer<pull::Config>,
     /// A pull failed: restart at the acknowledged floor before the next.
     reset: bool,
+    /// How many times the consumer was recreated in this process.
+    generation: u64,
     describe: String,
 }
 
@@ -222,7 +227,7 @@ impl NatsConsumer {
                 }
             }
         })?;
-        Ok(NatsConsumer { source: source.to_string(), subject: subject.to_string(), runtime, stream, consumer, reset: false, describe })
+        Ok(NatsConsumer { source: source.to_string(), subject: subject.to_string(), runtime, stream, consumer, reset: false, generation: 0, describe })
     }
 
     /// Recreate the durable consumer just past its acknowledged floor.
@@ -236,6 +241,7 @@ impl NatsConsumer {
         })?;
         self.consumer = fresh;
         self.reset = false;
+        self.generation += 1;
         Ok(())
     }
 }
@@ -302,7 +308,7 @@ impl Consumer for NatsConsumer {
             .map(|(i, m)| Delivery {
                 payload: m.payload.to_vec(),
                 published_micros: m.info().ok().map(|i| (i.published.unix_timestamp_nanos() / 1_000) as i64),
-                position: Position::Nats((i + 1 == count).then(|| std::sync::Arc::new(m))),
+                position: Position::Nats(self.generation, (i + 1 == count).then(|| std::sync::Arc::new(m))),
             })
             .collect();
         Ok(deliveries)
@@ -310,7 +316,10 @@ impl Consumer for NatsConsumer {
 
     fn ack(&mut self, deliveries: &[Delivery]) -> Result<(), StreamError> {
         // The batch ends with a pull's last message, which carries its handle.
-        let Some(Position::Nats(Some(last))) = deliveries.last().map(|d| &d.position) else { return Ok(()) };
+        let Some(Position::Nats(generation, Some(last))) = deliveries.last().map(|d| &d.position) else { return Ok(()) };
+        if *generation != self.generation {
+            return Ok(());
+        }
         // Wait for the server's confirmation: after this returns, a restart
         // does not replay the batch.
         self.runtime.block_on(last.double_ack()).map_err(|error| broker_error(&self.source, "ack", error))
@@ -371,9 +380,20 @@ impl RedisConsumer {
     /// Run `query`; a failed one drops the connection so the next call
     /// reconnects (a restarted Redis is picked up again).
     fn run<T>(&mut self, what: &str, query: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StreamError> {
-        let result = query(self.connection()?);
+        let connection = match self.connection() {
+            Ok(connection) => connection,
+            Err(error) => {
+                self.replaying = true;
+                return Err(error);
+            }
+        };
+        let result = query(connection);
         result.map_err(|error| {
+            // Entries delivered in a reply that never arrived stay pending
+            // for this consumer: read the pending ones again first (those
+            // already written come back as duplicates and are dropped).
             self.connection = None;
+            self.replaying = true;
             broker_error(&self.source, what, error)
         })
     }
