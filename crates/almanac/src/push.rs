@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use almanac_core::convert::{coerce, to_array, value_at, values_of};
-use almanac_core::time::rfc3339_micros;
 use almanac_core::{DType, FeatureView, Source, TimestampRange, Value};
 use almanac_offline::io::write_parquet_durably;
 use almanac_offline::{list_source_files, read_source_schema};
@@ -277,7 +276,7 @@ impl Push<'_> {
         let codec = RecordCodec::new(&almanac_aggregate::state_schema(view));
         let names = almanac_aggregate::state_schema_names(&view.aggregations);
         let inputs: Vec<&ArrayRef> = names.iter().map(|n| rows.get(n).ok_or_else(|| Error::Internal(format!("the checked push has no input column `{n}` of `{}`", view.name)))).collect::<Result<_, _>>()?;
-        let widest = view.aggregations.iter().map(|a| a.window.micros()).max().unwrap_or(0);
+        let widest = view.largest_window().map_or(0, |w| w.micros());
         let mut order: Vec<Vec<u8>> = Vec::new();
         let mut by_key: std::collections::HashMap<Vec<u8>, Vec<usize>> = std::collections::HashMap::new();
         for row in (0..rows.n).filter(|&r| !event.is_null(r)) {
@@ -511,9 +510,8 @@ fn check(source: &Source, expected: &[PushColumn], batch: &RecordBatch, range: &
 fn check_range(name: &str, array: &ArrayRef, range: &TimestampRange) -> Result<(), Error> {
     let Some(times) = array.as_primitive_opt::<TimestampMicrosecondType>() else { return Ok(()) };
     for (row, micros) in times.iter().enumerate() {
-        if let Some(micros) = micros.filter(|m| !range.contains(*m)) {
-            let (earliest, latest) = (rfc3339_micros(range.earliest_micros), rfc3339_micros(range.latest_micros));
-            return Err(bad(format!("column `{name}`, row {row}: {} is outside the plausible range {earliest} .. {latest} (`timestamp_range` in almanac.yaml)", rfc3339_micros(micros))));
+        if let Some(why) = micros.and_then(|m| range.refusal(m)) {
+            return Err(bad(format!("column `{name}`, row {row}: {why}")));
         }
     }
     Ok(())

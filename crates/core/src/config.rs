@@ -47,6 +47,13 @@ impl TimestampRange {
     pub fn contains(&self, micros: i64) -> bool {
         (self.earliest_micros..self.latest_micros).contains(&micros)
     }
+
+    /// Why `micros` is refused, or `None` when it is inside the range: the
+    /// one wording every edge (a push column, a stream event) reports.
+    pub fn refusal(&self, micros: i64) -> Option<String> {
+        use crate::time::rfc3339_micros;
+        (!self.contains(micros)).then(|| format!("{} is outside the plausible range {} .. {} (`timestamp_range` in almanac.yaml)", rfc3339_micros(micros), rfc3339_micros(self.earliest_micros), rfc3339_micros(self.latest_micros)))
+    }
 }
 
 /// `parity: {every: 10m, sample: 1000}` in `almanac.yaml`.

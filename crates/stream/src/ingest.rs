@@ -88,7 +88,6 @@ impl Decoder {
             let column = &self.columns[i];
             values[i] = coerce_owned(Value::from_json_owned(json), &column.dtype).map_err(|why| format!("field `{name}` ({}): {why}", column.dtype))?;
         }
-        let range = self.range;
         for (column, value) in self.columns.iter().zip(&values) {
             let required = column.role == ColumnRole::Key || column.role == ColumnRole::EventTime || column.name == self.event_id_field;
             if value.is_null() && required {
@@ -96,9 +95,9 @@ impl Decoder {
             }
             if let Value::Timestamp(micros) = value
                 && matches!(column.role, ColumnRole::EventTime | ColumnRole::CreatedTime)
-                && !range.contains(*micros)
+                && let Some(why) = self.range.refusal(*micros)
             {
-                return Err(format!("field `{}`: {} is outside the plausible range {} .. {} (`timestamp_range` in almanac.yaml)", column.name, rfc3339_micros(*micros), rfc3339_micros(range.earliest_micros), rfc3339_micros(range.latest_micros)));
+                return Err(format!("field `{}`: {why}", column.name));
             }
         }
         let Value::Timestamp(at) = values[self.time_column] else { return Err("the event time is not a timestamp".into()) };
@@ -157,7 +156,7 @@ impl SourceIngest {
             ))
         })?;
         let time_column = columns.iter().position(|c| c.role == ColumnRole::EventTime).ok_or_else(|| definition("no event-time column".into()))?;
-        let widest = state.definitions.feature_views.iter().filter(|v| v.source == name).flat_map(|v| v.aggregations.iter().map(|a| a.window.micros())).max().unwrap_or(0);
+        let widest = state.definitions.feature_views.iter().filter(|v| v.source == name).filter_map(|v| v.largest_window()).max().map_or(0, |w| w.micros());
         let horizon = stream.allowed_lateness.micros().saturating_add(widest);
         let folder = store.root().join(&source.path);
         if !folder.is_dir() {
@@ -178,10 +177,6 @@ impl SourceIngest {
         ingest.load_history()?;
         ingest.finish_unfinished_batch()?;
         Ok(ingest)
-    }
-
-    pub fn name(&self) -> &str {
-        &self.source.name
     }
 
     /// What decodes this source's events; it may run on another thread
