@@ -20,7 +20,7 @@ use almanac_core::convert::{coerce, to_array, value_at, values_of};
 use almanac_core::{DType, FeatureView, Source, TimestampRange, Value};
 use almanac_offline::io::write_parquet_durably;
 use almanac_offline::{list_source_files, read_source_schema};
-use almanac_online::{Entry, KeyPart, Lookup, OnlineStore, RecordCodec, WriteStats, encode_key};
+use almanac_online::{Entry, Lookup, OnlineStore, RecordCodec, WriteStats, encode_key_row};
 use almanac_registry::RegistryState;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, TimestampMicrosecondType};
@@ -239,7 +239,7 @@ impl Push<'_> {
         let event = rows.get(&source.timestamp_field).and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>()).ok_or_else(|| Error::Internal("the checked push has no µs event-time column".into()))?;
         let created = source.created_timestamp_column.as_ref().and_then(|c| rows.get(c)).and_then(|a| a.as_primitive_opt::<TimestampMicrosecondType>());
         for view in views.iter().filter(|v| v.online) {
-            let keys: Vec<&ArrayRef> = defs.view_join_keys(view).iter().filter_map(|k| rows.get(&k.name)).collect();
+            let keys: Vec<ArrayRef> = defs.view_join_keys(view).iter().filter_map(|k| rows.get(&k.name).cloned()).collect();
             let stage = std::time::Instant::now();
             if view.is_aggregation() {
                 stats += self.merge_states(view, &keys, event, rows)?;
@@ -272,7 +272,7 @@ impl Push<'_> {
     /// state is complete up to, and cut to the widest window before it.
     /// The state is then exactly what materializing the same history would
     /// store, so a read folds the same bits either way.
-    fn merge_states(&self, view: &FeatureView, keys: &[&ArrayRef], event: &arrow::array::TimestampMicrosecondArray, rows: &Rows) -> Result<WriteStats, Error> {
+    fn merge_states(&self, view: &FeatureView, keys: &[ArrayRef], event: &arrow::array::TimestampMicrosecondArray, rows: &Rows) -> Result<WriteStats, Error> {
         let codec = RecordCodec::new(&almanac_aggregate::state_schema(view));
         let names = almanac_aggregate::state_schema_names(&view.aggregations);
         let inputs: Vec<&ArrayRef> = names.iter().map(|n| rows.get(n).ok_or_else(|| Error::Internal(format!("the checked push has no input column `{n}` of `{}`", view.name)))).collect::<Result<_, _>>()?;
@@ -389,18 +389,13 @@ fn header_stamp(bytes: &[u8]) -> Result<i64, Error> {
     almanac_online::RecordHeader::parse(bytes).map(|h| h.event_ts).ok_or_else(|| Error::Internal("an aggregation state shorter than its header".into()))
 }
 
-/// A checked row's store key (`check` refused null keys; keys are int64 or string).
-fn store_key(keys: &[&ArrayRef], row: usize) -> Result<Vec<u8>, Error> {
-    let mut parts = Vec::with_capacity(keys.len());
-    for column in keys {
-        match value_at(column.as_ref(), row) {
-            Value::Int64(v) => parts.push(KeyPart::Int(v)),
-            Value::String(s) => parts.push(KeyPart::Str(s)),
-            other => return Err(Error::Internal(format!("a checked push row {row} has the key value {other:?}"))),
-        }
-    }
+/// A checked row's store key, by the online store's one key encoding
+/// (`check` refused null keys; keys are int64 or string).
+fn store_key(keys: &[ArrayRef], row: usize) -> Result<Vec<u8>, Error> {
     let mut key = Vec::with_capacity(16);
-    encode_key(&parts, &mut key);
+    if !encode_key_row(keys, row, &mut key)? {
+        return Err(Error::Internal(format!("a checked push row {row} has a null key")));
+    }
     Ok(key)
 }
 
