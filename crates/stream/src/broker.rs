@@ -95,9 +95,7 @@ impl Publisher {
                 PublisherKind::Nats { runtime, client, context: Box::new(context), subject: subject.clone() }
             }
             Broker::Redis { url, key } => {
-                let describe = format!("Redis stream `{key}` at {url}");
-                let client = redis::Client::open(url.as_str()).map_err(|e| unreachable(&source.name, describe.clone(), e))?;
-                let connection = client.get_connection_with_timeout(Duration::from_secs(3)).map_err(|e| unreachable(&source.name, describe, e))?;
+                let connection = redis_connection(&source.name, url, key)?;
                 PublisherKind::Redis { connection, key: key.clone() }
             }
         };
@@ -148,6 +146,13 @@ impl Publisher {
             }
         }
     }
+}
+
+/// A connection to the Redis holding stream `key`, or an error naming it.
+fn redis_connection(source: &str, url: &str, key: &str) -> Result<redis::Connection, StreamError> {
+    let describe = format!("Redis stream `{key}` at {url}");
+    let client = redis::Client::open(url).map_err(|e| unreachable(source, describe.clone(), e))?;
+    client.get_connection_with_timeout(Duration::from_secs(3)).map_err(|e| unreachable(source, describe, e))
 }
 
 fn unreachable(source: &str, broker: String, error: impl std::fmt::Display) -> StreamError {
@@ -473,8 +478,7 @@ pub fn delete(source: &Source) -> Result<(), StreamError> {
             context.delete_stream(name).await.map(|_| ()).map_err(|e| broker_error(&source.name, "delete stream", e))
         }),
         Broker::Redis { url, key } => {
-            let client = redis::Client::open(url.as_str()).map_err(|e| unreachable(&source.name, url.clone(), e))?;
-            let mut connection = client.get_connection_with_timeout(Duration::from_secs(3)).map_err(|e| unreachable(&source.name, url.clone(), e))?;
+            let mut connection = redis_connection(&source.name, url, key)?;
             redis::cmd("DEL").arg(key).query::<()>(&mut connection).map_err(|e| broker_error(&source.name, "DEL", e))
         }
     }
