@@ -25,6 +25,17 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
   (nats-server -js -a 127.0.0.1 -p 4222 -sd "${TMPDIR:-/tmp}/almanac-nats" >/dev/null 2>&1 &) || true
   sleep 1
 fi
+# PostgreSQL on 127.0.0.1:5432 (database `test`, trust auth) for the
+# PostgreSQL offline store and team registry tests (started here if down).
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "PostgreSQL is not answering on 127.0.0.1:5432; starting it" >&2
+  (service postgresql start || pg_ctlcluster 15 main start) >/dev/null 2>&1 || true
+  sleep 2
+fi
+# A real Spark for the Spark offline store's tests: pyspark in a venv of
+# its own (one-time download), run on the machine's Java 17.
+ALMANAC_SPARK_PYTHON=$(bash scripts/spark-venv.sh | tail -n 1) || echo "could not install pyspark; the Spark tests will fail" >&2
+export ALMANAC_SPARK_PYTHON
 if ! command -v chromium >/dev/null 2>&1; then
   echo "Chromium not found; installing it from Debian's packages (one-time)..." >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium" >&2

@@ -33,12 +33,20 @@ impl Checker<'_> {
 /// Check `repo` against its sources' files; on success, the definitions
 /// with every join key's dtype filled in, and every aggregation's input
 /// dtype (and so its feature's dtype) resolved from the files.
-pub fn against_sources(root: &Path, repo: &RepoDefinitions) -> Result<Definitions, Diagnostics> {
+///
+/// `tables` is set when the offline store is a database (PostgreSQL): it
+/// reads a `table:` or `query:` source's columns from the engine. Without
+/// it, sources are files.
+pub fn against_sources(root: &Path, repo: &RepoDefinitions, tables: Option<&TableSchemas>) -> Result<Definitions, Diagnostics> {
     let mut checker = Checker { repo, out: Diagnostics::default() };
     let defs = &repo.parsed.definitions;
     let mut schemas: HashMap<&str, (FileFormat, SchemaRef)> = HashMap::new();
     for source in &defs.sources {
-        if let Some(found) = check_source(&mut checker, root, source) {
+        let found = match tables {
+            Some(tables) => check_table_source(&mut checker, tables, source),
+            None => check_source(&mut checker, root, source),
+        };
+        if let Some(found) = found {
             schemas.insert(&source.name, found);
         }
     }
@@ -99,7 +107,44 @@ fn check_on_demand(checker: &mut Checker, defs: &Definitions) {
     }
 }
 
+/// How a database engine reads a source's columns (no rows).
+pub type TableSchemas<'a> = dyn Fn(&Source) -> Result<SchemaRef, String> + 'a;
+
+/// A source of a database engine: a `table:` or `query:` whose columns the
+/// engine reports; timestamps and keys are then checked as for files.
+fn check_table_source(checker: &mut Checker, tables: &TableSchemas, source: &Source) -> Option<(FileFormat, SchemaRef)> {
+    let field = if source.query.is_some() { "query" } else if source.table.is_some() { "table" } else { "path" };
+    let location = checker.at(ObjectKind::Source, &source.name, field);
+    if source.table.is_none() && source.query.is_none() {
+        checker.report(
+            location,
+            format!("source `{}` is files (`path`), but the offline store is a database that cannot read them", source.name),
+            Some("load the files into a table and write `table: SCHEMA.TABLE` (or `query: SELECT ...`), or use `offline: {type: embedded}` / `{type: spark}`".into()),
+        );
+        return None;
+    }
+    let schema = match tables(source) {
+        Ok(schema) => schema,
+        Err(error) => {
+            checker.report(location, format!("source `{}`: {error}", source.name), Some(format!("check the {field} in the database the offline store names in almanac.yaml")));
+            return None;
+        }
+    };
+    check_timestamp_columns(checker, source, &schema, FileFormat::Parquet);
+    Some((FileFormat::Parquet, schema))
+}
+
 fn check_source(checker: &mut Checker, root: &Path, source: &Source) -> Option<(FileFormat, SchemaRef)> {
+    if source.table.is_some() || source.query.is_some() {
+        let field = if source.query.is_some() { "query" } else { "table" };
+        let location = checker.at(ObjectKind::Source, &source.name, field);
+        checker.report(
+            location,
+            format!("source `{}` is a database {field}, but the offline store reads files", source.name),
+            Some("set `offline: {type: postgres, url: \"postgresql://HOST:5432/DB\"}` in almanac.yaml, or give the source a `path`".into()),
+        );
+        return None;
+    }
     let location = checker.at(ObjectKind::Source, &source.name, "path");
     let files = match list_source_files(root, source).and_then(|files| Ok((files.format, read_source_schema(&files)?))) {
         Ok(found) => found,
@@ -114,7 +159,11 @@ fn check_source(checker: &mut Checker, root: &Path, source: &Source) -> Option<(
             return None;
         }
     };
-    let (format, schema) = &files;
+    check_timestamp_columns(checker, source, &files.1, files.0);
+    Some(files)
+}
+
+fn check_timestamp_columns(checker: &mut Checker, source: &Source, schema: &Schema, format: FileFormat) {
     let mut timestamps = vec![("timestamp_field", &source.timestamp_field)];
     timestamps.extend(source.created_timestamp_column.as_ref().map(|c| ("created_timestamp_column", c)));
     for (field, name) in timestamps {
@@ -126,7 +175,7 @@ fn check_source(checker: &mut Checker, root: &Path, source: &Source) -> Option<(
                 format!("source `{}` has no column `{column}` for its `{field}`", source.name),
                 Some(column_help(column, schema)),
             ),
-            Ok(found) if !is_timestamp_like(found.data_type(), *format) => checker.report(
+            Ok(found) if !is_timestamp_like(found.data_type(), format) => checker.report(
                 location,
                 format!("column `{column}` of source `{}` is {}, not a timestamp", source.name, found.data_type()),
                 Some("store event times as a timestamp column (CSV: RFC 3339 text)".into()),
@@ -134,7 +183,6 @@ fn check_source(checker: &mut Checker, root: &Path, source: &Source) -> Option<(
             Ok(_) => {}
         }
     }
-    Some(files)
 }
 
 /// CSV has no timestamp type of its own: text columns are parsed as RFC 3339
@@ -331,7 +379,7 @@ feature_views:
         std::fs::write(dir.path().join("features.yaml"), yaml).expect("yaml");
         let repo = almanac_registry::load_definitions(dir.path()).expect("load");
         assert!(repo.parsed.diagnostics.is_empty(), "{}", repo.parsed.diagnostics);
-        against_sources(dir.path(), &repo)
+        against_sources(dir.path(), &repo, None)
     }
 
     #[test]

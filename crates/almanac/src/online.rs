@@ -647,7 +647,7 @@ mod tests {
         state.version = 1;
         state.definitions = Definitions {
             entities: vec![Entity { name: "user".into(), join_keys: vec![JoinKey { name: "user_id".into(), dtype: Some(DType::Int64) }], governance: Governance::default() }],
-            sources: vec![Source { name: "s".into(), path: "s.parquet".into(), format: None, timestamp_field: "ts".into(), created_timestamp_column: None, field_mapping: Default::default(), batch_source: None, stream: None, governance: Governance::default() }],
+            sources: vec![Source { name: "s".into(), path: "s.parquet".into(), format: None, timestamp_field: "ts".into(), created_timestamp_column: None, field_mapping: Default::default(), table: None, query: None, batch_source: None, stream: None, governance: Governance::default() }],
             feature_views: vec![FeatureView { name: "v".into(), entities: vec!["user".into()], source: "s".into(), ttl: None, online: true, schema: (0..40).map(field).collect(), aggregations: Vec::new(), tile: None, monitoring: Default::default(), governance: Governance::default() }],
             feature_services: vec![],
             ..Default::default()

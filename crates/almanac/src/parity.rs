@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use almanac_core::{DType, OnDemandFeatureView, Value};
-use almanac_offline::{HistoricalOptions, OfflineStore, TimeRange};
+use almanac_offline::{HistoricalOptions, TimeRange};
 use almanac_online::{KeyPart, decode_key};
 use almanac_registry::RegistryState;
 use almanac_core::convert::value_at;

@@ -309,6 +309,9 @@ impl Push<'_> {
     /// One new Parquet file in the batch source's folder, with the files'
     /// own column names and types, so scans read it like any other file.
     fn append_offline(&self, source: &Source, rows: &Rows, file_name: Option<&str>) -> Result<PathBuf, Error> {
+        if source.table.is_some() || source.query.is_some() {
+            return Err(bad(format!("push source `{}` cannot append offline: its batch source is a database table or query, which Almanac reads but does not write; push `to: online`, and write the history where the table is fed", source.name)));
+        }
         let folder = self.root.join(&source.path);
         if !folder.is_dir() {
             return Err(bad(format!("push source `{}` cannot append offline: its batch source's path `{}` is not a folder; make it a folder of Parquet files", source.name, source.path)));

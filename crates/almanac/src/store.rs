@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use almanac_core::{Definitions, OnlineConfig, RegistryConfig, RepoConfig};
+use almanac_core::{Definitions, OfflineConfig, OnlineConfig, RegistryConfig, RepoConfig};
 use almanac_online::{OnlineStore, RecordCodec, WriteStats};
 use almanac_online_lmdb::EmbeddedStore;
 use almanac_online_redis::{RedisClusterStore, RedisStore, Timeouts};
@@ -24,9 +24,10 @@ pub struct FeatureStore {
     root: PathBuf,
     config: RepoConfig,
     registry: Box<dyn Registry>,
-    /// Created on first use: starting its runtime is wasted work for
-    /// commands that never read history (plan, apply, discovery).
-    offline: OnceLock<EmbeddedOfflineStore>,
+    /// Created on first use: starting its runtime (or connecting to a
+    /// pushdown engine, or starting Spark) is wasted work for commands that
+    /// never read history (plan, apply, discovery).
+    offline: OnceLock<Box<dyn OfflineStore>>,
     /// Connected on first use, for the same reason.
     online: OnceLock<Arc<dyn OnlineStore>>,
     /// The registry state serving reads from, until [`FeatureStore::refresh`].
@@ -53,6 +54,7 @@ impl FeatureStore {
         let config = almanac_registry::load_config(&root)?;
         let registry: Box<dyn Registry> = match &config.registry {
             RegistryConfig::File { path } => Box::new(FileRegistry::new(root.join(path))),
+            RegistryConfig::Postgres { url } => Box::new(almanac_postgres::PostgresRegistry::new(url)),
         };
         Ok(FeatureStore { root, config, registry, offline: OnceLock::new(), online: OnceLock::new(), serving_state: RwLock::new(None), plans: PlanCache::default(), push_schemas: crate::push::SchemaCache::default() })
     }
@@ -77,13 +79,58 @@ impl FeatureStore {
         if !repo.parsed.diagnostics.is_empty() {
             return Err(Error::Definitions(repo.parsed.diagnostics));
         }
-        check::against_sources(&self.root, &repo).map_err(Error::Definitions)
+        if self.config.offline.reads_files() {
+            return check::against_sources(&self.root, &repo, None).map_err(Error::Definitions);
+        }
+        let offline = self.offline()?;
+        let tables = |source: &almanac_core::Source| match offline.table_schema(source) {
+            Some(Ok(schema)) => Ok(schema),
+            Some(Err(error)) => Err(error.to_string()),
+            None => Err("the offline store reads files, not tables".to_string()),
+        };
+        check::against_sources(&self.root, &repo, Some(&tables)).map_err(Error::Definitions)
     }
 
     /// What `apply` would change; writes nothing.
     pub fn plan(&self) -> Result<Plan, Error> {
         let desired = self.load_definitions()?;
         Ok(Plan::compute(&self.registry_state()?, &desired))
+    }
+
+    /// The SQL a pushdown engine would run for a training set of each
+    /// feature service in the definition files (or of every view's
+    /// features, when there is no service): `almanac plan --explain`.
+    /// Empty for the embedded engine, which runs no SQL.
+    pub fn explain(&self) -> Result<Vec<(String, String)>, Error> {
+        if matches!(self.config.offline, OfflineConfig::Embedded) {
+            return Ok(Vec::new());
+        }
+        let desired = self.load_definitions()?;
+        let mut state = RegistryState::empty(&self.config.project);
+        state.version = 1;
+        let mut selections: Vec<(String, FeatureSelection)> = desired.feature_services.iter().map(|s| (format!("feature service `{}`", s.name), FeatureSelection::Service(s.name.clone()))).collect();
+        if selections.is_empty() {
+            let refs = desired.feature_views.iter().filter(|v| !v.is_aggregation()).map(|v| v.name.clone()).collect::<Vec<_>>().join(",");
+            if !refs.is_empty() {
+                selections.push(("every feature view".to_string(), FeatureSelection::parse_refs(&refs)?));
+            }
+        }
+        state.definitions = desired;
+        let offline = self.offline()?;
+        let mut out = Vec::new();
+        for (title, selection) in selections {
+            let resolved = resolve::resolve(&state, &selection)?;
+            let views: Vec<_> = resolved.views.into_iter().filter(|v| !v.view.is_aggregation()).collect();
+            if let Some(sql) = offline.explain(&views) {
+                out.push((title, sql?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every applied version of the definitions, oldest first.
+    pub fn registry_history(&self) -> Result<Vec<RegistryState>, Error> {
+        Ok(self.registry.history(&self.config.project)?)
     }
 
     /// Apply the definition files to the registry. An empty plan writes
@@ -300,15 +347,20 @@ impl FeatureStore {
     pub fn registry_file(&self) -> Option<PathBuf> {
         match &self.config.registry {
             RegistryConfig::File { path } => Some(self.root.join(path)),
+            RegistryConfig::Postgres { .. } => None,
         }
     }
 
-    pub(crate) fn offline(&self) -> Result<&EmbeddedOfflineStore, Error> {
+    pub(crate) fn offline(&self) -> Result<&dyn OfflineStore, Error> {
         if let Some(store) = self.offline.get() {
-            return Ok(store);
+            return Ok(store.as_ref());
         }
-        let store = EmbeddedOfflineStore::new(&self.root)?;
-        Ok(self.offline.get_or_init(|| store))
+        let store: Box<dyn OfflineStore> = match &self.config.offline {
+            OfflineConfig::Embedded => Box::new(EmbeddedOfflineStore::new(&self.root)?),
+            OfflineConfig::Postgres { url } => Box::new(almanac_postgres::PostgresOfflineStore::new(url)),
+            OfflineConfig::Spark { master, python } => Box::new(almanac_spark::SparkOfflineStore::new(&self.root, master, python.as_deref())),
+        };
+        Ok(self.offline.get_or_init(|| store).as_ref())
     }
 
     /// A point-in-time-correct training set (DESIGN §2): one row per entity

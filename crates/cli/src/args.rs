@@ -24,7 +24,7 @@ pub enum Command {
     /// Create a feature repo: a commented template, or the demo with generated data.
     Init(InitArgs),
     /// Show what `apply` would change in the registry; writes nothing.
-    Plan,
+    Plan(PlanArgs),
     /// Validate the definitions against their sources and write them to the registry.
     Apply,
     /// Discover what the registry holds.
@@ -348,12 +348,24 @@ pub struct DemoArgs {
     pub data: DataArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Also print the SQL a pushdown offline store (PostgreSQL, Spark) runs
+    /// for each feature service's training set, with index advice.
+    #[arg(long)]
+    pub explain: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum FeaturesCommand {
     /// List entities, sources, feature views, features and services.
     List(ListArgs),
     /// Everything about one object (or `view:feature`): definition, version, lineage.
     Describe {
+        name: String,
+    },
+    /// Every applied version of one object (a view, source, entity, service).
+    History {
         name: String,
     },
     /// Search names, descriptions and tags, best matches first.

@@ -68,6 +68,10 @@ pub struct ParitySchedule {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RegistryConfig {
     File { path: String },
+    /// A team registry in PostgreSQL (`postgresql://host:port/db`): every
+    /// applied version kept, applies in a transaction with optimistic
+    /// concurrency.
+    Postgres { url: String },
 }
 
 impl Default for RegistryConfig {
@@ -76,13 +80,31 @@ impl Default for RegistryConfig {
     }
 }
 
-/// The offline engine. Only the embedded engine (DataFusion + Almanac's own
-/// as-of join over the sources' files) exists so far.
+/// The offline engine: the embedded one (DataFusion + Almanac's own as-of
+/// join over the sources' files), or a pushdown engine that runs the
+/// point-in-time join as SQL where the data lives (DESIGN §12).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OfflineConfig {
     #[default]
     Embedded,
+    /// Sources are tables or queries of this database.
+    Postgres { url: String },
+    /// Sources are Parquet/CSV paths read by a local Spark (`master`, e.g.
+    /// `local[2]`), driven through a managed PySpark driver process started
+    /// with `python` (default: `python3`, which must import `pyspark`).
+    Spark {
+        master: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        python: Option<String>,
+    },
+}
+
+impl OfflineConfig {
+    /// Whether sources are files (embedded, Spark) rather than tables.
+    pub fn reads_files(&self) -> bool {
+        !matches!(self, OfflineConfig::Postgres { .. })
+    }
 }
 
 /// The online store. The embedded default is an LMDB folder under `.almanac/`.

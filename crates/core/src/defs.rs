@@ -145,7 +145,16 @@ impl fmt::Display for FileFormat {
 pub struct Source {
     pub name: String,
     /// As written by the user; relative paths are relative to the repo folder.
+    /// Empty for a source that is a table or a query of a pushdown engine.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
+    /// A table of the pushdown engine (`offline: {type: postgres}`), possibly
+    /// schema-qualified, instead of files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// A query of the pushdown engine whose result is the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<FileFormat>,
     /// Event time: when the value became true. Point-in-time joins filter on it.

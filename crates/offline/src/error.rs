@@ -47,6 +47,15 @@ pub enum OfflineError {
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
 
+    /// A pushdown engine (PostgreSQL, Spark) refused or failed a query; the
+    /// reason is the engine's own message.
+    #[error("{engine}: {reason}")]
+    Engine { engine: &'static str, reason: String },
+
+    /// The engine cannot answer this request; the message says what to do.
+    #[error("{0}")]
+    Unsupported(String),
+
     /// A broken invariant inside Almanac (a bug), never the caller's fault.
     #[error("internal error in the offline engine: {0}")]
     Internal(String),

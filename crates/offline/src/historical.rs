@@ -13,7 +13,7 @@ use almanac_core::convert::conform;
 use almanac_core::{DType, Field, JoinKey};
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::{cast, filter_record_batch, interleave, take};
-use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use rayon::prelude::*;
@@ -24,6 +24,7 @@ use crate::error::OfflineError;
 use crate::partition::{Spill, partition_of, rows_by_partition};
 use crate::scan::{self, ScanRequest};
 use crate::source::{SourceFiles, list_source_files, read_source_schema};
+use crate::request::{PreparedRequest, assemble, prepare};
 use crate::time::to_nanos;
 
 /// The embedded engine: DataFusion scans of the sources' files plus the
@@ -356,72 +357,17 @@ fn micros_column(nanos: &[i64], valid: Option<&[bool]>) -> ArrayRef {
 }
 
 /// The Arrow type keys are compared as: int64 or string.
-fn key_type(key: &JoinKey) -> DataType {
+pub(crate) fn key_type(key: &JoinKey) -> DataType {
     match key.dtype {
         Some(DType::String) => DataType::Utf8,
         _ => DataType::Int64,
     }
 }
 
-fn entity_key(entities: &RecordBatch, entity: &str, key: &JoinKey, view: &str) -> Result<ArrayRef, OfflineError> {
-    let column = entities.column_by_name(&key.name).ok_or_else(|| OfflineError::MissingColumn {
-        column: key.name.clone(),
-        needed_by: format!("join key of entity `{entity}`, needed by feature view `{view}`"),
-        available: column_list(entities.schema_ref()),
-    })?;
-    let expected = key_type(key);
-    let compatible = match expected {
-        DataType::Int64 => column.data_type().is_integer(),
-        _ => matches!(column.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)),
-    };
-    if !compatible && column.data_type() != &DataType::Null {
-        let (expected_name, pandas) = if expected == DataType::Int64 { ("int64", "int64") } else { ("string", "str") };
-        return Err(OfflineError::KeyType { column: key.name.clone(), entity: entity.to_string(), found: column.data_type().to_string(), expected: expected_name.into(), pandas: pandas.into() });
-    }
-    Ok(cast(column, &expected)?)
-}
-
-fn column_list(schema: &SchemaRef) -> String {
-    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-}
-
-/// Output names for every requested feature, checked for clashes up front.
-fn output_names(entities: &Schema, views: &[ViewRequest], full: bool) -> Result<Vec<String>, OfflineError> {
-    let mut names: Vec<(String, String)> = Vec::new();
-    for request in views {
-        for field in &request.features {
-            let name = if full { format!("{}__{}", request.view.name, field.name) } else { field.name.clone() };
-            if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
-                return Err(OfflineError::NameClash { name, first: first.clone(), second: request.view.name.clone() });
-            }
-            if entities.field_with_name(&name).is_ok() {
-                return Err(OfflineError::ClashWithInput { name });
-            }
-            names.push((name, request.view.name.clone()));
-        }
-    }
-    Ok(names.into_iter().map(|(n, _)| n).collect())
-}
-
 impl OfflineStore for EmbeddedOfflineStore {
     fn get_historical_features(&self, entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<RecordBatch, OfflineError> {
-        let names = output_names(entities.schema_ref(), views, options.full_feature_names)?;
-        let ts_name = &options.timestamp_column;
-        let ts_column = entities.column_by_name(ts_name).ok_or_else(|| OfflineError::MissingColumn {
-            column: ts_name.clone(),
-            needed_by: "the as-of timestamp; pass --timestamp-column if it has another name".into(),
-            available: column_list(entities.schema_ref()),
-        })?;
-        let at = to_nanos(ts_column, ts_name)?;
-        // Validate every view's keys before scanning anything.
-        let mut view_keys = Vec::with_capacity(views.len());
-        for request in views {
-            let keys = request.join_keys.iter().map(|(entity, key)| entity_key(entities, entity, key, &request.view.name)).collect::<Result<Vec<_>, _>>()?;
-            view_keys.push(keys);
-        }
+        let PreparedRequest { names, at_nanos: at, keys: view_keys } = prepare(entities, views, options)?;
         let (min_at, max_at) = (at.iter().flatten().min().copied(), at.iter().flatten().max().copied());
-        let mut fields: Vec<ArrowField> = entities.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
         // Views are independent: scan and join them concurrently (each join
         // is itself parallel; this overlaps one view's scan with another's work).
         // Only when their files together fit the memory budget, though:
@@ -445,15 +391,7 @@ impl OfflineStore for EmbeddedOfflineStore {
         } else {
             views.iter().zip(view_keys.iter()).zip(files.iter()).map(join_one).collect()
         };
-        // `output_names` gave one name per requested feature, in this order.
-        let mut names = names.into_iter();
-        for (request, features) in views.iter().zip(per_view) {
-            for ((field, column), name) in request.features.iter().zip(features?).zip(names.by_ref()) {
-                fields.push(ArrowField::new(name, field.dtype.to_arrow(), true));
-                columns.push(column);
-            }
-        }
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+        assemble(entities, views, names, per_view.into_iter().collect::<Result<Vec<_>, _>>()?)
     }
 
     fn export(&self, request: &ViewRequest, range: TimeRange, latest: bool) -> Result<ViewRows, OfflineError> {

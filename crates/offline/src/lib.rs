@@ -17,8 +17,11 @@ pub mod error;
 pub mod historical;
 pub mod io;
 pub mod partition;
+pub mod request;
 pub mod scan;
 pub mod source;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 pub mod window;
 
@@ -81,6 +84,20 @@ pub trait OfflineStore: Send + Sync {
     /// lists (`almanac_aggregate::state_schema`), stamped `end`; and how many
     /// source rows were read. `range.end` is required.
     fn aggregation_states(&self, view: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError>;
+
+    /// A database engine's view of a `table:` or `query:` source: its
+    /// columns as Arrow types, no rows read (what `apply` checks against).
+    /// `None` for engines whose sources are files.
+    fn table_schema(&self, _source: &Source) -> Option<Result<arrow::datatypes::SchemaRef, OfflineError>> {
+        None
+    }
+
+    /// The SQL a pushdown engine runs for a training set of `views`
+    /// (`almanac plan --explain`), with advice (e.g. indexes) as SQL
+    /// comments. `None` for the embedded engine, which runs no SQL.
+    fn explain(&self, _views: &[ViewRequest]) -> Option<Result<String, OfflineError>> {
+        None
+    }
 }
 
 /// A view's rows as exports and materialization lay them out: the join keys

@@ -1,327 +1,44 @@
-//! The engine against an independent brute-force oracle (DESIGN §2).
-//!
-//! The oracle is a literal O(n·m) reading of the contract, written without
-//! looking at the engine: for each entity row and view, scan every history
-//! row, keep the candidates, pick the winner by (ts, created, values). Data
-//! is random but deliberately dense (few keys, few instants) so exact ties,
-//! instants at `T` and `T - ttl`, duplicate entity rows, null keys and values,
-//! and keys without history all occur in nearly every case.
+//! The embedded engine against the brute-force oracle of
+//! [`almanac_offline::testkit`] (DESIGN §2): random cases on the in-memory
+//! and the spilled path, and the named adversarial cases.
 
-use std::cmp::Ordering;
-use std::fs::File;
-use std::path::Path;
-use std::sync::Arc;
-
-use almanac_core::{DType, Duration, FeatureView, Field, FileFormat, JoinKey, Source};
-use almanac_offline::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, ViewRequest};
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, TimeUnit};
-use parquet::arrow::ArrowWriter;
+use almanac_offline::testkit::{self, Case};
+use almanac_offline::{EmbeddedOfflineStore, OfflineStore};
 use proptest::prelude::*;
-
-const SECOND: i64 = 1_000_000;
-
-/// One history row of the test views: key parts, event/created time (µs), two features.
-#[derive(Debug, Clone)]
-struct Row {
-    key_int: Option<i64>,
-    key_str: Option<String>,
-    ts: i64,
-    created: Option<i64>,
-    count: Option<i64>,
-    amount: Option<f64>,
-}
-
-#[derive(Debug, Clone)]
-struct Probe {
-    key_int: Option<i64>,
-    key_str: Option<String>,
-    at: Option<i64>,
-}
-
-fn row_strategy(compound: bool) -> impl Strategy<Value = Row> {
-    (
-        prop::option::weighted(0.95, 0i64..6),
-        prop::option::weighted(0.95, prop::sample::select(vec!["a".to_string(), "b".into(), "é".into()])),
-        0i64..12,
-        prop::option::weighted(0.8, 0i64..4),
-        prop::option::weighted(0.8, -3i64..3),
-        prop::option::weighted(0.8, prop::sample::select(vec![0.5f64, 1.5, -2.0, 0.0])),
-    )
-        .prop_map(move |(key_int, key_str, ts, created, count, amount)| Row {
-            key_int,
-            key_str: if compound { key_str } else { None },
-            ts: ts * SECOND,
-            created: created.map(|c| c * SECOND),
-            count,
-            amount,
-        })
-}
-
-fn probe_strategy() -> impl Strategy<Value = Probe> {
-    (
-        prop::option::weighted(0.9, 0i64..8),
-        prop::option::weighted(0.9, prop::sample::select(vec!["a".to_string(), "b".into(), "é".into(), "z".into()])),
-        prop::option::weighted(0.95, 0i64..16),
-    )
-        .prop_map(|(key_int, key_str, at)| Probe { key_int, key_str, at: at.map(|a| a * SECOND) })
-}
-
-#[derive(Debug, Clone)]
-struct Case {
-    users: Vec<Row>,
-    pairs: Vec<Row>,
-    probes: Vec<Probe>,
-    user_ttl: Option<i64>,
-    pair_ttl: Option<i64>,
-    user_has_created: bool,
-    files: usize,
-    aware_entities: bool,
-}
-
-fn case_strategy() -> impl Strategy<Value = Case> {
-    (
-        prop::collection::vec(row_strategy(false), 0..40),
-        prop::collection::vec(row_strategy(true), 0..30),
-        prop::collection::vec(probe_strategy(), 0..30),
-        prop::sample::select(vec![None, Some(0), Some(3), Some(5)]),
-        prop::sample::select(vec![None, Some(2), Some(4)]),
-        any::<bool>(),
-        1usize..4,
-        any::<bool>(),
-    )
-        .prop_map(|(users, pairs, probes, user_ttl, pair_ttl, user_has_created, files, aware_entities)| Case {
-            users,
-            pairs,
-            probes,
-            user_ttl,
-            pair_ttl,
-            user_has_created,
-            files,
-            aware_entities,
-        })
-}
-
-// ---------------------------------------------------------------- oracle
-
-fn compare_values(a: &Row, b: &Row) -> Ordering {
-    // Nulls first, then by value, feature by feature in schema order.
-    let count = a.count.cmp(&b.count);
-    let amount = match (a.amount, b.amount) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (Some(x), Some(y)) => x.total_cmp(&y),
-    };
-    count.then(amount)
-}
-
-/// The literal contract: candidates with equal non-null keys, `T - ttl <= ts <= T`;
-/// winner by greatest ts, then created (absent = smallest), then values.
-fn oracle<'a>(history: &'a [Row], probe: &Probe, compound: bool, ttl_seconds: Option<i64>, use_created: bool) -> Option<&'a Row> {
-    let at = probe.at?;
-    let key_matches = |row: &Row| {
-        let ints = matches!((row.key_int, probe.key_int), (Some(a), Some(b)) if a == b);
-        let strs = !compound || matches!((&row.key_str, &probe.key_str), (Some(a), Some(b)) if a == b);
-        ints && strs
-    };
-    let ttl = ttl_seconds.filter(|t| *t > 0).map(|t| t * SECOND);
-    history
-        .iter()
-        .filter(|row| key_matches(row) && row.ts <= at && ttl.is_none_or(|ttl| row.ts >= at - ttl))
-        .max_by(|a, b| {
-            let created = if use_created { a.created.cmp(&b.created) } else { Ordering::Equal };
-            a.ts.cmp(&b.ts).then(created).then_with(|| compare_values(a, b))
-        })
-}
-
-// ---------------------------------------------------------------- engine setup
-
-fn write_rows(dir: &Path, name: &str, rows: &[Row], compound: bool, with_created: bool, files: usize) {
-    let folder = dir.join(name);
-    std::fs::create_dir_all(&folder).expect("mkdir");
-    let chunk = rows.len().div_ceil(files).max(1);
-    for (index, part) in rows.chunks(chunk).enumerate().chain(if rows.is_empty() { Some((0, rows)) } else { None }) {
-        let mut fields = vec![arrow::datatypes::Field::new("user_id", DataType::Int64, true)];
-        let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(part.iter().map(|r| r.key_int).collect::<Vec<_>>()))];
-        if compound {
-            fields.push(arrow::datatypes::Field::new("shop", DataType::Utf8, true));
-            columns.push(Arc::new(StringArray::from(part.iter().map(|r| r.key_str.clone()).collect::<Vec<_>>())));
-        }
-        // Stored in milliseconds without a zone, to exercise unit and zone normalization.
-        fields.push(arrow::datatypes::Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true));
-        columns.push(Arc::new(TimestampMillisecondArray::from(part.iter().map(|r| r.ts / 1_000).collect::<Vec<_>>())));
-        if with_created {
-            fields.push(arrow::datatypes::Field::new("created", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true));
-            columns.push(Arc::new(TimestampMicrosecondArray::from(part.iter().map(|r| r.created).collect::<Vec<_>>()).with_timezone("UTC")));
-        }
-        fields.push(arrow::datatypes::Field::new("count", DataType::Int64, true));
-        columns.push(Arc::new(Int64Array::from(part.iter().map(|r| r.count).collect::<Vec<_>>())));
-        fields.push(arrow::datatypes::Field::new("amount", DataType::Float64, true));
-        columns.push(Arc::new(Float64Array::from(part.iter().map(|r| r.amount).collect::<Vec<_>>())));
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
-        let file = File::create(folder.join(format!("part-{index}.parquet"))).expect("create");
-        let mut writer = ArrowWriter::try_new(file, schema, None).expect("writer");
-        writer.write(&batch).expect("write");
-        writer.close().expect("close");
-    }
-}
-
-fn view_request(name: &str, compound: bool, with_created: bool, ttl: Option<i64>) -> ViewRequest {
-    let schema = vec![
-        Field { name: "count".into(), dtype: DType::Int64, description: String::new(), tags: Default::default() },
-        Field { name: "amount".into(), dtype: DType::Float64, description: String::new(), tags: Default::default() },
-    ];
-    let mut join_keys = vec![("user".to_string(), JoinKey { name: "user_id".into(), dtype: Some(DType::Int64) })];
-    if compound {
-        join_keys.push(("shop".to_string(), JoinKey { name: "shop".into(), dtype: Some(DType::String) }));
-    }
-    ViewRequest {
-        view: FeatureView {
-            name: name.into(),
-            entities: join_keys.iter().map(|(e, _)| e.clone()).collect(),
-            source: name.into(),
-            ttl: ttl.map(Duration::from_seconds),
-            online: true,
-            monitoring: Default::default(),
-            schema: schema.clone(),
-            aggregations: Vec::new(),
-            tile: None,
-            governance: Default::default(),
-        },
-        source: Source {
-            name: name.into(),
-            path: name.into(),
-            format: Some(FileFormat::Parquet),
-            timestamp_field: "ts".into(),
-            created_timestamp_column: with_created.then(|| "created".into()),
-            field_mapping: Default::default(),
-            batch_source: None, stream: None,
-            governance: Default::default(),
-        },
-        join_keys,
-        features: schema,
-    }
-}
-
-fn entity_table(probes: &[Probe], aware: bool) -> RecordBatch {
-    let at: ArrayRef = if aware {
-        Arc::new(TimestampMicrosecondArray::from(probes.iter().map(|p| p.at).collect::<Vec<_>>()).with_timezone("+05:30"))
-    } else {
-        Arc::new(TimestampMicrosecondArray::from(probes.iter().map(|p| p.at).collect::<Vec<_>>()))
-    };
-    let ids: ArrayRef = Arc::new(Int64Array::from((0..probes.len() as i64).collect::<Vec<_>>()));
-    RecordBatch::try_from_iter(vec![
-        ("label_id", ids),
-        ("user_id", Arc::new(Int64Array::from(probes.iter().map(|p| p.key_int).collect::<Vec<_>>())) as ArrayRef),
-        ("shop", Arc::new(StringArray::from(probes.iter().map(|p| p.key_str.clone()).collect::<Vec<_>>())) as ArrayRef),
-        ("event_timestamp", at),
-    ])
-    .expect("entities")
-}
 
 /// Run the engine on `case` and compare with the oracle. `spill` forces the
 /// partitioned, spilled path (a one-byte memory budget).
 fn check_case(case: &Case, spill: bool) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_rows(dir.path(), "users", &case.users, false, case.user_has_created, case.files);
-    write_rows(dir.path(), "pairs", &case.pairs, true, false, case.files);
+    testkit::write_rows(dir.path(), "users", &case.users, false, case.user_has_created, case.files);
+    testkit::write_rows(dir.path(), "pairs", &case.pairs, true, false, case.files);
     let mut store = EmbeddedOfflineStore::new(dir.path()).expect("store");
     if spill {
         store = store.with_memory_budget(1);
     }
-    let mut users = view_request("users", false, case.user_has_created, case.user_ttl);
-    users.features.reverse(); // request order differs from schema order
-    let pairs = view_request("pairs", true, false, case.pair_ttl);
-    let entities = entity_table(&case.probes, case.aware_entities);
-    let options = HistoricalOptions { full_feature_names: true, ..Default::default() };
-    let out = store.get_historical_features(&entities, &[users, pairs], &options).expect("join");
-
-    prop_assert_eq!(out.num_rows(), case.probes.len());
-    for (index, column) in entities.columns().iter().enumerate() {
-        prop_assert_eq!(out.column(index), column, "input columns unchanged");
-    }
-    let names: Vec<&str> = out.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
-    prop_assert_eq!(names, vec!["label_id", "user_id", "shop", "event_timestamp", "users__amount", "users__count", "pairs__count", "pairs__amount"]);
-    prop_assert_eq!(out.column(5).data_type(), &DataType::Int64, "declared dtype kept even with nulls");
-
-    let user_amount = out.column(4).as_primitive::<Float64Type>();
-    let user_count = out.column(5).as_primitive::<Int64Type>();
-    let pair_count = out.column(6).as_primitive::<Int64Type>();
-    let pair_amount = out.column(7).as_primitive::<Float64Type>();
-    let value = |a: &dyn Array, i: usize| if a.is_null(i) { None } else { Some(i) };
-    for (i, probe) in case.probes.iter().enumerate() {
-        let expected = oracle(&case.users, probe, false, case.user_ttl, case.user_has_created);
-        prop_assert_eq!(value(user_count, i).map(|i| user_count.value(i)), expected.and_then(|r| r.count), "users count row {} {:?}", i, probe);
-        prop_assert_eq!(value(user_amount, i).map(|i| user_amount.value(i)), expected.and_then(|r| r.amount), "users amount row {}", i);
-        let expected = oracle(&case.pairs, probe, true, case.pair_ttl, false);
-        prop_assert_eq!(value(pair_count, i).map(|i| pair_count.value(i)), expected.and_then(|r| r.count), "pairs count row {} {:?}", i, probe);
-        prop_assert_eq!(value(pair_amount, i).map(|i| pair_amount.value(i)), expected.and_then(|r| r.amount), "pairs amount row {}", i);
-    }
-    Ok(())
+    let (views, entities, options) = testkit::requests(case);
+    let out = store.get_historical_features(&entities, &views, &options).expect("join");
+    testkit::check(case, &entities, &out)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_the_brute_force_oracle(case in case_strategy()) {
+    fn engine_matches_the_brute_force_oracle(case in testkit::case_strategy()) {
         check_case(&case, false)?;
     }
 
     #[test]
-    fn the_spilled_path_matches_the_oracle_too(case in case_strategy()) {
+    fn the_spilled_path_matches_the_oracle_too(case in testkit::case_strategy()) {
         check_case(&case, true)?;
     }
 }
 
-/// Fixed adversarial cases, named for what they pin down.
-fn fixed(users: Vec<Row>, probes: Vec<Probe>, ttl: Option<i64>) -> Case {
-    Case { users, pairs: vec![], probes, user_ttl: ttl, pair_ttl: None, user_has_created: true, files: 1, aware_entities: false }
-}
-
-fn row(key: i64, ts: i64, created: Option<i64>, count: Option<i64>) -> Row {
-    Row { key_int: Some(key), key_str: None, ts: ts * SECOND, created: created.map(|c| c * SECOND), count, amount: None }
-}
-
-fn probe(key: Option<i64>, at: i64) -> Probe {
-    Probe { key_int: key, key_str: None, at: Some(at * SECOND) }
-}
-
 #[test]
-fn a_value_stamped_exactly_at_t_is_visible_and_one_after_is_not() {
-    let case = fixed(vec![row(1, 10, None, Some(1)), row(1, 11, None, Some(2))], vec![probe(Some(1), 10)], None);
-    check_case(&case, false).expect("oracle agrees");
-}
-
-#[test]
-fn ttl_lower_bound_is_inclusive() {
-    let case = fixed(vec![row(1, 10, None, Some(1))], vec![probe(Some(1), 15), probe(Some(1), 16)], Some(5));
-    check_case(&case, false).expect("oracle agrees");
-}
-
-#[test]
-fn a_late_ingested_row_counts_at_its_event_time() {
-    // Created long after T: still visible, because filtering is on event time only.
-    let case = fixed(vec![row(1, 5, Some(1_000), Some(9))], vec![probe(Some(1), 6)], None);
-    check_case(&case, false).expect("oracle agrees");
-}
-
-#[test]
-fn a_null_winner_does_not_fall_back_to_an_older_row() {
-    let case = fixed(vec![row(1, 1, None, Some(5)), row(1, 2, None, None)], vec![probe(Some(1), 3)], None);
-    check_case(&case, false).expect("oracle agrees");
-}
-
-#[test]
-fn duplicate_entity_rows_and_null_keys_are_kept_in_order() {
-    let case = fixed(vec![row(1, 1, None, Some(5))], vec![probe(Some(1), 3), probe(None, 3), probe(Some(1), 3), probe(Some(7), 3)], None);
-    check_case(&case, false).expect("oracle agrees");
-}
-
-#[test]
-fn an_empty_entity_table_gives_an_empty_result_with_the_right_schema() {
-    let case = fixed(vec![row(1, 1, None, Some(5))], vec![], None);
-    check_case(&case, false).expect("empty");
+fn every_adversarial_case_matches_the_oracle() {
+    for (name, case) in testkit::adversarial() {
+        check_case(&case, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_case(&case, true).unwrap_or_else(|e| panic!("{name} (spilled): {e}"));
+    }
 }

@@ -111,7 +111,7 @@ fn view_request() -> ViewRequest {
             timestamp_field: "ts".into(),
             created_timestamp_column: None,
             field_mapping: Default::default(),
-            batch_source: None, stream: None,
+            table: None, query: None, batch_source: None, stream: None,
             governance: Default::default(),
         },
         join_keys,

@@ -29,6 +29,10 @@ pub enum RegistryError {
     #[error("the registry changed while this apply was being planned (planned against version {planned}, now version {found}); run `almanac apply` again to see the new plan")]
     Conflict { planned: u64, found: u64 },
 
+    /// The registry's database refused or failed (PostgreSQL's own words).
+    #[error("the registry database at {url}: {reason}")]
+    Database { url: String, reason: String },
+
     #[error("the registry belongs to project `{found}`, but almanac.yaml says `{expected}`; point `registry.path` elsewhere or fix the project name")]
     WrongProject { expected: String, found: String },
 }

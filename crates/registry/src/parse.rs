@@ -502,10 +502,10 @@ impl<'a> Walker<'a> {
         if map.get_node("batch_source").is_some() || map.get_node("stream").is_some() {
             return self.push_source(map, what);
         }
-        let keys = with_governance(&["name", "path", "format", "timestamp_field", "created_timestamp_column", "field_mapping", "batch_source"]);
-        self.check_keys(map, &keys, &["name", "path", "timestamp_field"], what);
+        let keys = with_governance(&["name", "path", "table", "query", "format", "timestamp_field", "created_timestamp_column", "field_mapping", "batch_source"]);
+        self.check_keys(map, &keys, &["name", "timestamp_field"], what);
         let name = self.name_field(map, "name");
-        let path = self.required_string(map, "path");
+        let (path, table, query) = self.source_location(map, what)?;
         let format = match self.optional_string(map, "format") {
             None => Some(None),
             Some(text) => match text.as_str() {
@@ -525,7 +525,9 @@ impl<'a> Walker<'a> {
         let governance = self.governance(map);
         Some(Source {
             name: name?,
-            path: path.unwrap_or_default(),
+            path,
+            table,
+            query,
             format: format.flatten(),
             timestamp_field: timestamp_field.unwrap_or_default(),
             created_timestamp_column: created,
@@ -537,6 +539,30 @@ impl<'a> Walker<'a> {
 
     /// A push source: a name and the batch source whose files and
     /// timestamps it shares (filled in by `resolve_push_sources`).
+    /// Where a batch source's history is: exactly one of `path` (files,
+    /// the embedded and Spark engines), `table` or `query` (PostgreSQL).
+    fn source_location(&mut self, map: &MarkedMappingNode, what: &str) -> Option<(String, Option<String>, Option<String>)> {
+        let path = map.get_node("path").and_then(|_| self.required_string(map, "path"));
+        let table = map.get_node("table").and_then(|_| self.required_string(map, "table"));
+        let query = map.get_node("query").and_then(|_| self.required_string(map, "query"));
+        let given: Vec<&str> = [("path", path.is_some()), ("table", table.is_some()), ("query", query.is_some())].iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect();
+        match given.len() {
+            1 => Some((path.unwrap_or_default(), table, query)),
+            0 => {
+                if ["path", "table", "query"].iter().all(|k| map.get_node(k).is_none()) {
+                    let span = map.keys().next().map(|k| *k.span()).unwrap_or_else(|| *map.span());
+                    self.error(&span, format!("{what} is missing the required key `path`"), Some("add `path: data/file.parquet` (files), or `table: schema.table` / `query: SELECT ...` with `offline: {type: postgres}`".into()));
+                }
+                None
+            }
+            _ => {
+                let span = map.get_node(given[1]).map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+                self.error(&span, format!("{what} has both `{}` and `{}`", given[0], given[1]), Some("give exactly one of `path`, `table` or `query`".into()));
+                None
+            }
+        }
+    }
+
     /// A stream source is a push source with a `stream:` broker, an
     /// `event_id_field` and an `allowed_lateness` (DESIGN §10).
     fn push_source(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Source> {
@@ -555,6 +581,8 @@ impl<'a> Walker<'a> {
             timestamp_field: String::new(),
             created_timestamp_column: None,
             field_mapping: Default::default(),
+            table: None,
+            query: None,
             batch_source: Some(batch?),
             stream: match stream {
                 Some(stream) => Some(stream?),
@@ -1065,7 +1093,13 @@ impl<'a> Walker<'a> {
     }
 
     fn registry_config(&mut self, node: &Node) -> Option<RegistryConfig> {
-        let (map, _) = self.store_type(node, "registry", &["file"])?;
+        let (map, kind) = self.store_type(node, "registry", &["file", "postgres"])?;
+        if kind == "postgres" {
+            self.check_keys(map, &["type", "url"], &["url"], "`registry`");
+            let url = self.required_string(map, "url")?;
+            self.check_postgres_url(map, "url", &url)?;
+            return Some(RegistryConfig::Postgres { url });
+        }
         self.check_keys(map, &["type", "path"], &[], "`registry`");
         let path = self.optional_string(map, "path");
         Some(match path {
@@ -1075,9 +1109,34 @@ impl<'a> Walker<'a> {
     }
 
     fn offline_config(&mut self, node: &Node) -> Option<OfflineConfig> {
-        let (map, _) = self.store_type(node, "offline", &["embedded"])?;
-        self.check_keys(map, &["type"], &[], "`offline`");
-        Some(OfflineConfig::Embedded)
+        let (map, kind) = self.store_type(node, "offline", &["embedded", "postgres", "spark"])?;
+        match kind.as_str() {
+            "postgres" => {
+                self.check_keys(map, &["type", "url"], &["url"], "`offline`");
+                let url = self.required_string(map, "url")?;
+                self.check_postgres_url(map, "url", &url)?;
+                Some(OfflineConfig::Postgres { url })
+            }
+            "spark" => {
+                self.check_keys(map, &["type", "master", "python"], &[], "`offline`");
+                let master = self.optional_string(map, "master").unwrap_or_else(|| "local[2]".to_string());
+                let python = self.optional_string(map, "python");
+                Some(OfflineConfig::Spark { master, python })
+            }
+            _ => {
+                self.check_keys(map, &["type"], &[], "`offline`");
+                Some(OfflineConfig::Embedded)
+            }
+        }
+    }
+
+    fn check_postgres_url(&mut self, map: &MarkedMappingNode, key: &str, url: &str) -> Option<()> {
+        if url.starts_with("postgresql://") || url.starts_with("postgres://") {
+            return Some(());
+        }
+        let span = map.get_node(key).map(|n| *n.span()).unwrap_or_else(Span::new_blank);
+        self.error(&span, format!("`{url}` is not a PostgreSQL URL"), Some("write `postgresql://USER@HOST:PORT/DATABASE`".into()));
+        None
     }
 
     fn online_config(&mut self, node: &Node) -> Option<OnlineConfig> {

@@ -29,6 +29,10 @@ pub trait Registry: Send + Sync {
     /// the state now stored.
     fn update(&self, project: &str, change: &mut dyn FnMut(&RegistryState) -> Option<RegistryState>) -> Result<RegistryState, RegistryError>;
 
+    /// Every applied version of the definitions, oldest first (the current
+    /// one last), for `features history`. Watermarks are not versioned.
+    fn history(&self, project: &str) -> Result<Vec<RegistryState>, RegistryError>;
+
     /// Move a view's watermark forward to `to` (never backwards), without
     /// changing the definitions' version.
     fn advance_watermark(&self, project: &str, view: &str, to: DateTime<Utc>) -> Result<(), RegistryError> {
@@ -67,6 +71,20 @@ impl FileRegistry {
 
     fn lock_path(&self) -> PathBuf {
         self.path.with_extension("lock")
+    }
+
+    /// Every applied version, one JSON state per line, appended under the
+    /// writer lock when the definitions' version changes.
+    fn history_path(&self) -> PathBuf {
+        self.path.with_extension("history.jsonl")
+    }
+
+    fn append_history(&self, state: &RegistryState) -> Result<(), RegistryError> {
+        let path = self.history_path();
+        let mut line = serde_json::to_vec(&RegistryState { watermarks: Default::default(), ..state.clone() }).map_err(|e| RegistryError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        line.push(b'\n');
+        let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(self.io(&path))?;
+        file.write_all(&line).and_then(|()| file.sync_data()).map_err(self.io(&path))
     }
 
     fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> RegistryError + '_ {
@@ -153,7 +171,34 @@ impl Registry for FileRegistry {
         if found != expected_version {
             return Err(RegistryError::Conflict { planned: expected_version, found });
         }
-        self.write_atomically(state)
+        self.write_atomically(state)?;
+        if state.version != found {
+            self.append_history(state)?;
+        }
+        Ok(())
+    }
+
+    fn history(&self, project: &str) -> Result<Vec<RegistryState>, RegistryError> {
+        let path = self.history_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(RegistryError::Io { path, source }),
+        };
+        let mut versions = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            // A line cut short by a crash mid-append is the last one; skip it.
+            let Ok(state) = serde_json::from_str::<RegistryState>(line) else { continue };
+            if state.project == project {
+                versions.push(state);
+            }
+        }
+        // Versions applied before history was kept: at least the current one.
+        let current = self.load(project)?;
+        if current.version > 0 && versions.last().is_none_or(|last| last.version != current.version) {
+            versions.push(RegistryState { watermarks: Default::default(), ..current });
+        }
+        Ok(versions)
     }
 
     fn update(&self, project: &str, change: &mut dyn FnMut(&RegistryState) -> Option<RegistryState>) -> Result<RegistryState, RegistryError> {
@@ -162,6 +207,9 @@ impl Registry for FileRegistry {
         match change(&current) {
             Some(next) => {
                 self.write_atomically(&next)?;
+                if next.version != current.version {
+                    self.append_history(&next)?;
+                }
                 Ok(next)
             }
             None => Ok(current),

@@ -117,6 +117,8 @@ pub fn resolve_push_sources(parsed: &mut Parsed) {
         let Some(batch) = &source.batch_source else { continue };
         if let Some((_, target)) = batches.iter().find(|(name, _)| name == batch) {
             source.path = target.path.clone();
+            source.table = target.table.clone();
+            source.query = target.query.clone();
             source.format = target.format;
             source.timestamp_field = target.timestamp_field.clone();
             source.created_timestamp_column = target.created_timestamp_column.clone();

@@ -93,7 +93,7 @@ mod tests {
         };
         let defs = Definitions {
             entities: vec![Entity { name: "user".into(), join_keys: vec![JoinKey { name: "user_id".into(), dtype: Some(DType::Int64) }], governance: Governance::default() }],
-            sources: vec![Source { name: "s".into(), path: "s.parquet".into(), format: None, timestamp_field: "ts".into(), created_timestamp_column: None, field_mapping: Default::default(), batch_source: None, stream: None, governance: Governance::default() }],
+            sources: vec![Source { name: "s".into(), path: "s.parquet".into(), format: None, timestamp_field: "ts".into(), created_timestamp_column: None, field_mapping: Default::default(), table: None, query: None, batch_source: None, stream: None, governance: Governance::default() }],
             feature_views: vec![view("stats", vec![field("avg", DType::Float64), field("count", DType::Int64)]), view("other", vec![field("avg", DType::Float64)])],
             request_sources: vec![RequestSource { name: "request".into(), schema: vec![field("amount", DType::Float64), field("n", DType::Int64)], governance: Governance::default() }],
             on_demand_feature_views: vec![odfv.clone()],

@@ -29,7 +29,7 @@ mod drift;
 use std::path::PathBuf;
 
 use almanac_core::{DType, FeatureView};
-use almanac_offline::{OfflineStore, TimeRange};
+use almanac_offline::TimeRange;
 use almanac_online::RecordHeader;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use serde::Serialize;

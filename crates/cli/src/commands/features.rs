@@ -8,8 +8,13 @@ use crate::args::FeaturesCommand;
 use crate::render;
 
 pub fn run(repo: &Path, command: FeaturesCommand, json: bool) -> anyhow::Result<()> {
-    let state = FeatureStore::open(repo)?.registry_state()?;
+    let store = FeatureStore::open(repo)?;
+    if let FeaturesCommand::History { name } = &command {
+        return history(&store, name, json);
+    }
+    let state = store.registry_state()?;
     match command {
+        FeaturesCommand::History { .. } => {}
         FeaturesCommand::List(args) => {
             let filter = ListFilter { owner: args.owner, tags: args.tags, kind: args.kind.map(|k| k.as_str().to_string()) };
             let entries = catalog::list(&state, &filter);
@@ -92,4 +97,40 @@ fn print_description(object: &Value) {
     println!("  {:<12} {}", "upstream:", text(&object["upstream"]));
     println!("  {:<12} {}", "downstream:", text(&object["downstream"]));
     println!();
+}
+
+/// `features history NAME`: the registry versions at which an object was
+/// created, changed or removed, with its own version and definition.
+fn history(store: &FeatureStore, name: &str, json: bool) -> anyhow::Result<()> {
+    let versions = store.registry_history()?;
+    let suffix = format!("/{name}");
+    let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut rows: Vec<Value> = Vec::new();
+    for state in &versions {
+        let present: Vec<(&String, u64)> = state.objects.iter().filter(|(key, _)| key.ends_with(&suffix)).map(|(key, meta)| (key, meta.version)).collect();
+        for (key, version) in &present {
+            let change = match seen.get(*key) {
+                None => "created",
+                Some(before) if before != version => "changed",
+                Some(_) => continue,
+            };
+            seen.insert((*key).clone(), *version);
+            let definition = catalog::describe(state, name).ok().and_then(|found| serde_json::to_value(found).ok()).unwrap_or(Value::Null);
+            rows.push(serde_json::json!({"registry_version": state.version, "applied_at": state.applied_at, "object": key, "object_version": version, "change": change, "definition": definition}));
+        }
+        let gone: Vec<String> = seen.keys().filter(|key| !present.iter().any(|(k, _)| k == key)).cloned().collect();
+        for key in gone {
+            seen.remove(&key);
+            rows.push(serde_json::json!({"registry_version": state.version, "applied_at": state.applied_at, "object": key, "object_version": Value::Null, "change": "removed", "definition": Value::Null}));
+        }
+    }
+    if rows.is_empty() {
+        anyhow::bail!("no applied version of the registry has an object named `{name}`; `almanac features list` shows what there is");
+    }
+    if json {
+        return render::json(&rows);
+    }
+    let table = rows.iter().map(|row| vec![text(&row["registry_version"]), text(&row["applied_at"]), text(&row["object"]), text(&row["object_version"]), text(&row["change"])]).collect();
+    println!("{}", render::table(&["REGISTRY VERSION", "APPLIED AT", "OBJECT", "OBJECT VERSION", "CHANGE"], table));
+    Ok(())
 }

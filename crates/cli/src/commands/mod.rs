@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Init(args) => init::run(&args, cli.json),
-        Command::Plan => plan::plan(&cli.repo, cli.json),
+        Command::Plan(args) => plan::plan(&cli.repo, args.explain, cli.json),
         Command::Apply => plan::apply(&cli.repo, cli.json),
         Command::Features(command) => features::run(&cli.repo, command, cli.json),
         Command::Historical(args) => historical::historical(&cli.repo, &args, cli.json),

@@ -1,0 +1,250 @@
+//! Rendering a plan to one dialect's SQL.
+//!
+//! ## The formulation (every dialect)
+//! Per view, two steps, both plain SQL every engine plans well:
+//! 1. **Which instant wins.** The view's event times and the entity rows'
+//!    as-of instants are stacked (`UNION ALL`, null keys and instants left
+//!    out) and swept per key in time order, history before entity rows at an
+//!    equal instant (a value stamped exactly at `T` is visible). A running
+//!    `MAX` of the history's event times gives each entity row the greatest
+//!    event time `<= T`: the as-of instant, with nothing carried but a
+//!    timestamp. The TTL bound (`winner >= T - ttl`) is one comparison on it.
+//! 2. **Which row wins at that instant.** The entity rows join the history
+//!    on key and that exact event time (an equality join: hash or index), and
+//!    the rows tying there are ranked by created time, then feature values in
+//!    schema order, greatest first, nulls smallest: the embedded engine's
+//!    tie-break, so both engines pick the same row.
+//!
+//! Carrying values forward (`LAST_VALUE ... IGNORE NULLS`) is what a null
+//! value must not do (a null winner must not fall back to an older value),
+//! and PostgreSQL has no `IGNORE NULLS`; carrying only the instant avoids
+//! both. A per-row `LATERAL ... LIMIT 1` is the other classic shape; it
+//! probes an index once per entity row and per view, and measured slower at
+//! training-set sizes (BENCHMARKS.md).
+
+use crate::dialect::Dialect;
+use crate::plan::{AT, KeyPair, Output, PointInTime, ROW, Relation, ViewPlan, output_name};
+use crate::SqlError;
+
+/// The SQL of a training set: one row per entity row with a key and an
+/// instant, columns `__almanac_row` then every view's requested features
+/// (named by [`output_name`]), ordered by row.
+pub fn point_in_time(plan: &PointInTime, dialect: Dialect) -> Result<String, SqlError> {
+    let q = |name: &str| dialect.quote(name);
+    let entities = dialect.table(&plan.entities);
+    let mut ctes = Vec::new();
+    let mut columns = vec![format!("e.{}", q(ROW))];
+    let mut joins = Vec::new();
+    for (index, view) in plan.views.iter().enumerate() {
+        if view.outputs.is_empty() {
+            continue;
+        }
+        if view.aggregation {
+            return Err(SqlError::Aggregation { view: view.name.clone(), dialect: dialect.name() });
+        }
+        let asof = format!("v{index}_asof");
+        let winners = format!("v{index}");
+        ctes.push(format!("{} AS (\n{}\n)", q(&asof), asof_instants(view, &entities, dialect)));
+        ctes.push(format!("{} AS (\n{}\n)", q(&winners), winning_rows(view, index, &asof, dialect)?));
+        columns.extend((0..view.outputs.len()).map(|feature| format!("{}.{}", q(&winners), q(&output_name(index, feature)))));
+        joins.push(format!("LEFT JOIN {w} ON {w}.{row} = e.{row}", w = q(&winners), row = q(ROW)));
+    }
+    let with = if ctes.is_empty() { String::new() } else { format!("WITH\n{}\n", ctes.join(",\n")) };
+    Ok(format!(
+        "{with}SELECT {columns}\nFROM {entities} AS e{joins}\nORDER BY e.{row}",
+        columns = columns.join(", "),
+        joins = joins.iter().map(|j| format!("\n{j}")).collect::<String>(),
+        row = q(ROW),
+    ))
+}
+
+fn relation(relation: &Relation, dialect: Dialect) -> String {
+    match relation {
+        Relation::Table(name) => dialect.table(name),
+        Relation::Query(sql) => format!("(\n{}\n)", sql.trim().trim_end_matches(';')),
+    }
+}
+
+/// The key column of the stacked relation for key number `index`.
+fn stacked_key(index: usize) -> String {
+    format!("__almanac_k{index}")
+}
+
+/// Step 1: every entity row of the view's keys with its as-of instant and
+/// the greatest history event time at or before it (`__almanac_winner`).
+fn asof_instants(view: &ViewPlan, entities: &str, dialect: Dialect) -> String {
+    let q = |name: &str| dialect.quote(name);
+    let source = relation(&view.relation, dialect);
+    let ts = format!("s.{}", q(&view.event_time));
+    let at = |alias: &str| format!("{alias}.{}", q(AT));
+    let history_keys = view.keys.iter().enumerate().map(|(i, k)| format!("s.{} AS {}", q(&k.source), q(&stacked_key(i)))).collect::<Vec<_>>();
+    let entity_keys = view.keys.iter().map(|k| format!("e.{}", q(&k.entity))).collect::<Vec<_>>();
+    let not_null = |columns: &[String]| columns.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>();
+    let history_key_columns = view.keys.iter().map(|k| format!("s.{}", q(&k.source))).collect::<Vec<_>>();
+    // History after the last instant asked for, or before the first one
+    // minus the TTL, can never win: leave it out before the sort.
+    let mut history_filter = not_null(&history_key_columns);
+    history_filter.push(format!("{ts} IS NOT NULL"));
+    history_filter.push(format!("{ts} <= (SELECT MAX({}) FROM {entities} AS e)", at("e")));
+    if let Some(ttl) = view.ttl_micros {
+        history_filter.push(format!("{ts} >= (SELECT {} FROM {entities} AS e)", dialect.minus_micros(&format!("MIN({})", at("e")), ttl)));
+    }
+    let mut entity_filter = not_null(&entity_keys);
+    entity_filter.push(format!("{} IS NOT NULL", at("e")));
+    let partition = (0..view.keys.len()).map(|i| format!("u.{}", q(&stacked_key(i)))).collect::<Vec<_>>();
+    let window = if partition.is_empty() { String::new() } else { format!("PARTITION BY {} ", partition.join(", ")) };
+    let hit = q("__almanac_hit");
+    let winner = q("__almanac_winner");
+    let row = q(ROW);
+    let row_type = dialect.type_name(&almanac_core::DType::Int64).unwrap_or("BIGINT");
+    let stacked_keys = (0..view.keys.len()).map(|i| format!("u.{}, ", q(&stacked_key(i)))).collect::<String>();
+    let prefix = |columns: &[String]| columns.iter().map(|c| format!("{c}, ")).collect::<String>();
+    format!(
+        "  SELECT u.{row}, u.{at}, {stacked_keys}MAX(u.{hit}) OVER ({window}ORDER BY u.{at}, u.{row} NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {winner}
+  FROM (
+    SELECT {history_keys}{ts} AS {at}, CAST(NULL AS {row_type}) AS {row}, {ts} AS {hit}
+    FROM {source} AS s
+    WHERE {history_filter}
+    UNION ALL
+    SELECT {entity_keys}e.{at}, e.{row}, NULL
+    FROM {entities} AS e
+    WHERE {entity_filter}
+  ) AS u",
+        at = q(AT),
+        history_keys = prefix(&history_keys),
+        entity_keys = prefix(&entity_keys),
+        history_filter = history_filter.join("\n      AND "),
+        entity_filter = entity_filter.join(" AND "),
+    )
+}
+
+/// Step 2: each entity row's winning history row at its winning instant,
+/// with the requested features cast to their dtypes.
+fn winning_rows(view: &ViewPlan, index: usize, asof: &str, dialect: Dialect) -> Result<String, SqlError> {
+    let q = |name: &str| dialect.quote(name);
+    let source = relation(&view.relation, dialect);
+    let winner = format!("a.{}", q("__almanac_winner"));
+    let mut on: Vec<String> = view.keys.iter().enumerate().map(|(i, KeyPair { source, .. })| format!("s.{} = a.{}", q(source), q(&stacked_key(i)))).collect();
+    on.push(format!("s.{} = {winner}", q(&view.event_time)));
+    let mut filter = vec![format!("a.{} IS NOT NULL", q(ROW))];
+    if let Some(ttl) = view.ttl_micros {
+        filter.push(format!("{winner} >= {}", dialect.minus_micros(&format!("a.{}", q(AT)), ttl)));
+    }
+    let features = view
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(feature, output)| Ok(format!("{} AS {}", cast(view, output, &format!("s.{}", q(&output.column)), dialect)?, q(&output_name(index, feature)))))
+        .collect::<Result<Vec<_>, SqlError>>()?;
+    let names = (0..view.outputs.len()).map(|feature| format!("r.{}", q(&output_name(index, feature)))).collect::<Vec<_>>();
+    let rank = q("__almanac_rank");
+    Ok(format!(
+        "  SELECT r.{row}, {names}
+  FROM (
+    SELECT a.{row}, {features},
+      ROW_NUMBER() OVER (PARTITION BY a.{row}{order}) AS {rank}
+    FROM {asof} AS a
+    JOIN {source} AS s ON {on}
+    WHERE {filter}
+  ) AS r
+  WHERE r.{rank} = 1",
+        row = q(ROW),
+        names = names.join(", "),
+        features = features.join(", "),
+        order = tie_break_order(view, dialect).map(|o| format!(" ORDER BY {o}")).unwrap_or_default(),
+        asof = q(asof),
+        on = on.join(" AND "),
+        filter = filter.join(" AND "),
+    ))
+}
+
+fn cast(view: &ViewPlan, output: &Output, expr: &str, dialect: Dialect) -> Result<String, SqlError> {
+    dialect.cast(expr, &output.dtype).ok_or_else(|| SqlError::UnsupportedType {
+        view: view.name.clone(),
+        feature: output.column.clone(),
+        dtype: output.dtype.to_string(),
+        dialect: dialect.name(),
+    })
+}
+
+/// Among rows with one key and one event time: created time, then every
+/// feature in schema order, greatest first, nulls smallest.
+fn tie_break_order(view: &ViewPlan, dialect: Dialect) -> Option<String> {
+    let q = |name: &str| dialect.quote(name);
+    let mut terms: Vec<String> = view.created_time.iter().map(|c| format!("s.{} DESC NULLS LAST", q(c))).collect();
+    terms.extend(view.tie_break.iter().filter_map(|f| dialect.order_term(&format!("s.{}", q(&f.column)), &f.dtype)).map(|t| format!("{t} DESC NULLS LAST")));
+    (!terms.is_empty()).then(|| terms.join(", "))
+}
+
+/// The columns of an export or a materialization, in the layout of the
+/// offline crate's `ViewRows`: keys (cast to their dtypes), event time,
+/// created time, then every feature in schema order.
+fn export_columns(view: &ViewPlan, dialect: Dialect) -> Result<Vec<String>, SqlError> {
+    let q = |name: &str| dialect.quote(name);
+    let timestamp = almanac_core::DType::Timestamp;
+    let mut columns = Vec::new();
+    for key in &view.keys {
+        columns.push(cast(view, &Output { column: key.source.clone(), dtype: key.dtype.clone() }, &format!("s.{}", q(&key.source)), dialect)?);
+    }
+    columns.push(cast(view, &Output { column: view.event_time.clone(), dtype: timestamp.clone() }, &format!("s.{}", q(&view.event_time)), dialect)?);
+    if let Some(created) = &view.created_time {
+        columns.push(cast(view, &Output { column: created.clone(), dtype: timestamp }, &format!("s.{}", q(created)), dialect)?);
+    }
+    for feature in &view.tie_break {
+        columns.push(cast(view, feature, &format!("s.{}", q(&feature.column)), dialect)?);
+    }
+    Ok(columns.into_iter().enumerate().map(|(i, c)| format!("{c} AS {}", q(&format!("__almanac_c{i}")))).collect())
+}
+
+fn range_filter(view: &ViewPlan, start_micros: Option<i64>, end_micros: Option<i64>, dialect: Dialect) -> Vec<String> {
+    let ts = format!("s.{}", dialect.quote(&view.event_time));
+    let mut filter = vec![format!("{ts} IS NOT NULL")];
+    filter.extend(start_micros.map(|start| format!("{ts} >= {}", dialect.instant(start))));
+    filter.extend(end_micros.map(|end| format!("{ts} <= {}", dialect.instant(end))));
+    filter
+}
+
+/// Every history row with event time in `[start, end]` (inclusive, µs), in
+/// the export layout.
+pub fn export(view: &ViewPlan, start_micros: Option<i64>, end_micros: Option<i64>, dialect: Dialect) -> Result<String, SqlError> {
+    Ok(format!(
+        "SELECT {}\nFROM {} AS s\nWHERE {}",
+        export_columns(view, dialect)?.join(", "),
+        relation(&view.relation, dialect),
+        range_filter(view, start_micros, end_micros, dialect).join(" AND ")
+    ))
+}
+
+/// What materialization writes: per key (null keys left out), the winning
+/// row among rows with event time in `[start, end]`, in the export layout,
+/// plus the number of rows the window held (`__almanac_rows`, the same on
+/// every row).
+pub fn latest_per_entity(view: &ViewPlan, start_micros: Option<i64>, end_micros: Option<i64>, dialect: Dialect) -> Result<String, SqlError> {
+    let q = |name: &str| dialect.quote(name);
+    let columns = export_columns(view, dialect)?;
+    let names = (0..columns.len()).map(|i| format!("r.{}", q(&format!("__almanac_c{i}")))).collect::<Vec<_>>();
+    let keys = view.keys.iter().map(|k| format!("s.{}", q(&k.source))).collect::<Vec<_>>();
+    let mut filter = range_filter(view, start_micros, end_micros, dialect);
+    let mut order = vec![format!("s.{} DESC", q(&view.event_time))];
+    order.extend(tie_break_order(view, dialect));
+    let partition = if keys.is_empty() { String::new() } else { format!("PARTITION BY {} ", keys.join(", ")) };
+    let rows = q("__almanac_rows");
+    let window_rows = format!("COUNT(*) OVER () AS {rows}");
+    filter.extend(keys.iter().map(|k| format!("{k} IS NOT NULL")));
+    Ok(format!(
+        "SELECT {names}, r.{rows}
+FROM (
+  SELECT {columns}, {window_rows},
+    ROW_NUMBER() OVER ({partition}ORDER BY {order}) AS {rank}
+  FROM {source} AS s
+  WHERE {filter}
+) AS r
+WHERE r.{rank} = 1",
+        names = names.join(", "),
+        columns = columns.join(", "),
+        order = order.join(", "),
+        rank = q("__almanac_rank"),
+        source = relation(&view.relation, dialect),
+        filter = filter.join(" AND "),
+    ))
+}

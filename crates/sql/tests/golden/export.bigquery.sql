@@ -1,0 +1,5 @@
+SELECT CAST(s.`merchant_id` AS INT64) AS `__almanac_c0`, CAST(s.`shop` AS STRING) AS `__almanac_c1`, CAST(s.`event_timestamp` AS TIMESTAMP) AS `__almanac_c2`, CAST(s.`fraud_rate` AS FLOAT64) AS `__almanac_c3`, CAST(s.`opened` AS TIMESTAMP) AS `__almanac_c4`, CAST(s.`active` AS BOOL) AS `__almanac_c5`
+FROM (
+SELECT * FROM merchant_shop_stats WHERE region = 'eu'
+) AS s
+WHERE s.`event_timestamp` IS NOT NULL AND s.`event_timestamp` <= TIMESTAMP '2026-07-01 00:00:00.000000+00'
