@@ -69,13 +69,9 @@ for SCALE in "${SCALES[@]}"; do
   "$PY" - "$REPO" "$PGREPO" "$SCHEMA" "$PG_URL" <<'PY'
 import sys
 repo, pgrepo, schema, url = sys.argv[1:5]
-# TODO(postgres offline store): the keys written below (`table:` on a
-# source, `offline: {type: postgres, url: ...}`) follow the syntax
-# crates/cli/tests/pushdown.rs uses; adjust here if it changes. The demo's
-# aggregation view `user_txn_windows` (over `transactions`, now
-# SCHEMA.labels) is kept: fraud_model_v1 does not use it, and it is assumed
-# that apply accepts it on PostgreSQL (only materializing it is refused);
-# if apply refuses it, cut that view out of the text here.
+# The demo's aggregation view `user_txn_windows` (over `transactions`, now
+# SCHEMA.labels) is kept: apply checks it against the table, and
+# fraud_model_v1 does not use it (aggregation views are not pushed down).
 text = open(f"{repo}/features.yaml").read()
 for table in ("user_txn_stats", "merchant_stats", "labels"):
     old = f"path: data/{table}.parquet"

@@ -18,13 +18,15 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 
 use crate::client::{connect, describe, outside_runtime};
-use crate::types::{ColumnBuilder, KeyCell, arrow_type, micros_to_time, wire_type};
+use crate::types::{Cell, ColumnBuilder, arrow_type, micros_to_time, wire_type};
 
 const ENGINE: &str = "PostgreSQL";
 
 /// Memory a training-set query may sort and hash in before spilling to
-/// temporary files (per sort or hash node, this session only).
-const WORK_MEM: &str = "256MB";
+/// temporary files (per sort or hash node, this transaction only): a
+/// scale-1 view's instants (6M rows) then sort in memory. JIT is off for
+/// the same transaction: compiling the plan costs more than it saves here.
+const SESSION: &str = "SET LOCAL work_mem = '512MB'; SET LOCAL jit = off";
 
 pub struct PostgresOfflineStore {
     url: String,
@@ -152,14 +154,14 @@ impl Shipment {
         let mut writer = BinaryCopyInWriter::new(sink, &self.types());
         let strings: Vec<Option<&arrow::array::StringArray>> = self.keys.iter().map(|(_, _, array)| array.as_string_opt::<i32>()).collect();
         let ints: Vec<Option<&Int64Array>> = self.keys.iter().map(|(_, _, array)| array.as_primitive_opt::<Int64Type>()).collect();
-        let mut cells: Vec<KeyCell> = Vec::with_capacity(self.keys.len());
+        let mut cells: Vec<Cell> = Vec::with_capacity(self.keys.len());
         for (row, at) in self.at_micros.iter().enumerate() {
             cells.clear();
             for (strings, ints) in strings.iter().zip(&ints) {
                 cells.push(match (strings, ints) {
-                    (Some(s), _) => KeyCell::Text(s.is_valid(row).then(|| s.value(row))),
-                    (None, Some(i)) => KeyCell::Int(i.is_valid(row).then(|| i.value(row))),
-                    (None, None) => KeyCell::Int(None),
+                    (Some(s), _) if s.is_valid(row) => Cell::Text(s.value(row)),
+                    (None, Some(i)) if i.is_valid(row) => Cell::Int64(i.value(row)),
+                    _ => Cell::Null,
                 });
             }
             let row_number = row as i64;
@@ -195,21 +197,26 @@ impl OfflineStore for PostgresOfflineStore {
         let prepared = prepare(entities, views, options)?;
         let table = entity_table_name();
         let plan = PointInTime { entities: table.clone(), views: views.iter().map(view_plan).collect::<Result<_, _>>()? };
-        let sql = almanac_sql::point_in_time(&plan, Dialect::Postgres).map_err(sql_error)?;
+        let (setup, sql) = almanac_sql::point_in_time_staged(&plan, Dialect::Postgres).map_err(sql_error)?;
         let mut dtypes = vec![DType::Int64];
         dtypes.extend(views.iter().flat_map(|v| v.features.iter().map(|f| f.dtype.clone())));
         let shipment = Shipment::new(views, &prepared);
         let columns = self.with_client(|client| {
             let mut transaction = client.transaction().map_err(|e| engine_error(&e))?;
-            transaction.batch_execute(&format!("{}; SET LOCAL work_mem = '{WORK_MEM}'", shipment.create_table(&table))).map_err(|e| engine_error(&e))?;
+            transaction.batch_execute(&format!("{}; {SESSION}", shipment.create_table(&table))).map_err(|e| engine_error(&e))?;
             let started = std::time::Instant::now();
             shipment.copy_in(&mut transaction, &table).map_err(|e| engine_error(&e))?;
             // The planner needs the shipped table's size and key spread.
             transaction.batch_execute(&format!("ANALYZE {}", Dialect::Postgres.quote(&table))).map_err(|e| engine_error(&e))?;
             report_stage("postgres: ship entity table (COPY)", started);
             let started = std::time::Instant::now();
+            for statement in &setup {
+                transaction.batch_execute(statement).map_err(|e| engine_error(&e))?;
+            }
+            report_stage("postgres: winning instants (window sweep)", started);
+            let started = std::time::Instant::now();
             let columns = copy_out(&mut transaction, &sql, &dtypes)?;
-            report_stage("postgres: point-in-time query + COPY out", started);
+            report_stage("postgres: winning rows + COPY out", started);
             transaction.commit().map_err(|e| engine_error(&e))?;
             Ok(columns)
         })?;
@@ -266,9 +273,10 @@ impl OfflineStore for PostgresOfflineStore {
 /// the indexes that let PostgreSQL answer it without sorting whole tables.
 fn explain(views: &[ViewRequest]) -> Result<String, OfflineError> {
     let plan = PointInTime { entities: "almanac_entities".to_string(), views: views.iter().map(view_plan).collect::<Result<_, _>>()? };
-    let sql = almanac_sql::point_in_time(&plan, Dialect::Postgres).map_err(sql_error)?;
+    let (setup, query) = almanac_sql::point_in_time_staged(&plan, Dialect::Postgres).map_err(sql_error)?;
+    let sql = setup.into_iter().chain([query]).collect::<Vec<_>>().join(";\n\n");
     let q = |name: &str| Dialect::Postgres.quote(name);
-    let mut advice = vec!["-- Almanac ships the entity table as a temporary table `almanac_entities` (binary COPY), runs this query, and streams the result back.".to_string()];
+    let mut advice = vec![format!("-- Almanac ships the entity table as a temporary table `almanac_entities` (binary COPY) and, in one transaction ({SESSION}), runs these statements, streaming the last one's result back.")];
     for view in &plan.views {
         if let Relation::Table(table) = &view.relation {
             let mut columns: Vec<String> = view.keys.iter().map(|k| q(&k.source)).collect();

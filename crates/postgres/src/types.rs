@@ -92,28 +92,6 @@ impl ColumnBuilder {
     }
 }
 
-/// A join-key cell of the shipped entity table.
-#[derive(Debug)]
-pub(crate) enum KeyCell<'a> {
-    Int(Option<i64>),
-    Text(Option<&'a str>),
-}
-
-impl ToSql for KeyCell<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            KeyCell::Int(value) => value.to_sql(ty, out),
-            KeyCell::Text(value) => value.to_sql(ty, out),
-        }
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <i64 as ToSql>::accepts(ty) || <&str as ToSql>::accepts(ty)
-    }
-
-    to_sql_checked!();
-}
-
 /// How a table's column type reads as Arrow, for `apply`'s checks of
 /// timestamps, join keys and dtypes (`None`: a type Almanac cannot read).
 pub(crate) fn arrow_type(ty: &Type) -> Option<DataType> {

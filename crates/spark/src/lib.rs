@@ -199,7 +199,7 @@ impl SparkOfflineStore {
     fn source_view(&self, driver: &mut Driver, source: &Source) -> Result<String, OfflineError> {
         let files = list_source_files(&self.root, source).map_err(|error| OfflineError::Source { source_name: source.name.clone(), error: Box::new(error) })?;
         let path = self.root.join(&source.path);
-        let name = format!("almanac_source_{}", source.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>());
+        let name = view_name(source);
         driver.register(&name, &path.to_string_lossy(), files.format)?;
         Ok(name)
     }
@@ -212,6 +212,11 @@ impl SparkOfflineStore {
         let keys: Vec<_> = request.join_keys.iter().map(|(_, key)| key.clone()).collect();
         Ok(ViewPlan::new(&request.view, &request.source, Relation::Table(view), &keys, &request.features))
     }
+}
+
+/// The temporary view a source's files are registered as.
+fn view_name(source: &Source) -> String {
+    format!("almanac_source_{}", source.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>())
 }
 
 /// The entity table Spark is sent: row number, as-of instant, join keys.
@@ -344,7 +349,7 @@ impl OfflineStore for SparkOfflineStore {
             .iter()
             .map(|request| {
                 let keys: Vec<_> = request.join_keys.iter().map(|(_, key)| key.clone()).collect();
-                let name = format!("almanac_source_{}", request.source.name);
+                let name = view_name(&request.source);
                 ViewPlan::new(&request.view, &request.source, Relation::Table(name), &keys, &request.features)
             })
             .collect();

@@ -21,7 +21,7 @@ pub mod render;
 
 pub use dialect::Dialect;
 pub use plan::{KeyPair, Output, PointInTime, Relation, ViewPlan};
-pub use render::{export, latest_per_entity, point_in_time};
+pub use render::{export, latest_per_entity, point_in_time, point_in_time_staged};
 
 /// Why a plan cannot be rendered for a dialect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

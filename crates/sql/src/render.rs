@@ -26,12 +26,28 @@ use crate::dialect::Dialect;
 use crate::plan::{AT, KeyPair, Output, PointInTime, ROW, Relation, ViewPlan, output_name};
 use crate::SqlError;
 
-/// The SQL of a training set: one row per entity row with a key and an
-/// instant, columns `__almanac_row` then every view's requested features
-/// (named by [`output_name`]), ordered by row.
+/// The SQL of a training set: one row per entity row, columns
+/// `__almanac_row` then every view's requested features (named by
+/// [`output_name`]), ordered by row. One statement: each view's winning
+/// instants are a CTE.
 pub fn point_in_time(plan: &PointInTime, dialect: Dialect) -> Result<String, SqlError> {
+    Ok(render_point_in_time(plan, dialect, false)?.1)
+}
+
+/// The same training set as statements to run in order in one transaction:
+/// each view's winning instants first written to a temporary table (and
+/// analyzed), then the query that reads them. PostgreSQL runs this form:
+/// with the instants' real row counts in hand its planner hashes the small
+/// side of step 2 and picks index scans where they pay, where estimates
+/// through a window function are guesses (measured in BENCHMARKS.md).
+pub fn point_in_time_staged(plan: &PointInTime, dialect: Dialect) -> Result<(Vec<String>, String), SqlError> {
+    render_point_in_time(plan, dialect, true)
+}
+
+fn render_point_in_time(plan: &PointInTime, dialect: Dialect, staged: bool) -> Result<(Vec<String>, String), SqlError> {
     let q = |name: &str| dialect.quote(name);
     let entities = dialect.table(&plan.entities);
+    let mut setup = Vec::new();
     let mut ctes = Vec::new();
     let mut columns = vec![format!("e.{}", q(ROW))];
     let mut joins = Vec::new();
@@ -42,20 +58,34 @@ pub fn point_in_time(plan: &PointInTime, dialect: Dialect) -> Result<String, Sql
         if view.aggregation {
             return Err(SqlError::Aggregation { view: view.name.clone(), dialect: dialect.name() });
         }
-        let asof = format!("v{index}_asof");
         let winners = format!("v{index}");
-        ctes.push(format!("{} AS (\n{}\n)", q(&asof), asof_instants(view, &entities, dialect)));
+        let asof = if staged {
+            let table = format!("{}_v{index}_asof", plan.entities);
+            setup.push(format!(
+                "CREATE TEMPORARY TABLE {t} ON COMMIT DROP AS\nSELECT a.* FROM (\n{}\n) AS a\nWHERE a.{} IS NOT NULL",
+                asof_instants(view, &entities, dialect),
+                q(ROW),
+                t = q(&table)
+            ));
+            setup.push(format!("ANALYZE {}", q(&table)));
+            table
+        } else {
+            let cte = format!("v{index}_asof");
+            ctes.push(format!("{} AS (\n{}\n)", q(&cte), asof_instants(view, &entities, dialect)));
+            cte
+        };
         ctes.push(format!("{} AS (\n{}\n)", q(&winners), winning_rows(view, index, &asof, dialect)?));
         columns.extend((0..view.outputs.len()).map(|feature| format!("{}.{}", q(&winners), q(&output_name(index, feature)))));
         joins.push(format!("LEFT JOIN {w} ON {w}.{row} = e.{row}", w = q(&winners), row = q(ROW)));
     }
     let with = if ctes.is_empty() { String::new() } else { format!("WITH\n{}\n", ctes.join(",\n")) };
-    Ok(format!(
+    let query = format!(
         "{with}SELECT {columns}\nFROM {entities} AS e{joins}\nORDER BY e.{row}",
         columns = columns.join(", "),
         joins = joins.iter().map(|j| format!("\n{j}")).collect::<String>(),
         row = q(ROW),
-    ))
+    );
+    Ok((setup, query))
 }
 
 fn relation(relation: &Relation, dialect: Dialect) -> String {

@@ -97,6 +97,10 @@ fn every_dialect_renders_the_fraud_training_set() {
         let sql = point_in_time(&plan, dialect).expect("render");
         golden(&format!("point_in_time.{}.sql", file_stem(dialect)), &sql);
     }
+    // What PostgreSQL runs: the same steps, each view's instants staged in
+    // a temporary table first.
+    let (setup, query) = almanac_sql::point_in_time_staged(&plan, Dialect::Postgres).expect("render");
+    golden("point_in_time.postgres.staged.sql", &setup.into_iter().chain([query]).collect::<Vec<_>>().join(";\n\n"));
 }
 
 #[test]
