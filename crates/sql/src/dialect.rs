@@ -109,6 +109,21 @@ impl Dialect {
         }
     }
 
+    /// The window of step 1's running maximum: every row up to and
+    /// including the current instant's peers (a history row stamped
+    /// exactly at the entity row's instant is visible). A `RANGE` frame
+    /// ordered by the instant alone, which lets an engine stream the
+    /// history from a (key, time) index; BigQuery's `RANGE` frames want a
+    /// numeric order, so there the entity rows are ordered after history
+    /// rows at one instant (their row number is null on history rows) and
+    /// the frame counts rows.
+    pub fn cumulative_frame(self, instant: &str, row: &str) -> String {
+        match self {
+            Dialect::BigQuery => format!("ORDER BY {instant}, {row} NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"),
+            _ => format!("ORDER BY {instant} RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"),
+        }
+    }
+
     /// An ORDER BY term for a value of `dtype`, ordered as the embedded
     /// engine orders it (strings by code point, whatever the database's
     /// collation), or `None` for types that take no part in tie-breaks.

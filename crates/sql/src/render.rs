@@ -3,12 +3,12 @@
 //! ## The formulation (every dialect)
 //! Per view, two steps, both plain SQL every engine plans well:
 //! 1. **Which instant wins.** The view's event times and the entity rows'
-//!    as-of instants are stacked (`UNION ALL`, null keys and instants left
-//!    out) and swept per key in time order, history before entity rows at an
-//!    equal instant (a value stamped exactly at `T` is visible). A running
-//!    `MAX` of the history's event times gives each entity row the greatest
-//!    event time `<= T`: the as-of instant, with nothing carried but a
-//!    timestamp. The TTL bound (`winner >= T - ttl`) is one comparison on it.
+//!    as-of instants are stacked (`UNION ALL`) and swept per key in time
+//!    order; a running `MAX` of the history's event times over everything up
+//!    to and including the current instant (history stamped exactly at `T`
+//!    is visible) gives each entity row the greatest event time `<= T`: the
+//!    as-of instant, with nothing carried but a timestamp. The TTL bound
+//!    (`winner >= T - ttl`) is one comparison on it.
 //! 2. **Which row wins at that instant.** The entity rows join the history
 //!    on key and that exact event time (an equality join: hash or index), and
 //!    the rows tying there are ranked by created time, then feature values in
@@ -106,45 +106,32 @@ fn asof_instants(view: &ViewPlan, entities: &str, dialect: Dialect) -> String {
     let q = |name: &str| dialect.quote(name);
     let source = relation(&view.relation, dialect);
     let ts = format!("s.{}", q(&view.event_time));
-    let at = |alias: &str| format!("{alias}.{}", q(AT));
-    let history_keys = view.keys.iter().enumerate().map(|(i, k)| format!("s.{} AS {}", q(&k.source), q(&stacked_key(i)))).collect::<Vec<_>>();
-    let entity_keys = view.keys.iter().map(|k| format!("e.{}", q(&k.entity))).collect::<Vec<_>>();
-    let not_null = |columns: &[String]| columns.iter().map(|c| format!("{c} IS NOT NULL")).collect::<Vec<_>>();
-    let history_key_columns = view.keys.iter().map(|k| format!("s.{}", q(&k.source))).collect::<Vec<_>>();
-    // History after the last instant asked for, or before the first one
-    // minus the TTL, can never win: leave it out before the sort.
-    let mut history_filter = not_null(&history_key_columns);
-    history_filter.push(format!("{ts} IS NOT NULL"));
-    history_filter.push(format!("{ts} <= (SELECT MAX({}) FROM {entities} AS e)", at("e")));
-    if let Some(ttl) = view.ttl_micros {
-        history_filter.push(format!("{ts} >= (SELECT {} FROM {entities} AS e)", dialect.minus_micros(&format!("MIN({})", at("e")), ttl)));
-    }
-    let mut entity_filter = not_null(&entity_keys);
-    entity_filter.push(format!("{} IS NOT NULL", at("e")));
+    let history_keys = view.keys.iter().enumerate().map(|(i, k)| format!("s.{} AS {}, ", q(&k.source), q(&stacked_key(i)))).collect::<String>();
+    let entity_keys = view.keys.iter().map(|k| format!("e.{}, ", q(&k.entity))).collect::<String>();
     let partition = (0..view.keys.len()).map(|i| format!("u.{}", q(&stacked_key(i)))).collect::<Vec<_>>();
     let window = if partition.is_empty() { String::new() } else { format!("PARTITION BY {} ", partition.join(", ")) };
-    let hit = q("__almanac_hit");
-    let winner = q("__almanac_winner");
-    let row = q(ROW);
-    let row_type = dialect.type_name(&almanac_core::DType::Int64).unwrap_or("BIGINT");
     let stacked_keys = (0..view.keys.len()).map(|i| format!("u.{}, ", q(&stacked_key(i)))).collect::<String>();
-    let prefix = |columns: &[String]| columns.iter().map(|c| format!("{c}, ")).collect::<String>();
+    let row_type = dialect.type_name(&almanac_core::DType::Int64).unwrap_or("BIGINT");
+    // Both branches are plain scans, without filters: PostgreSQL then reads
+    // the history in (key, time) order straight from an index on (key,
+    // event time) and merges it with the sorted entity rows, where any
+    // filter here made it sort the whole history instead. Null keys need no
+    // filter (they never equal anything in step 2), nor do null instants
+    // (step 2 drops entity rows without one).
     format!(
-        "  SELECT u.{row}, u.{at}, {stacked_keys}MAX(u.{hit}) OVER ({window}ORDER BY u.{at}, u.{row} NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {winner}
+        "  SELECT u.{row}, u.{at}, {stacked_keys}MAX(u.{hit}) OVER ({window}{frame}) AS {winner}
   FROM (
     SELECT {history_keys}{ts} AS {at}, CAST(NULL AS {row_type}) AS {row}, {ts} AS {hit}
     FROM {source} AS s
-    WHERE {history_filter}
     UNION ALL
     SELECT {entity_keys}e.{at}, e.{row}, NULL
     FROM {entities} AS e
-    WHERE {entity_filter}
   ) AS u",
+        row = q(ROW),
         at = q(AT),
-        history_keys = prefix(&history_keys),
-        entity_keys = prefix(&entity_keys),
-        history_filter = history_filter.join("\n      AND "),
-        entity_filter = entity_filter.join(" AND "),
+        hit = q("__almanac_hit"),
+        winner = q("__almanac_winner"),
+        frame = dialect.cumulative_frame(&format!("u.{}", q(AT)), &format!("u.{}", q(ROW))),
     )
 }
 
@@ -156,7 +143,7 @@ fn winning_rows(view: &ViewPlan, index: usize, asof: &str, dialect: Dialect) -> 
     let winner = format!("a.{}", q("__almanac_winner"));
     let mut on: Vec<String> = view.keys.iter().enumerate().map(|(i, KeyPair { source, .. })| format!("s.{} = a.{}", q(source), q(&stacked_key(i)))).collect();
     on.push(format!("s.{} = {winner}", q(&view.event_time)));
-    let mut filter = vec![format!("a.{} IS NOT NULL", q(ROW))];
+    let mut filter = vec![format!("a.{} IS NOT NULL", q(ROW)), format!("a.{} IS NOT NULL", q(AT))];
     if let Some(ttl) = view.ttl_micros {
         filter.push(format!("{winner} >= {}", dialect.minus_micros(&format!("a.{}", q(AT)), ttl)));
     }

@@ -1,17 +1,12 @@
 WITH
 "v0_asof" AS (
-  SELECT u."__almanac_row", u."__almanac_at", u."__almanac_k0", MAX(u."__almanac_hit") OVER (PARTITION BY u."__almanac_k0" ORDER BY u."__almanac_at", u."__almanac_row" NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS "__almanac_winner"
+  SELECT u."__almanac_row", u."__almanac_at", u."__almanac_k0", MAX(u."__almanac_hit") OVER (PARTITION BY u."__almanac_k0" ORDER BY u."__almanac_at" RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS "__almanac_winner"
   FROM (
     SELECT s."user_id" AS "__almanac_k0", s."event_timestamp" AS "__almanac_at", CAST(NULL AS BIGINT) AS "__almanac_row", s."event_timestamp" AS "__almanac_hit"
     FROM "analytics"."user_txn_stats" AS s
-    WHERE s."user_id" IS NOT NULL
-      AND s."event_timestamp" IS NOT NULL
-      AND s."event_timestamp" <= (SELECT MAX(e."__almanac_at") FROM "almanac_entities" AS e)
-      AND s."event_timestamp" >= (SELECT (MIN(e."__almanac_at") - INTERVAL '259200 seconds') FROM "almanac_entities" AS e)
     UNION ALL
     SELECT e."user_id", e."__almanac_at", e."__almanac_row", NULL
     FROM "almanac_entities" AS e
-    WHERE e."user_id" IS NOT NULL AND e."__almanac_at" IS NOT NULL
   ) AS u
 ),
 "v0" AS (
@@ -21,25 +16,20 @@ WITH
       ROW_NUMBER() OVER (PARTITION BY a."__almanac_row" ORDER BY s."created_at" DESC NULLS LAST, s."txn_count_7d" DESC NULLS LAST, s."avg_amount" DESC NULLS LAST, s."segment" COLLATE "C" DESC NULLS LAST) AS "__almanac_rank"
     FROM "v0_asof" AS a
     JOIN "analytics"."user_txn_stats" AS s ON s."user_id" = a."__almanac_k0" AND s."event_timestamp" = a."__almanac_winner"
-    WHERE a."__almanac_row" IS NOT NULL AND a."__almanac_winner" >= (a."__almanac_at" - INTERVAL '259200 seconds')
+    WHERE a."__almanac_row" IS NOT NULL AND a."__almanac_at" IS NOT NULL AND a."__almanac_winner" >= (a."__almanac_at" - INTERVAL '259200 seconds')
   ) AS r
   WHERE r."__almanac_rank" = 1
 ),
 "v1_asof" AS (
-  SELECT u."__almanac_row", u."__almanac_at", u."__almanac_k0", u."__almanac_k1", MAX(u."__almanac_hit") OVER (PARTITION BY u."__almanac_k0", u."__almanac_k1" ORDER BY u."__almanac_at", u."__almanac_row" NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS "__almanac_winner"
+  SELECT u."__almanac_row", u."__almanac_at", u."__almanac_k0", u."__almanac_k1", MAX(u."__almanac_hit") OVER (PARTITION BY u."__almanac_k0", u."__almanac_k1" ORDER BY u."__almanac_at" RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS "__almanac_winner"
   FROM (
     SELECT s."merchant_id" AS "__almanac_k0", s."shop" AS "__almanac_k1", s."event_timestamp" AS "__almanac_at", CAST(NULL AS BIGINT) AS "__almanac_row", s."event_timestamp" AS "__almanac_hit"
     FROM (
 SELECT * FROM merchant_shop_stats WHERE region = 'eu'
 ) AS s
-    WHERE s."merchant_id" IS NOT NULL
-      AND s."shop" IS NOT NULL
-      AND s."event_timestamp" IS NOT NULL
-      AND s."event_timestamp" <= (SELECT MAX(e."__almanac_at") FROM "almanac_entities" AS e)
     UNION ALL
     SELECT e."merchant_id", e."shop", e."__almanac_at", e."__almanac_row", NULL
     FROM "almanac_entities" AS e
-    WHERE e."merchant_id" IS NOT NULL AND e."shop" IS NOT NULL AND e."__almanac_at" IS NOT NULL
   ) AS u
 ),
 "v1" AS (
@@ -51,7 +41,7 @@ SELECT * FROM merchant_shop_stats WHERE region = 'eu'
     JOIN (
 SELECT * FROM merchant_shop_stats WHERE region = 'eu'
 ) AS s ON s."merchant_id" = a."__almanac_k0" AND s."shop" = a."__almanac_k1" AND s."event_timestamp" = a."__almanac_winner"
-    WHERE a."__almanac_row" IS NOT NULL
+    WHERE a."__almanac_row" IS NOT NULL AND a."__almanac_at" IS NOT NULL
   ) AS r
   WHERE r."__almanac_rank" = 1
 )
