@@ -313,6 +313,25 @@ mod tests {
     }
 
     #[test]
+    fn every_applied_version_is_kept_for_history_and_watermarks_are_not() {
+        let (_dir, registry) = registry();
+        for _ in 0..3 {
+            registry
+                .update("p", &mut |current| {
+                    let mut next = current.clone();
+                    next.version += 1;
+                    Some(next)
+                })
+                .expect("apply");
+        }
+        registry.advance_watermark("p", "v", "2026-06-01T00:00:00Z".parse().expect("ts")).expect("advance");
+        let history = registry.history("p").expect("history");
+        assert_eq!(history.iter().map(|s| s.version).collect::<Vec<_>>(), vec![1, 2, 3], "one entry per version, none for a watermark");
+        assert!(history.iter().all(|s| s.watermarks.is_empty()));
+        assert!(matches!(registry.history("other"), Err(RegistryError::WrongProject { .. })), "another project's history is refused like its state");
+    }
+
+    #[test]
     fn watermarks_only_move_forward() {
         let (_dir, registry) = registry();
         let t1: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().expect("ts");
