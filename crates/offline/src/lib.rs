@@ -64,6 +64,15 @@ pub struct TimeRange {
     pub end: Option<i64>,
 }
 
+impl TimeRange {
+    /// The range in whole microseconds, still inclusive at both ends: a
+    /// start inside a microsecond rounds up, an end rounds down (what a
+    /// database's microsecond timestamps can be compared with).
+    pub fn to_micros(self) -> (Option<i64>, Option<i64>) {
+        (self.start.map(|s| s.div_euclid(1_000) + i64::from(s.rem_euclid(1_000) != 0)), self.end.map(|e| e.div_euclid(1_000)))
+    }
+}
+
 /// The offline store: full history, point-in-time joins, exports.
 /// Every method is synchronous; implementations own whatever runtime they need.
 pub trait OfflineStore: Send + Sync {
@@ -128,6 +137,31 @@ impl ViewRows {
         let event_time = micros(keys)?;
         let created_time = if has_created { Some(micros(keys + 1)?) } else { None };
         Ok(ViewRows { keys, event_time, created_time, batch })
+    }
+
+    /// The dtypes of the layout's columns, in order: join keys, event
+    /// time, created time (when the source has one), every feature.
+    pub fn layout_dtypes(request: &ViewRequest) -> Vec<almanac_core::DType> {
+        use almanac_core::DType;
+        let mut dtypes: Vec<DType> = request.join_keys.iter().map(|(_, key)| key.dtype.clone().unwrap_or(DType::Int64)).collect();
+        dtypes.push(DType::Timestamp);
+        if request.source.created_timestamp_column.is_some() {
+            dtypes.push(DType::Timestamp);
+        }
+        dtypes.extend(request.view.schema.iter().map(|f| f.dtype.clone()));
+        dtypes
+    }
+
+    /// Wrap `columns` given in the layout's order (an engine's result),
+    /// named as exports name them: keys, the source's time columns, features.
+    pub fn from_columns(request: &ViewRequest, columns: Vec<ArrayRef>) -> Result<Self, OfflineError> {
+        let mut names: Vec<&str> = request.join_keys.iter().map(|(_, key)| key.name.as_str()).collect();
+        names.push(&request.source.timestamp_field);
+        names.extend(request.source.created_timestamp_column.as_deref());
+        names.extend(request.view.schema.iter().map(|f| f.name.as_str()));
+        let fields: Vec<arrow::datatypes::Field> = names.iter().zip(&columns).map(|(name, column)| arrow::datatypes::Field::new(*name, column.data_type().clone(), true)).collect();
+        let batch = RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns)?;
+        Self::from_batch(request, batch)
     }
 
     pub fn num_rows(&self) -> usize {

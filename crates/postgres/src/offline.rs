@@ -236,21 +236,21 @@ impl OfflineStore for PostgresOfflineStore {
             return Ok(self.latest_per_entity(request, range)?.0);
         }
         let plan = view_plan(request)?;
-        let (start, end) = micros_range(range);
+        let (start, end) = range.to_micros();
         let sql = almanac_sql::export(&plan, start, end, Dialect::Postgres).map_err(sql_error)?;
-        let columns = self.with_client(|client| copy_out(client, &sql, &export_dtypes(request)))?;
-        ViewRows::from_batch(request, export_batch(request, columns)?)
+        let columns = self.with_client(|client| copy_out(client, &sql, &ViewRows::layout_dtypes(request)))?;
+        ViewRows::from_columns(request, columns)
     }
 
     fn latest_per_entity(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
         let plan = view_plan(request)?;
-        let (start, end) = micros_range(range);
+        let (start, end) = range.to_micros();
         let sql = almanac_sql::latest_per_entity(&plan, start, end, Dialect::Postgres).map_err(sql_error)?;
-        let mut dtypes = export_dtypes(request);
+        let mut dtypes = ViewRows::layout_dtypes(request);
         dtypes.push(DType::Int64);
         let mut columns = self.with_client(|client| copy_out(client, &sql, &dtypes))?;
         let held = columns.pop().and_then(|counts| counts.as_primitive_opt::<Int64Type>().and_then(|c| c.iter().flatten().next())).unwrap_or(0);
-        Ok((ViewRows::from_batch(request, export_batch(request, columns)?)?, held as usize))
+        Ok((ViewRows::from_columns(request, columns)?, held as usize))
     }
 
     fn aggregation_states(&self, request: &ViewRequest, _range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
@@ -288,31 +288,6 @@ fn explain(views: &[ViewRequest]) -> Result<String, OfflineError> {
     Ok(format!("{}
 {sql};", advice.join("
 ")))
-}
-
-/// The inclusive nanosecond range as inclusive microseconds.
-fn micros_range(range: TimeRange) -> (Option<i64>, Option<i64>) {
-    (range.start.map(|s| s.div_euclid(1_000) + i64::from(s.rem_euclid(1_000) != 0)), range.end.map(|e| e.div_euclid(1_000)))
-}
-
-/// The export layout's dtypes: keys, event time, created time, features.
-fn export_dtypes(request: &ViewRequest) -> Vec<DType> {
-    let mut dtypes: Vec<DType> = request.join_keys.iter().map(|(_, key)| key.dtype.clone().unwrap_or(DType::Int64)).collect();
-    dtypes.push(DType::Timestamp);
-    if request.source.created_timestamp_column.is_some() {
-        dtypes.push(DType::Timestamp);
-    }
-    dtypes.extend(request.view.schema.iter().map(|f| f.dtype.clone()));
-    dtypes
-}
-
-fn export_batch(request: &ViewRequest, columns: Vec<ArrayRef>) -> Result<RecordBatch, OfflineError> {
-    let mut names: Vec<&str> = request.join_keys.iter().map(|(_, key)| key.name.as_str()).collect();
-    names.push(&request.source.timestamp_field);
-    names.extend(request.source.created_timestamp_column.as_deref());
-    names.extend(request.view.schema.iter().map(|f| f.name.as_str()));
-    let fields: Vec<ArrowField> = names.iter().zip(&columns).map(|(name, column)| ArrowField::new(*name, column.data_type().clone(), true)).collect();
-    Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)?)
 }
 
 impl PostgresOfflineStore {

@@ -262,29 +262,9 @@ fn column(batches: &[RecordBatch], index: usize, dtype: &DType) -> Result<ArrayR
     Ok(conform(&joined, dtype)?)
 }
 
-fn export_dtypes(request: &ViewRequest) -> Vec<DType> {
-    let mut dtypes: Vec<DType> = request.join_keys.iter().map(|(_, key)| key.dtype.clone().unwrap_or(DType::Int64)).collect();
-    dtypes.push(DType::Timestamp);
-    if request.source.created_timestamp_column.is_some() {
-        dtypes.push(DType::Timestamp);
-    }
-    dtypes.extend(request.view.schema.iter().map(|f| f.dtype.clone()));
-    dtypes
-}
-
 fn export_rows(request: &ViewRequest, batches: &[RecordBatch]) -> Result<ViewRows, OfflineError> {
-    let dtypes = export_dtypes(request);
-    let mut names: Vec<&str> = request.join_keys.iter().map(|(_, key)| key.name.as_str()).collect();
-    names.push(&request.source.timestamp_field);
-    names.extend(request.source.created_timestamp_column.as_deref());
-    names.extend(request.view.schema.iter().map(|f| f.name.as_str()));
-    let columns = dtypes.iter().enumerate().map(|(i, d)| column(batches, i, d)).collect::<Result<Vec<_>, _>>()?;
-    let fields: Vec<ArrowField> = names.iter().zip(&columns).map(|(n, c)| ArrowField::new(*n, c.data_type().clone(), true)).collect();
-    ViewRows::from_batch(request, RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
-}
-
-fn micros_range(range: TimeRange) -> (Option<i64>, Option<i64>) {
-    (range.start.map(|s| s.div_euclid(1_000) + i64::from(s.rem_euclid(1_000) != 0)), range.end.map(|e| e.div_euclid(1_000)))
+    let columns = ViewRows::layout_dtypes(request).iter().enumerate().map(|(i, d)| column(batches, i, d)).collect::<Result<Vec<_>, _>>()?;
+    ViewRows::from_columns(request, columns)
 }
 
 impl OfflineStore for SparkOfflineStore {
@@ -318,7 +298,7 @@ impl OfflineStore for SparkOfflineStore {
         if latest {
             return Ok(self.latest_per_entity(request, range)?.0);
         }
-        let (start, end) = micros_range(range);
+        let (start, end) = range.to_micros();
         let batches = self.with_driver(|driver| {
             let plan = self.view_plan(driver, request)?;
             driver.query(&almanac_sql::export(&plan, start, end, Dialect::Spark).map_err(sql_error)?)
@@ -327,12 +307,12 @@ impl OfflineStore for SparkOfflineStore {
     }
 
     fn latest_per_entity(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
-        let (start, end) = micros_range(range);
+        let (start, end) = range.to_micros();
         let batches = self.with_driver(|driver| {
             let plan = self.view_plan(driver, request)?;
             driver.query(&almanac_sql::latest_per_entity(&plan, start, end, Dialect::Spark).map_err(sql_error)?)
         })?;
-        let held = export_dtypes(request).len();
+        let held = ViewRows::layout_dtypes(request).len();
         let count = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| b.column(held).as_primitive_opt::<Int64Type>().map(|c| c.value(0))).unwrap_or(0);
         Ok((export_rows(request, &batches)?, count as usize))
     }
