@@ -158,8 +158,24 @@ fn a_repo_on_postgres_answers_exactly_as_the_embedded_engine() {
         let features: Vec<&serde_json::Value> = parity["views"].as_array().expect("views").iter().flat_map(|v| v["features"].as_array().expect("features")).collect();
         assert!(features.len() == 7 && features.iter().all(|f| f["different"] == 0 && f["checked"].as_u64() > Some(0)), "{parity}");
 
-        std::fs::write(repo.join("features.yaml"), definitions(schema, "Per-user statistics, described better")).expect("definitions");
+        // A server on the database registry picks up an apply, as it does a file's.
+        let server = util::Server::start(&repo, &[]);
+        let names = |server: &util::Server| {
+            let body = serde_json::json!({"feature_service": "fraud_model_v1", "entities": {"user_id": [7], "merchant_id": [3]}});
+            server.post_json("/get-online-features", &body, 200)["metadata"]["feature_names"].as_array().expect("names").len()
+        };
+        assert_eq!(names(&server), 2 + 4);
+        let better = definitions(schema, "Per-user statistics, described better").replace(
+            "features: [user_txn_stats:txn_count_7d, user_txn_stats:txn_amount_avg_7d, merchant_stats]",
+            "features: [user_txn_stats:txn_count_7d, user_txn_stats:txn_amount_avg_7d, user_txn_stats:txn_amount_std_30d, merchant_stats]",
+        );
+        std::fs::write(repo.join("features.yaml"), better).expect("definitions");
         run(&repo, &["apply"]).ok();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while names(&server) != 2 + 5 {
+            assert!(std::time::Instant::now() < deadline, "the server never reloaded the database registry");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let history = run(&repo, &["features", "history", "user_txn_stats", "--json"]).ok().json();
         let changes: Vec<&str> = history.as_array().expect("rows").iter().map(|row| row["change"].as_str().expect("change")).collect();
         assert_eq!(changes, vec!["created", "changed"], "{history}");

@@ -408,24 +408,26 @@ impl connections::ConnectionEvents for ConnectionMetrics {
     }
 }
 
-/// Poll the registry file's modification time; reload on change. A reload
-/// swaps one `Arc`, so requests in flight finish on the old state and new
-/// ones plan against the new one: no pause, no lock held while serving.
+/// Poll the registry file's modification time (a database registry: the
+/// registry itself, whose version says whether anything changed); reload
+/// on change. A reload swaps one `Arc`, so requests in flight finish on the
+/// old state and new ones plan against the new one: no pause, no lock held
+/// while serving.
 async fn watch_registry(store: Arc<FeatureStore>, file: Option<PathBuf>, every: Duration) {
-    let Some(file) = file else { return };
-    let modified = |file: &PathBuf| std::fs::metadata(file).and_then(|m| m.modified()).ok();
+    let modified = |file: &Option<PathBuf>| file.as_ref().and_then(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
     let mut last: Option<SystemTime> = modified(&file);
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
         let now = modified(&file);
-        if now == last {
+        if file.is_some() && now == last {
             continue;
         }
         last = now;
+        let source = file.as_ref().map_or_else(|| "the registry database".to_string(), |f| f.display().to_string());
         let store = store.clone();
         match tokio::task::spawn_blocking(move || store.refresh()).await {
-            Ok(Ok(true)) => tracing::info!(file = %file.display(), "registry reloaded"),
+            Ok(Ok(true)) => tracing::info!(registry = %source, "registry reloaded"),
             Ok(Ok(false)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "registry reload failed; still serving the previous version"),
             Err(error) => tracing::warn!(%error, "registry reload task failed"),
