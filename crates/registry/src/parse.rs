@@ -537,8 +537,6 @@ impl<'a> Walker<'a> {
         })
     }
 
-    /// A push source: a name and the batch source whose files and
-    /// timestamps it shares (filled in by `resolve_push_sources`).
     /// Where a batch source's history is: exactly one of `path` (files,
     /// the embedded and Spark engines), `table` or `query` (PostgreSQL).
     fn source_location(&mut self, map: &MarkedMappingNode, what: &str) -> Option<(String, Option<String>, Option<String>)> {
@@ -563,6 +561,8 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// A push source: a name and the batch source whose files and
+    /// timestamps it shares (filled in by `resolve_push_sources`).
     /// A stream source is a push source with a `stream:` broker, an
     /// `event_id_field` and an `allowed_lateness` (DESIGN §10).
     fn push_source(&mut self, map: &MarkedMappingNode, what: &str) -> Option<Source> {
