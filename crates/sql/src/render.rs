@@ -1,6 +1,6 @@
 //! Rendering a plan to one dialect's SQL.
 //!
-//! ## The formulation (every dialect)
+//! ## The formulation
 //! Per view, two steps, both plain SQL every engine plans well:
 //! 1. **Which instant wins.** The view's event times and the entity rows'
 //!    as-of instants are stacked (`UNION ALL`) and swept per key in time
@@ -18,7 +18,10 @@
 //! Carrying values forward (`LAST_VALUE ... IGNORE NULLS`) is what a null
 //! value must not do (a null winner must not fall back to an older value),
 //! and PostgreSQL has no `IGNORE NULLS`; carrying only the instant avoids
-//! both. A per-row `LATERAL ... LIMIT 1` is the other classic shape; it
+//! both. Spark is the exception, measured: it carries the whole winning
+//! row as one struct (never null itself, whatever its fields hold) in the
+//! sweep, ordered by the tie-break within an instant, and skips step 2
+//! ([`carried_winners`]), which its sorts and shuffles make worth it. A per-row `LATERAL ... LIMIT 1` is the other classic shape; it
 //! probes an index once per entity row and per view, and measured slower at
 //! training-set sizes (BENCHMARKS.md).
 
@@ -59,6 +62,12 @@ fn render_point_in_time(plan: &PointInTime, dialect: Dialect, staged: bool) -> R
             return Err(SqlError::Aggregation { view: view.name.clone(), dialect: dialect.name() });
         }
         let winners = format!("v{index}");
+        if dialect == Dialect::Spark {
+            ctes.push(format!("{} AS (\n{}\n)", q(&winners), carried_winners(view, index, &entities)?));
+            columns.extend((0..view.outputs.len()).map(|feature| format!("{}.{}", q(&winners), q(&output_name(index, feature)))));
+            joins.push(format!("LEFT JOIN {w} ON {w}.{row} = e.{row}", w = q(&winners), row = q(ROW)));
+            continue;
+        }
         let asof = if staged {
             let table = format!("{}_v{index}_asof", plan.entities);
             setup.push(format!(
@@ -133,6 +142,61 @@ fn asof_instants(view: &ViewPlan, entities: &str, dialect: Dialect) -> String {
         winner = q("__almanac_winner"),
         frame = dialect.cumulative_frame(&format!("u.{}", q(AT)), &format!("u.{}", q(ROW))),
     )
+}
+
+/// Spark's one-pass form of both steps: the sweep of step 1 carries the
+/// whole winning row forward as a struct (`last(..., true)` skips only
+/// rows with no struct, never a struct whose fields are null, so a null
+/// value never falls back), history rows ordered within one instant by the
+/// tie-break (created time, then features, ascending, nulls first) so the
+/// last one before an entity row is the winner. One sort of the stacked
+/// rows instead of two plus a join back.
+fn carried_winners(view: &ViewPlan, index: usize, entities: &str) -> Result<String, SqlError> {
+    let dialect = Dialect::Spark;
+    let q = |name: &str| dialect.quote(name);
+    let source = relation(&view.relation, dialect);
+    let ts = format!("s.{}", q(&view.event_time));
+    let mut fields = vec![format!("'t', {ts}")];
+    for (feature, output) in view.outputs.iter().enumerate() {
+        fields.push(format!("'f{feature}', {}", cast(view, output, &format!("s.{}", q(&output.column)), dialect)?));
+    }
+    let mut order_columns: Vec<String> = view.created_time.iter().map(|c| format!("s.{}", q(c))).collect();
+    order_columns.extend(view.tie_break.iter().filter_map(|f| dialect.order_term(&format!("s.{}", q(&f.column)), &f.dtype)));
+    let order_names: Vec<String> = (0..order_columns.len()).map(|i| q(&format!("__almanac_o{i}"))).collect();
+    let history_keys = view.keys.iter().enumerate().map(|(i, k)| format!("s.{} AS {}, ", q(&k.source), q(&stacked_key(i)))).collect::<String>();
+    let entity_keys = view.keys.iter().map(|k| format!("e.{}, ", q(&k.entity))).collect::<String>();
+    let history_order = order_columns.iter().zip(&order_names).map(|(c, n)| format!(", {c} AS {n}")).collect::<String>();
+    let entity_order = order_names.iter().map(|n| format!(", NULL AS {n}")).collect::<String>();
+    let partition = (0..view.keys.len()).map(|i| format!("u.{}", q(&stacked_key(i)))).collect::<Vec<_>>();
+    let window = if partition.is_empty() { String::new() } else { format!("PARTITION BY {} ", partition.join(", ")) };
+    let order = order_names.iter().map(|n| format!(", u.{n} ASC NULLS FIRST")).collect::<String>();
+    let mut filter = vec![format!("r.{} IS NOT NULL", q(ROW)), format!("r.{} IS NOT NULL", q(AT)), "r.w IS NOT NULL".to_string()];
+    filter.extend((0..view.keys.len()).map(|i| format!("r.{} IS NOT NULL", q(&stacked_key(i)))));
+    if let Some(ttl) = view.ttl_micros {
+        filter.push(format!("r.w.t >= {}", dialect.minus_micros(&format!("r.{}", q(AT)), ttl)));
+    }
+    let outputs = (0..view.outputs.len()).map(|feature| format!(", r.w.f{feature} AS {}", q(&output_name(index, feature)))).collect::<String>();
+    let keys = (0..view.keys.len()).map(|i| format!("u.{}, ", q(&stacked_key(i)))).collect::<String>();
+    Ok(format!(
+        "  SELECT r.{row}{outputs}
+  FROM (
+    SELECT {keys}u.{row}, u.{at}, LAST(u.{hit}, true) OVER ({window}ORDER BY u.{at}, u.{kind}{order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS w
+    FROM (
+      SELECT {history_keys}{ts} AS {at}, 0 AS {kind}, CAST(NULL AS BIGINT) AS {row}, CASE WHEN {ts} IS NOT NULL THEN named_struct({fields}) END AS {hit}{history_order}
+      FROM {source} AS s
+      UNION ALL
+      SELECT {entity_keys}e.{at}, 1, e.{row}, NULL{entity_order}
+      FROM {entities} AS e
+    ) AS u
+  ) AS r
+  WHERE {filter}",
+        row = q(ROW),
+        at = q(AT),
+        hit = q("__almanac_hit"),
+        kind = q("__almanac_kind"),
+        fields = fields.join(", "),
+        filter = filter.join(" AND "),
+    ))
 }
 
 /// Step 2: each entity row's winning history row at its winning instant,

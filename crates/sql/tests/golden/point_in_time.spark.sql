@@ -1,49 +1,33 @@
 WITH
-`v0_asof` AS (
-  SELECT u.`__almanac_row`, u.`__almanac_at`, u.`__almanac_k0`, MAX(u.`__almanac_hit`) OVER (PARTITION BY u.`__almanac_k0` ORDER BY u.`__almanac_at` RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS `__almanac_winner`
-  FROM (
-    SELECT s.`user_id` AS `__almanac_k0`, s.`event_timestamp` AS `__almanac_at`, CAST(NULL AS BIGINT) AS `__almanac_row`, s.`event_timestamp` AS `__almanac_hit`
-    FROM `analytics`.`user_txn_stats` AS s
-    UNION ALL
-    SELECT e.`user_id`, e.`__almanac_at`, e.`__almanac_row`, NULL
-    FROM `almanac_entities` AS e
-  ) AS u
-),
 `v0` AS (
-  SELECT r.`__almanac_row`, r.`__almanac_v0_f0`, r.`__almanac_v0_f1`
+  SELECT r.`__almanac_row`, r.w.f0 AS `__almanac_v0_f0`, r.w.f1 AS `__almanac_v0_f1`
   FROM (
-    SELECT a.`__almanac_row`, CAST(s.`avg_amount` AS DOUBLE) AS `__almanac_v0_f0`, CAST(s.`txn_count_7d` AS BIGINT) AS `__almanac_v0_f1`,
-      ROW_NUMBER() OVER (PARTITION BY a.`__almanac_row` ORDER BY s.`created_at` DESC NULLS LAST, s.`txn_count_7d` DESC NULLS LAST, s.`avg_amount` DESC NULLS LAST, s.`segment` DESC NULLS LAST) AS `__almanac_rank`
-    FROM `v0_asof` AS a
-    JOIN `analytics`.`user_txn_stats` AS s ON s.`user_id` = a.`__almanac_k0` AND s.`event_timestamp` = a.`__almanac_winner`
-    WHERE a.`__almanac_row` IS NOT NULL AND a.`__almanac_at` IS NOT NULL AND a.`__almanac_winner` >= (a.`__almanac_at` - INTERVAL '259200' SECOND)
-  ) AS r
-  WHERE r.`__almanac_rank` = 1
-),
-`v1_asof` AS (
-  SELECT u.`__almanac_row`, u.`__almanac_at`, u.`__almanac_k0`, u.`__almanac_k1`, MAX(u.`__almanac_hit`) OVER (PARTITION BY u.`__almanac_k0`, u.`__almanac_k1` ORDER BY u.`__almanac_at` RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS `__almanac_winner`
-  FROM (
-    SELECT s.`merchant_id` AS `__almanac_k0`, s.`shop` AS `__almanac_k1`, s.`event_timestamp` AS `__almanac_at`, CAST(NULL AS BIGINT) AS `__almanac_row`, s.`event_timestamp` AS `__almanac_hit`
+    SELECT u.`__almanac_k0`, u.`__almanac_row`, u.`__almanac_at`, LAST(u.`__almanac_hit`, true) OVER (PARTITION BY u.`__almanac_k0` ORDER BY u.`__almanac_at`, u.`__almanac_kind`, u.`__almanac_o0` ASC NULLS FIRST, u.`__almanac_o1` ASC NULLS FIRST, u.`__almanac_o2` ASC NULLS FIRST, u.`__almanac_o3` ASC NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS w
     FROM (
-SELECT * FROM merchant_shop_stats WHERE region = 'eu'
-) AS s
-    UNION ALL
-    SELECT e.`merchant_id`, e.`shop`, e.`__almanac_at`, e.`__almanac_row`, NULL
-    FROM `almanac_entities` AS e
-  ) AS u
+      SELECT s.`user_id` AS `__almanac_k0`, s.`event_timestamp` AS `__almanac_at`, 0 AS `__almanac_kind`, CAST(NULL AS BIGINT) AS `__almanac_row`, CASE WHEN s.`event_timestamp` IS NOT NULL THEN named_struct('t', s.`event_timestamp`, 'f0', CAST(s.`avg_amount` AS DOUBLE), 'f1', CAST(s.`txn_count_7d` AS BIGINT)) END AS `__almanac_hit`, s.`created_at` AS `__almanac_o0`, s.`txn_count_7d` AS `__almanac_o1`, s.`avg_amount` AS `__almanac_o2`, s.`segment` AS `__almanac_o3`
+      FROM `analytics`.`user_txn_stats` AS s
+      UNION ALL
+      SELECT e.`user_id`, e.`__almanac_at`, 1, e.`__almanac_row`, NULL, NULL AS `__almanac_o0`, NULL AS `__almanac_o1`, NULL AS `__almanac_o2`, NULL AS `__almanac_o3`
+      FROM `almanac_entities` AS e
+    ) AS u
+  ) AS r
+  WHERE r.`__almanac_row` IS NOT NULL AND r.`__almanac_at` IS NOT NULL AND r.w IS NOT NULL AND r.`__almanac_k0` IS NOT NULL AND r.w.t >= (r.`__almanac_at` - INTERVAL '259200' SECOND)
 ),
 `v1` AS (
-  SELECT r.`__almanac_row`, r.`__almanac_v1_f0`, r.`__almanac_v1_f1`, r.`__almanac_v1_f2`
+  SELECT r.`__almanac_row`, r.w.f0 AS `__almanac_v1_f0`, r.w.f1 AS `__almanac_v1_f1`, r.w.f2 AS `__almanac_v1_f2`
   FROM (
-    SELECT a.`__almanac_row`, CAST(s.`fraud_rate` AS DOUBLE) AS `__almanac_v1_f0`, CAST(s.`opened` AS TIMESTAMP) AS `__almanac_v1_f1`, CAST(s.`active` AS BOOLEAN) AS `__almanac_v1_f2`,
-      ROW_NUMBER() OVER (PARTITION BY a.`__almanac_row` ORDER BY s.`fraud_rate` DESC NULLS LAST, s.`opened` DESC NULLS LAST, s.`active` DESC NULLS LAST) AS `__almanac_rank`
-    FROM `v1_asof` AS a
-    JOIN (
+    SELECT u.`__almanac_k0`, u.`__almanac_k1`, u.`__almanac_row`, u.`__almanac_at`, LAST(u.`__almanac_hit`, true) OVER (PARTITION BY u.`__almanac_k0`, u.`__almanac_k1` ORDER BY u.`__almanac_at`, u.`__almanac_kind`, u.`__almanac_o0` ASC NULLS FIRST, u.`__almanac_o1` ASC NULLS FIRST, u.`__almanac_o2` ASC NULLS FIRST ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS w
+    FROM (
+      SELECT s.`merchant_id` AS `__almanac_k0`, s.`shop` AS `__almanac_k1`, s.`event_timestamp` AS `__almanac_at`, 0 AS `__almanac_kind`, CAST(NULL AS BIGINT) AS `__almanac_row`, CASE WHEN s.`event_timestamp` IS NOT NULL THEN named_struct('t', s.`event_timestamp`, 'f0', CAST(s.`fraud_rate` AS DOUBLE), 'f1', CAST(s.`opened` AS TIMESTAMP), 'f2', CAST(s.`active` AS BOOLEAN)) END AS `__almanac_hit`, s.`fraud_rate` AS `__almanac_o0`, s.`opened` AS `__almanac_o1`, s.`active` AS `__almanac_o2`
+      FROM (
 SELECT * FROM merchant_shop_stats WHERE region = 'eu'
-) AS s ON s.`merchant_id` = a.`__almanac_k0` AND s.`shop` = a.`__almanac_k1` AND s.`event_timestamp` = a.`__almanac_winner`
-    WHERE a.`__almanac_row` IS NOT NULL AND a.`__almanac_at` IS NOT NULL
+) AS s
+      UNION ALL
+      SELECT e.`merchant_id`, e.`shop`, e.`__almanac_at`, 1, e.`__almanac_row`, NULL, NULL AS `__almanac_o0`, NULL AS `__almanac_o1`, NULL AS `__almanac_o2`
+      FROM `almanac_entities` AS e
+    ) AS u
   ) AS r
-  WHERE r.`__almanac_rank` = 1
+  WHERE r.`__almanac_row` IS NOT NULL AND r.`__almanac_at` IS NOT NULL AND r.w IS NOT NULL AND r.`__almanac_k0` IS NOT NULL AND r.`__almanac_k1` IS NOT NULL
 )
 SELECT e.`__almanac_row`, `v0`.`__almanac_v0_f0`, `v0`.`__almanac_v0_f1`, `v1`.`__almanac_v1_f0`, `v1`.`__almanac_v1_f1`, `v1`.`__almanac_v1_f2`
 FROM `almanac_entities` AS e
