@@ -21,8 +21,9 @@
 //! both. Spark is the exception, measured: it carries the whole winning
 //! row as one struct (never null itself, whatever its fields hold) in the
 //! sweep, ordered by the tie-break within an instant, and skips step 2
-//! ([`carried_winners`]), which its sorts and shuffles make worth it. A per-row `LATERAL ... LIMIT 1` is the other classic shape; it
-//! probes an index once per entity row and per view, and measured slower at
+//! (`carried_winners`), which its sorts and shuffles make worth it. A
+//! per-row `LATERAL ... LIMIT 1` is the other classic shape; it probes an
+//! index once per entity row and per view, and measured slower at
 //! training-set sizes (BENCHMARKS.md).
 
 use crate::dialect::Dialect;
@@ -31,8 +32,8 @@ use crate::SqlError;
 
 /// The SQL of a training set: one row per entity row, columns
 /// `__almanac_row` then every view's requested features (named by
-/// [`output_name`]), ordered by row. One statement: each view's winning
-/// instants are a CTE.
+/// [`output_name`]), ordered by row. One statement: each view's part is a
+/// CTE (step 1's instants and step 2's winners; Spark's one-pass form).
 pub fn point_in_time(plan: &PointInTime, dialect: Dialect) -> Result<String, SqlError> {
     Ok(render_point_in_time(plan, dialect, false)?.1)
 }
