@@ -27,6 +27,28 @@ pub struct PreparedRequest {
     pub keys: Vec<Vec<ArrayRef>>,
 }
 
+impl PreparedRequest {
+    /// The as-of instants in whole microseconds (floored): what an engine
+    /// with microsecond timestamps is sent.
+    pub fn at_micros(&self) -> Vec<Option<i64>> {
+        self.at_nanos.iter().map(|t| t.map(|n| n.div_euclid(1_000))).collect()
+    }
+
+    /// Every join-key column `views` need, each once by name (views of one
+    /// entity share its column), with its key: what an engine is shipped.
+    pub fn distinct_keys<'a>(&'a self, views: &'a [ViewRequest]) -> Vec<(&'a JoinKey, &'a ArrayRef)> {
+        let mut out: Vec<(&JoinKey, &ArrayRef)> = Vec::new();
+        for (request, columns) in views.iter().zip(&self.keys) {
+            for ((_, key), column) in request.join_keys.iter().zip(columns) {
+                if !out.iter().any(|(seen, _)| seen.name == key.name) {
+                    out.push((key, column));
+                }
+            }
+        }
+        out
+    }
+}
+
 pub fn prepare(entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<PreparedRequest, OfflineError> {
     let names = output_names(entities.schema_ref(), views, options.full_feature_names)?;
     let ts_name = &options.timestamp_column;

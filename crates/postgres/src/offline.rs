@@ -123,15 +123,8 @@ struct Shipment {
 
 impl Shipment {
     fn new(views: &[ViewRequest], prepared: &PreparedRequest) -> Self {
-        let at_micros = prepared.at_nanos.iter().map(|t| t.map(|n| n.div_euclid(1_000))).collect();
-        let mut keys: Vec<(String, DType, ArrayRef)> = Vec::new();
-        for (request, columns) in views.iter().zip(&prepared.keys) {
-            for ((_, key), column) in request.join_keys.iter().zip(columns) {
-                if !keys.iter().any(|(name, _, _)| *name == key.name) {
-                    keys.push((key.name.clone(), key.dtype.clone().unwrap_or(DType::Int64), column.clone()));
-                }
-            }
-        }
+        let at_micros = prepared.at_micros();
+        let keys = prepared.distinct_keys(views).into_iter().map(|(key, column)| (key.name.clone(), key.dtype.clone().unwrap_or(DType::Int64), column.clone())).collect();
         Shipment { at_micros, keys }
     }
 

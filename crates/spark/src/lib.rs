@@ -225,15 +225,11 @@ fn shipment(views: &[ViewRequest], prepared: &PreparedRequest) -> Result<RecordB
     let mut fields = vec![ArrowField::new(almanac_sql::plan::ROW, DataType::Int64, false), ArrowField::new(almanac_sql::plan::AT, DType::Timestamp.to_arrow(), true)];
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(0..rows as i64)),
-        Arc::new(TimestampMicrosecondArray::from(prepared.at_nanos.iter().map(|t| t.map(|n| n.div_euclid(1_000))).collect::<Vec<_>>()).with_timezone("UTC")),
+        Arc::new(TimestampMicrosecondArray::from(prepared.at_micros()).with_timezone("UTC")),
     ];
-    for (request, keys) in views.iter().zip(&prepared.keys) {
-        for ((_, key), column) in request.join_keys.iter().zip(keys) {
-            if !fields.iter().any(|f| f.name() == &key.name) {
-                fields.push(ArrowField::new(&key.name, column.data_type().clone(), true));
-                columns.push(column.clone());
-            }
-        }
+    for (key, column) in prepared.distinct_keys(views) {
+        fields.push(ArrowField::new(&key.name, column.data_type().clone(), true));
+        columns.push(column.clone());
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
 }
