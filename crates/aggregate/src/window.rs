@@ -121,10 +121,7 @@ impl Prepared {
                 Ok(Arc::new(Int64Array::from(self.sliding(layout, Counter { valid, n: 0 }))))
             }
             (AggFunction::Sum, Input::Int(values)) => Ok(Arc::new(Int64Array::from(self.sliding(layout, IntSummer { values, sum: IntSum::new(), n: 0 })))),
-            (AggFunction::Sum, Input::Float(values)) => Ok(Arc::new(Float64Array::from(self.sliding(layout, FloatSummer { values, sum: ExactSum::new(), n: 0, mean: false })))),
-            // The mean needs only the exact sum (`round(Σx) / n`, as
-            // `Moments::mean` computes it online), not the sum of squares.
-            (AggFunction::Mean, Input::Float(values)) => Ok(Arc::new(Float64Array::from(self.sliding(layout, FloatSummer { values, sum: ExactSum::new(), n: 0, mean: true })))),
+            (AggFunction::Sum | AggFunction::Mean, Input::Float(_)) => Ok(Prepared::sweep_pass(&[self], layout)?.remove(0)),
             (AggFunction::Stddev | AggFunction::Variance, Input::Float(values)) => {
                 Ok(Arc::new(Float64Array::from(self.sliding(layout, MomentKeeper { values, moments: Moments::new(), function: self.function }))))
             }
@@ -133,6 +130,43 @@ impl Prepared {
             (AggFunction::ApproxCountDistinct, Input::Hashes(hashes)) => Ok(Arc::new(Int64Array::from(self.distinct(layout, hashes)))),
             _ => Err(ArrowError::InvalidArgumentError(format!("`{}`: input prepared for another function", self.function.as_str()))),
         }
+    }
+
+    /// Whether `self` and `other` are answered by one slide of one exact
+    /// sum: `sum` of a float column and `mean`, over the same column and
+    /// window (the mean is `round(Σx) / n`, as `Moments::mean` computes it
+    /// online, so it needs the exact sum alone).
+    pub fn shares_pass_with(&self, other: &Prepared) -> bool {
+        match (&self.input, &other.input) {
+            (Input::Float(a), Input::Float(b)) => {
+                let sums = |p: &Prepared| matches!(p.function, AggFunction::Sum | AggFunction::Mean);
+                sums(self) && sums(other) && self.window == other.window && (a.values().inner().ptr_eq(b.values().inner()) && a.nulls() == b.nulls() || a == b)
+            }
+            _ => false,
+        }
+    }
+
+    /// The aggregates of `pass` (members that [`Prepared::shares_pass_with`]
+    /// one another, or a single aggregation) from one sweep, in order.
+    pub fn sweep_pass(pass: &[&Prepared], layout: &Layout) -> Result<Vec<ArrayRef>, ArrowError> {
+        let [first, rest @ ..] = pass else { return Ok(Vec::new()) };
+        let (Input::Float(values), AggFunction::Sum | AggFunction::Mean) = (&first.input, first.function) else {
+            return match rest {
+                [] => Ok(vec![first.sweep(layout)?]),
+                _ => Err(ArrowError::InvalidArgumentError(format!("`{}` does not share a pass", first.function.as_str()))),
+            };
+        };
+        if let Some(other) = rest.iter().find(|p| !first.shares_pass_with(p)) {
+            return Err(ArrowError::InvalidArgumentError(format!("`{}` and `{}` do not share a pass", first.function.as_str(), other.function.as_str())));
+        }
+        let sums = first.sliding(layout, FloatSummer { values, sum: ExactSum::new(), n: 0 });
+        Ok(pass
+            .iter()
+            .map(|p| -> ArrayRef {
+                let answer = |s: &Option<(f64, u64)>| s.map(|(sum, n)| if p.function == AggFunction::Mean { sum / n as f64 } else { sum });
+                Arc::new(sums.iter().map(answer).collect::<Float64Array>())
+            })
+            .collect())
     }
 
     /// Every probe of every group, visited in `T` order with the window's
@@ -331,12 +365,12 @@ struct FloatSummer<'a> {
     values: &'a Float64Array,
     sum: ExactSum,
     n: u64,
-    /// Answer the mean instead of the sum.
-    mean: bool,
 }
 
+/// The window's correctly rounded exact sum and its count of values (sum
+/// and mean are both answered from it).
 impl Removable for FloatSummer<'_> {
-    type Out = f64;
+    type Out = (f64, u64);
     fn add(&mut self, event: usize) {
         if self.values.is_valid(event) {
             self.sum.add(self.values.value(event));
@@ -352,10 +386,10 @@ impl Removable for FloatSummer<'_> {
     fn reset(&mut self) {
         (self.sum, self.n) = (ExactSum::new(), 0);
     }
-    fn result(&self) -> Option<f64> {
-        (self.n > 0).then(|| if self.mean { self.sum.value() / self.n as f64 } else { self.sum.value() })
+    fn result(&self) -> Option<(f64, u64)> {
+        (self.n > 0).then(|| (self.sum.value(), self.n))
     }
-    fn empty() -> Option<f64> {
+    fn empty() -> Option<(f64, u64)> {
         None
     }
 }

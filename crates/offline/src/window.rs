@@ -63,18 +63,47 @@ pub fn window_aggregates<'c>(events: &Events, probes: &Probes, aggregations: &[&
     }
     let identity: Vec<u32> = (0..gather.len() as u32).collect();
     let layout = Layout { ts: &sorted_ts, events: &identity, event_groups: &event_groups, probes: &probe_order, probe_groups: &probe_groups, at: &at, empty: &empty, rows };
-    aggregations
-        .par_iter()
+    let prepared = aggregations
+        .iter()
         .map(|aggregation| {
             let input = match &aggregation.column {
                 Some(name) => Some(gathered.iter().find(|(n, _)| *n == name.as_str()).map(|(_, c)| c).ok_or_else(|| OfflineError::Scan { source_name: String::new(), reason: format!("column `{name}` of aggregation `{}` was not scanned", aggregation.name) })?),
                 None => None,
             };
             let window = aggregation.window.micros().saturating_mul(1_000);
-            let prepared = Prepared::new(aggregation, input, window)?;
-            Ok(prepared.sweep(&layout)?)
+            Ok(Prepared::new(aggregation, input, window)?)
         })
-        .collect()
+        .collect::<Result<Vec<_>, OfflineError>>()?;
+    let passes = passes(&prepared);
+    let answered: Vec<Vec<ArrayRef>> = passes
+        .par_iter()
+        .map(|pass| {
+            let members: Vec<&Prepared> = pass.iter().map(|&i| &prepared[i]).collect();
+            Ok(Prepared::sweep_pass(&members, &layout)?)
+        })
+        .collect::<Result<_, OfflineError>>()?;
+    // Back into the order the aggregations were asked in.
+    let mut out: Vec<Option<ArrayRef>> = vec![None; prepared.len()];
+    for (pass, arrays) in passes.iter().zip(answered) {
+        for (&index, array) in pass.iter().zip(arrays) {
+            out[index] = Some(array);
+        }
+    }
+    out.into_iter().map(|a| a.ok_or_else(|| OfflineError::Scan { source_name: String::new(), reason: "an aggregation was not answered".into() })).collect()
+}
+
+/// The sweeps to run: aggregations that share one pass (`sum` and `mean`
+/// of a column over one window slide one exact sum) grouped together,
+/// each other aggregation a pass of its own; indices into `prepared`.
+fn passes(prepared: &[Prepared]) -> Vec<Vec<usize>> {
+    let mut passes: Vec<Vec<usize>> = Vec::new();
+    for (index, p) in prepared.iter().enumerate() {
+        match passes.iter_mut().find(|pass| prepared[pass[0]].shares_pass_with(p)) {
+            Some(pass) => pass.push(index),
+            None => passes.push(vec![index]),
+        }
+    }
+    passes
 }
 
 /// Rows bucketed by group id with a counting sort (stable: source order

@@ -76,6 +76,10 @@ fn aggregations() -> Vec<Aggregation> {
         aggregation("count_sum_5s", Some("count"), AggFunction::Sum, 5, None, i.clone()),
         aggregation("amount_sum_3s", Some("amount"), AggFunction::Sum, 3, None, f.clone()),
         aggregation("amount_mean_5s", Some("amount"), AggFunction::Mean, 5, None, f.clone()),
+        // Sum and mean of one column over one window share a pass; stddev
+        // over the same window must not join it.
+        aggregation("amount_sum_5s", Some("amount"), AggFunction::Sum, 5, None, f.clone()),
+        aggregation("amount_mean_3s", Some("amount"), AggFunction::Mean, 3, None, f.clone()),
         aggregation("amount_variance_5s", Some("amount"), AggFunction::Variance, 5, None, f.clone()),
         aggregation("amount_stddev_3s", Some("amount"), AggFunction::Stddev, 3, None, f.clone()),
         aggregation("amount_min_5s", Some("amount"), AggFunction::Min, 5, None, f.clone()),
