@@ -35,7 +35,9 @@ pub struct Layout<'a> {
     pub probes: &'a [u32],
     /// Group `g`'s probes are `probes[probe_groups[g]..probe_groups[g + 1]]`.
     pub probe_groups: &'a [usize],
-    /// `T` of every probe row (only rows listed in `probes` are read).
+    /// `T` of each probe, in the order of `probes` (`at[i]` belongs to
+    /// `probes[i]`), so a sweep reads it sequentially rather than missing
+    /// the cache once per probe on a row-ordered array.
     pub at: &'a [i64],
     /// Probe rows whose key has no events at all: the empty window.
     pub empty: &'a [u32],
@@ -175,8 +177,8 @@ impl Prepared {
         for group in 0..layout.groups() {
             let events = &layout.events[layout.event_groups[group]..layout.event_groups[group + 1]];
             let (mut lo, mut hi) = (0usize, 0usize);
-            for &row in &layout.probes[layout.probe_groups[group]..layout.probe_groups[group + 1]] {
-                let at = layout.at[row as usize];
+            let span = layout.probe_groups[group]..layout.probe_groups[group + 1];
+            for (&row, &at) in layout.probes[span.clone()].iter().zip(&layout.at[span]) {
                 while hi < events.len() && layout.ts[events[hi] as usize] < at {
                     hi += 1;
                 }

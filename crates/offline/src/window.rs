@@ -62,7 +62,8 @@ pub fn window_aggregates<'c>(events: &Events, probes: &Probes, aggregations: &[&
         gathered.push((name, take(source.as_ref(), &gather, None)?));
     }
     let identity: Vec<u32> = (0..gather.len() as u32).collect();
-    let layout = Layout { ts: &sorted_ts, events: &identity, event_groups: &event_groups, probes: &probe_order, probe_groups: &probe_groups, at: &at, empty: &empty, rows };
+    let probe_at: Vec<i64> = probe_order.iter().map(|&row| at[row as usize]).collect();
+    let layout = Layout { ts: &sorted_ts, events: &identity, event_groups: &event_groups, probes: &probe_order, probe_groups: &probe_groups, at: &probe_at, empty: &empty, rows };
     let prepared = aggregations
         .iter()
         .map(|aggregation| {
