@@ -380,15 +380,7 @@ impl ExactSum {
     /// Special result if any non-finite value is present: NaN if a NaN or
     /// both infinities are present, else the infinity present.
     fn special_value(&self) -> Option<f64> {
-        if self.nan != 0 || (self.pos_inf != 0 && self.neg_inf != 0) {
-            Some(f64::NAN)
-        } else if self.pos_inf != 0 {
-            Some(f64::INFINITY)
-        } else if self.neg_inf != 0 {
-            Some(f64::NEG_INFINITY)
-        } else {
-            None
-        }
+        special_sum(self.nan, self.pos_inf, self.neg_inf)
     }
 
     /// True if a non-finite value is currently in the multiset.
@@ -519,6 +511,158 @@ impl ExactSum {
             s.add_finite(p);
         }
         Some(s)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SlidingSum
+// ---------------------------------------------------------------------------
+
+/// 32-bit chunks of the fixed-point number (LSB weight 2^-1074) that
+/// [`SlidingSum`] keeps: the 68 digits of [`Fixed`]'s 34 limbs.
+const CHUNKS: usize = FIX_LIMBS * 2;
+
+/// Operations a [`SlidingSum`] takes between normalizations: each moves a
+/// chunk by less than 2^32, so a chunk (below 2^32 after a normalization)
+/// stays far inside `i64`.
+const OPS_PER_NORMALIZE: u32 = 1 << 30;
+
+/// The exact sum of a sliding window, for the offline sweep: each finite
+/// value is split into three 32-bit digits of one fixed-point number (LSB
+/// 2^-1074, the unit of every finite f64) and added to or subtracted from
+/// signed 64-bit chunks, so adding or removing an event is three integer
+/// additions, with no rounding, branching on magnitudes or allocation
+/// ([`ExactSum`]'s expansion costs several of each). [`SlidingSum::value`]
+/// propagates the carries and rounds once, half-even: the same bits as
+/// [`ExactSum::value`] of the same multiset (both are the correctly
+/// rounded exact sum, `+0.0` for zero), which is what an online read folds.
+#[derive(Clone, Debug)]
+pub struct SlidingSum {
+    chunks: [i64; CHUNKS],
+    /// Chunks at or above `lo` and below `hi` may be non-zero.
+    lo: usize,
+    hi: usize,
+    ops: u32,
+    pos_inf: i64,
+    neg_inf: i64,
+    nan: i64,
+}
+
+impl Default for SlidingSum {
+    fn default() -> Self {
+        SlidingSum { chunks: [0; CHUNKS], lo: CHUNKS, hi: 0, ops: 0, pos_inf: 0, neg_inf: 0, nan: 0 }
+    }
+}
+
+impl SlidingSum {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, x: f64) {
+        self.count_or_add(x, false);
+    }
+
+    /// Removes a value added before (exactly: the sum is then that of the
+    /// values still in).
+    pub fn sub(&mut self, x: f64) {
+        self.count_or_add(x, true);
+    }
+
+    fn count_or_add(&mut self, x: f64, remove: bool) {
+        let sign = if remove { -1 } else { 1 };
+        if x.is_nan() {
+            self.nan = self.nan.wrapping_add(sign);
+        } else if x == f64::INFINITY {
+            self.pos_inf = self.pos_inf.wrapping_add(sign);
+        } else if x == f64::NEG_INFINITY {
+            self.neg_inf = self.neg_inf.wrapping_add(sign);
+        } else if x != 0.0 {
+            self.add_digits(x, remove ^ (x < 0.0));
+        }
+    }
+
+    fn add_digits(&mut self, x: f64, negative: bool) {
+        let (mantissa, shift) = decompose(x);
+        let at = (shift / 32) as usize;
+        let wide = u128::from(mantissa) << (shift % 32);
+        let digits = [(wide & 0xffff_ffff) as i64, ((wide >> 32) & 0xffff_ffff) as i64, (wide >> 64) as i64];
+        for (chunk, digit) in self.chunks[at..at + 3].iter_mut().zip(digits) {
+            *chunk += if negative { -digit } else { digit };
+        }
+        self.lo = self.lo.min(at);
+        self.hi = self.hi.max(at + 3);
+        self.ops += 1;
+        if self.ops >= OPS_PER_NORMALIZE {
+            self.normalize();
+        }
+    }
+
+    /// Carries propagated: every chunk below the top one a digit in
+    /// `[0, 2^32)`, the top one signed (the value's sign). The value is
+    /// unchanged.
+    fn normalize(&mut self) {
+        let mut carry: i64 = 0;
+        for chunk in &mut self.chunks[..CHUNKS - 1] {
+            let t = *chunk + carry;
+            *chunk = t & 0xffff_ffff;
+            carry = t >> 32;
+        }
+        self.chunks[CHUNKS - 1] += carry;
+        self.lo = self.chunks.iter().position(|&c| c != 0).unwrap_or(CHUNKS);
+        self.hi = self.chunks.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
+        self.ops = 0;
+    }
+
+    /// Forgets every value (zeroing only the chunks in use).
+    pub fn clear(&mut self) {
+        if self.lo < self.hi {
+            self.chunks[self.lo..self.hi].fill(0);
+        }
+        (self.lo, self.hi, self.ops, self.pos_inf, self.neg_inf, self.nan) = (CHUNKS, 0, 0, 0, 0, 0);
+    }
+
+    /// The correctly rounded (half-even) sum; NaN and the infinities as
+    /// [`ExactSum::value`] gives them.
+    pub fn value(&self) -> f64 {
+        if let Some(special) = special_sum(self.nan, self.pos_inf, self.neg_inf) {
+            return special;
+        }
+        if self.lo >= self.hi {
+            return 0.0;
+        }
+        // Two's complement over Fixed's limbs: digits from the chunks with
+        // their carries, then the sign extended to the top.
+        let mut limbs = [0u64; FIX_LIMBS];
+        let mut carry: i128 = 0;
+        let mut k = self.lo;
+        while k < CHUNKS && (k < self.hi || (carry != 0 && carry != -1)) {
+            let t = i128::from(self.chunks[k]) + carry;
+            limbs[k / 2] |= ((t as u64) & 0xffff_ffff) << (32 * (k % 2));
+            carry = t >> 32;
+            k += 1;
+        }
+        if carry < 0 {
+            for digit in k..CHUNKS {
+                limbs[digit / 2] |= 0xffff_ffff << (32 * (digit % 2));
+            }
+        }
+        Fixed(limbs).to_f64()
+    }
+}
+
+/// The result of a sum holding non-finite values, by their counts: NaN if
+/// a NaN or both infinities are in, else the infinity that is in; `None`
+/// for a finite sum.
+fn special_sum(nan: i64, pos_inf: i64, neg_inf: i64) -> Option<f64> {
+    if nan != 0 || (pos_inf != 0 && neg_inf != 0) {
+        Some(f64::NAN)
+    } else if pos_inf != 0 {
+        Some(f64::INFINITY)
+    } else if neg_inf != 0 {
+        Some(f64::NEG_INFINITY)
+    } else {
+        None
     }
 }
 
@@ -1422,6 +1566,44 @@ mod tests {
             let xs = scenario(&mut r, t % 2 == 0);
             let got = sum_of(&xs).value();
             assert_eq!(bits(got), bits(ref_sum(&xs)), "{xs:?}");
+        }
+    }
+
+    #[test]
+    fn sliding_sum_is_the_correctly_rounded_sum_as_exact_sum_gives_it() {
+        let mut r = Rng(11);
+        for t in 0..4000 {
+            let xs = scenario(&mut r, t % 2 == 0);
+            let mut s = SlidingSum::new();
+            for (i, &x) in xs.iter().enumerate() {
+                s.add(x);
+                if i == xs.len() / 2 && t % 5 == 0 {
+                    s.normalize();
+                }
+            }
+            assert_eq!(bits(s.value()), bits(ref_sum(&xs)), "{xs:?}");
+            assert_eq!(bits(s.value()), bits(sum_of(&xs).value()), "{xs:?}");
+        }
+    }
+
+    #[test]
+    fn sliding_sum_removal_normalization_and_reuse_leave_exactly_what_is_in() {
+        let mut r = Rng(12);
+        for t in 0..1500 {
+            let mut xs = scenario(&mut r, t % 3 != 0);
+            if t % 7 == 0 {
+                xs.extend([f64::INFINITY, f64::NAN, f64::NEG_INFINITY]);
+            }
+            let extra = scenario(&mut r, true);
+            let mut s = with_removals(&mut r, &xs, &extra, SlidingSum::new(), |s, x| s.add(x), |s, x| s.sub(x));
+            let want = bits(ref_sum(&xs));
+            assert_eq!(bits(s.value()), want, "{xs:?} {extra:?}");
+            s.normalize();
+            assert_eq!(bits(s.value()), want, "normalized: {xs:?}");
+            s.clear();
+            assert_eq!(bits(s.value()), bits(0.0));
+            extra.iter().for_each(|&x| s.add(x));
+            assert_eq!(bits(s.value()), bits(ref_sum(&extra)), "reused: {extra:?}");
         }
     }
 

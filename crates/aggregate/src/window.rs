@@ -11,7 +11,7 @@ use arrow::compute::{SortOptions, cast, take};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type};
 use arrow::error::ArrowError;
 
-use crate::exact::{ExactSum, Hll, IntSum, Moments, hash_bytes, hash_f64, hash_i64, hash_str, total_cmp_sql, TAG_BYTES};
+use crate::exact::{Hll, SlidingSum, IntSum, Moments, hash_bytes, hash_f64, hash_i64, hash_str, total_cmp_sql, TAG_BYTES};
 
 /// Whether an event stamped `ts` is inside the window of length `window`
 /// that ends at `at`: `[at − window, at)`. The one statement of DESIGN
@@ -161,7 +161,7 @@ impl Prepared {
         if let Some(other) = rest.iter().find(|p| !first.shares_pass_with(p)) {
             return Err(ArrowError::InvalidArgumentError(format!("`{}` and `{}` do not share a pass", first.function.as_str(), other.function.as_str())));
         }
-        let sums = first.sliding(layout, FloatSummer { values, sum: ExactSum::new(), n: 0 });
+        let sums = first.sliding(layout, FloatSummer { values, sum: SlidingSum::new(), n: 0 });
         Ok(pass
             .iter()
             .map(|p| -> ArrayRef {
@@ -365,7 +365,7 @@ impl Removable for IntSummer<'_> {
 
 struct FloatSummer<'a> {
     values: &'a Float64Array,
-    sum: ExactSum,
+    sum: SlidingSum,
     n: u64,
 }
 
@@ -386,7 +386,8 @@ impl Removable for FloatSummer<'_> {
         }
     }
     fn reset(&mut self) {
-        (self.sum, self.n) = (ExactSum::new(), 0);
+        self.sum.clear();
+        self.n = 0;
     }
     fn result(&self) -> Option<(f64, u64)> {
         (self.n > 0).then(|| (self.sum.value(), self.n))
