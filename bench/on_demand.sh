@@ -3,7 +3,10 @@
 # the same run (without and with the demo's `txn_ratios`: 2 expressions over
 # `user_txn_stats` and the request's `amount`), runs alternated:
 #   1. in-process read, 1 entity x 2 views: p50/p99 (almanac-bench read-latency)
-#   2. HTTP, c = 8, 1 entity x 2 views (the same 4 features): requests/s (bench/serve_load.sh)
+#   2. HTTP, c = 8, 1 entity x 2 views (the same 4 features): requests/s
+#      (bench/serve_load.sh) with the on-demand view, against the same
+#      request without its two features, and against the body without the
+#      request field `amount` too; three bodies alternated
 #   3. offline, the scale-1 training set (1M labels): whole-process wall time
 #      of `almanac historical` without / with `txn_ratios`, and the peer
 #      Feast runs: pandas applying the same expressions to the joined frame
@@ -53,11 +56,31 @@ MERCHANT_ID=$("$VENV/bin/python" -c "import pyarrow.parquet as pq; print(pq.read
 STORED_JSON='"user_txn_stats:txn_count_7d", "user_txn_stats:txn_amount_avg_7d", "merchant_stats:merchant_fraud_rate_30d", "merchant_stats:merchant_txn_count_1d"'
 echo "{\"features\": [$STORED_JSON], \"entities\": {\"user_id\": [$USER_ID], \"merchant_id\": [$MERCHANT_ID]}}" >"$WORK/od-plain.json"
 echo "{\"features\": [$STORED_JSON, \"txn_ratios:amount_to_avg_ratio\", \"txn_ratios:is_large\"], \"entities\": {\"user_id\": [$USER_ID], \"merchant_id\": [$MERCHANT_ID], \"amount\": [125.5]}}" >"$WORK/od-request.json"
+# The same request without the on-demand view: the on-demand body minus its
+# two features (the caller still sends `amount`, echoed like Feast echoes
+# request data); `od-plain.json` above is the body without `amount` too.
+echo "{\"features\": [$STORED_JSON], \"entities\": {\"user_id\": [$USER_ID], \"merchant_id\": [$MERCHANT_ID], \"amount\": [125.5]}}" >"$WORK/od-same.json"
 curl -sf -X POST "http://127.0.0.1:$PORT/get-online-features" -d @"$WORK/od-request.json" | head -c 600; echo
+: >"$WORK/od-http.txt"
 for _ in $(seq "$RUNS"); do
-  printf 'plain     '; bash bench/serve_load.sh "http://127.0.0.1:$PORT" "$WORK/od-plain.json" 8 8
-  printf 'on-demand '; bash bench/serve_load.sh "http://127.0.0.1:$PORT" "$WORK/od-request.json" 8 8
+  for body in plain same request; do
+    line=$(bash bench/serve_load.sh "http://127.0.0.1:$PORT" "$WORK/od-$body.json" 8 8)
+    printf '%-9s %s\n' "$body" "$line"
+    echo "$body $line" >>"$WORK/od-http.txt"
+  done
 done
+"$VENV/bin/python" - "$WORK/od-http.txt" <<'PY'
+import sys, json, statistics, collections
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, body = line.split(None, 1)
+    runs[name].append(json.loads(body)["rps"])
+on = runs["request"]
+for base, label in (("same", "the same request without the on-demand features"), ("plain", "the body without `amount` either")):
+    pairs = [o / b for o, b in zip(on, runs[base])]
+    print(f"   on-demand {statistics.median(on):,.0f}/s vs {label} {statistics.median(runs[base]):,.0f}/s: "
+          f"{100 * statistics.median(on) / statistics.median(runs[base]):.1f} % of medians (per-run pairs {min(pairs):.1%}-{max(pairs):.1%}, median pair {statistics.median(pairs):.1%})")
+PY
 kill $SERVER 2>/dev/null || true
 trap - EXIT
 
