@@ -162,9 +162,9 @@ impl RecordCodec {
         Ok(())
     }
 
-    /// Decode a record of this view, refusing one written under another
-    /// schema or format.
-    pub fn decode(&self, record: &[u8]) -> Result<Decoded, OnlineError> {
+    /// The header of a record of this view, refusing one written under
+    /// another schema or format.
+    fn checked_header(&self, record: &[u8]) -> Result<RecordHeader, OnlineError> {
         let header = RecordHeader::parse(record).ok_or_else(|| OnlineError::Corrupt("record shorter than its header".into()))?;
         if header.format != RECORD_FORMAT {
             return Err(OnlineError::Corrupt(format!("record format {} (this build reads {RECORD_FORMAT})", header.format)));
@@ -172,6 +172,96 @@ impl RecordCodec {
         if header.fingerprint != self.fingerprint {
             return Err(OnlineError::SchemaMismatch { found: header.fingerprint, expected: self.fingerprint });
         }
+        Ok(header)
+    }
+
+    /// Whether every field is a list of scalars: a record
+    /// [`RecordCodec::list_items`] can read and
+    /// [`RecordCodec::encode_list_items`] can write.
+    pub fn is_scalar_lists(&self) -> bool {
+        self.dtypes.iter().all(|d| matches!(d, DType::List(inner) if item_width(inner).is_some()))
+    }
+
+    /// A record whose fields are all lists of scalars (an aggregation
+    /// state), read as each list's items: the bytes of each item as the
+    /// encoding writes it, `None` for a null. Nothing is decoded or
+    /// allocated per value, so merging events into a stored state copies
+    /// bytes. Errors as [`RecordCodec::decode`]; a field that is not such a
+    /// list is refused (check [`RecordCodec::is_scalar_lists`] first).
+    pub fn list_items<'a>(&self, record: &'a [u8]) -> Result<(RecordHeader, Vec<Vec<Option<&'a [u8]>>>), OnlineError> {
+        let header = self.checked_header(record)?;
+        let mut reader = Reader { bytes: record, at: HEADER_LEN };
+        let bitmap = reader.take(self.dtypes.len().div_ceil(8))?;
+        let mut lists = Vec::with_capacity(self.dtypes.len());
+        for (i, dtype) in self.dtypes.iter().enumerate() {
+            let width = match dtype {
+                DType::List(inner) => item_width(inner),
+                _ => None,
+            };
+            let Some(width) = width else {
+                return Err(OnlineError::Encode(format!("field {i} is {dtype}, not a list of scalars")));
+            };
+            if bitmap[i / 8] & (1 << (i % 8)) != 0 {
+                lists.push(Vec::new());
+                continue;
+            }
+            let count = reader.len()?;
+            let items_bitmap = reader.take(count.div_ceil(8))?;
+            let mut items = Vec::with_capacity(count.min(record.len()));
+            for item in 0..count {
+                if items_bitmap[item / 8] & (1 << (item % 8)) != 0 {
+                    items.push(None);
+                    continue;
+                }
+                let start = reader.at;
+                match width {
+                    ItemWidth::Fixed(n) => {
+                        reader.take(n)?;
+                    }
+                    ItemWidth::Prefixed => {
+                        let n = reader.len()?;
+                        reader.take(n)?;
+                    }
+                }
+                items.push(Some(&record[start..reader.at]));
+            }
+            lists.push(items);
+        }
+        if reader.at != record.len() {
+            return Err(OnlineError::Corrupt(format!("{} trailing bytes", record.len() - reader.at)));
+        }
+        Ok((header, lists))
+    }
+
+    /// Encode a record of list fields from their items' bytes (as
+    /// [`RecordCodec::list_items`] reads them and [`encode_item`] writes
+    /// them): byte for byte what [`RecordCodec::encode_values`] writes for
+    /// the same lists of values.
+    pub fn encode_list_items<'i>(&self, lists: &[impl AsRef<[Option<&'i [u8]>]>], event_ts: i64, out: &mut Vec<u8>) -> Result<(), OnlineError> {
+        if lists.len() != self.dtypes.len() || !self.is_scalar_lists() {
+            return Err(OnlineError::Encode(format!("{} lists for {} fields (every field a list of scalars)", lists.len(), self.dtypes.len())));
+        }
+        self.header(event_ts, None, out);
+        out.resize(out.len() + self.dtypes.len().div_ceil(8), 0);
+        for items in lists {
+            let items = items.as_ref();
+            write_len(items.len(), out);
+            let bitmap_at = out.len();
+            out.resize(bitmap_at + items.len().div_ceil(8), 0);
+            for (index, item) in items.iter().enumerate() {
+                match item {
+                    Some(bytes) => out.extend_from_slice(bytes),
+                    None => out[bitmap_at + index / 8] |= 1 << (index % 8),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decode a record of this view, refusing one written under another
+    /// schema or format.
+    pub fn decode(&self, record: &[u8]) -> Result<Decoded, OnlineError> {
+        let header = self.checked_header(record)?;
         let mut reader = Reader { bytes: record, at: HEADER_LEN };
         let bitmap = reader.take(self.dtypes.len().div_ceil(8))?;
         let bitmap = bitmap.to_vec();
@@ -294,6 +384,30 @@ impl RowEncoder<'_> {
             }
         }
     }
+}
+
+/// How a scalar list item is laid out: fixed width, or a length prefix and
+/// that many bytes. `None` for a nested type.
+#[derive(Clone, Copy)]
+enum ItemWidth {
+    Fixed(usize),
+    Prefixed,
+}
+
+fn item_width(dtype: &DType) -> Option<ItemWidth> {
+    match dtype {
+        DType::Bool => Some(ItemWidth::Fixed(1)),
+        DType::Int32 | DType::Float32 => Some(ItemWidth::Fixed(4)),
+        DType::Int64 | DType::Float64 | DType::Timestamp => Some(ItemWidth::Fixed(8)),
+        DType::String | DType::Json | DType::Bytes => Some(ItemWidth::Prefixed),
+        DType::List(_) | DType::Struct(_) | DType::Map(_) => None,
+    }
+}
+
+/// The bytes of the value at `row` of `array` (of `dtype`'s canonical Arrow
+/// type, valid at `row`) as the encoding writes it, e.g. as a list item.
+pub fn encode_item(array: &dyn Array, dtype: &DType, row: usize, out: &mut Vec<u8>) -> Result<(), OnlineError> {
+    write_array_value(array, dtype, row, out)
 }
 
 fn write_len(mut n: usize, out: &mut Vec<u8>) {
