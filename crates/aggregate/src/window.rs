@@ -11,7 +11,7 @@ use arrow::compute::{SortOptions, cast, take};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type};
 use arrow::error::ArrowError;
 
-use crate::exact::{Hll, SlidingSum, IntSum, Moments, hash_bytes, hash_f64, hash_i64, hash_str, total_cmp_sql, TAG_BYTES};
+use crate::exact::{Hll, IntSum, Moments, SlidingSum, hash_bytes, hash_f64, hash_i64, hash_str, total_cmp_sql, TAG_BYTES};
 
 /// Whether an event stamped `ts` is inside the window of length `window`
 /// that ends at `at`: `[at − window, at)`. The one statement of DESIGN
