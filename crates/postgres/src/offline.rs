@@ -194,11 +194,17 @@ impl OfflineStore for PostgresOfflineStore {
         let mut dtypes = vec![DType::Int64];
         dtypes.extend(views.iter().flat_map(|v| v.features.iter().map(|f| f.dtype.clone())));
         let shipment = Shipment::new(views, &prepared);
+        // Only the output names are needed past this point: the instants and
+        // key columns (hundreds of MB at scale 10) go as soon as they are
+        // shipped, before the result arrives.
+        let PreparedRequest { names, .. } = prepared;
         let columns = self.with_client(|client| {
+            let shipment = shipment;
             let mut transaction = client.transaction().map_err(|e| engine_error(&e))?;
             transaction.batch_execute(&format!("{}; {SESSION}", shipment.create_table(&table))).map_err(|e| engine_error(&e))?;
             let started = std::time::Instant::now();
             shipment.copy_in(&mut transaction, &table).map_err(|e| engine_error(&e))?;
+            drop(shipment);
             // The planner needs the shipped table's size and key spread.
             transaction.batch_execute(&format!("ANALYZE {}", Dialect::Postgres.quote(&table))).map_err(|e| engine_error(&e))?;
             report_stage("postgres: ship entity table (COPY)", started);
@@ -221,7 +227,7 @@ impl OfflineStore for PostgresOfflineStore {
             let arrays = features.by_ref().take(request.features.len()).zip(&request.features).map(|(array, field)| Ok(conform(&array, &field.dtype)?)).collect::<Result<Vec<_>, OfflineError>>()?;
             per_view.push(arrays);
         }
-        assemble(entities, views, prepared.names, per_view)
+        assemble(entities, views, names, per_view)
     }
 
     fn export(&self, request: &ViewRequest, range: TimeRange, latest: bool) -> Result<ViewRows, OfflineError> {

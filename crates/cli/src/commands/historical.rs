@@ -22,7 +22,12 @@ pub fn historical(repo: &Path, args: &HistoricalArgs, json: bool) -> anyhow::Res
     };
     let stage = Instant::now();
     let (schema, batches) = read_table(&args.entities)?;
-    let entities = concat_batches(&schema, &batches)?;
+    // One batch for the join; the file's batches are dropped at once, so
+    // the entity table is held once, not twice, while the join runs.
+    let entities = match <[_; 1]>::try_from(batches) {
+        Ok([batch]) => batch,
+        Err(batches) => concat_batches(&schema, &batches)?,
+    };
     report_stage("read entity table", stage);
     let options = HistoricalOptions { timestamp_column: args.timestamp_column.clone(), full_feature_names: args.full_feature_names };
     let stage = Instant::now();
