@@ -282,9 +282,7 @@ pub struct ExactSum {
     parts: Vec<f64>,
     /// Exact multiples of 2^1000 moved out of `parts` (prevents overflow).
     carry: i128,
-    pos_inf: i64,
-    neg_inf: i64,
-    nan: i64,
+    non_finite: NonFinite,
 }
 
 impl ExactSum {
@@ -310,13 +308,10 @@ impl ExactSum {
     }
 
     fn count_or_add(&mut self, x: f64, sign: i64) {
-        if x.is_nan() {
-            self.nan = self.nan.wrapping_add(sign);
-        } else if x == f64::INFINITY {
-            self.pos_inf = self.pos_inf.wrapping_add(sign);
-        } else if x == f64::NEG_INFINITY {
-            self.neg_inf = self.neg_inf.wrapping_add(sign);
-        } else if sign > 0 {
+        if self.non_finite.count(x, sign) {
+            return;
+        }
+        if sign > 0 {
             self.add_finite(x);
         } else {
             self.add_finite(-x);
@@ -358,9 +353,7 @@ impl ExactSum {
     /// Adds every value of `other` (exact).
     pub fn merge(&mut self, other: &ExactSum) {
         self.carry = self.carry.wrapping_add(other.carry);
-        self.pos_inf = self.pos_inf.wrapping_add(other.pos_inf);
-        self.neg_inf = self.neg_inf.wrapping_add(other.neg_inf);
-        self.nan = self.nan.wrapping_add(other.nan);
+        self.non_finite.merge(&other.non_finite);
         for &p in &other.parts {
             self.add_finite(p);
         }
@@ -371,16 +364,14 @@ impl ExactSum {
         ExactSum {
             parts: self.parts.iter().map(|p| -p).collect(),
             carry: self.carry.wrapping_neg(),
-            pos_inf: self.neg_inf,
-            neg_inf: self.pos_inf,
-            nan: self.nan,
+            non_finite: self.non_finite.negated(),
         }
     }
 
     /// Special result if any non-finite value is present: NaN if a NaN or
     /// both infinities are present, else the infinity present.
     fn special_value(&self) -> Option<f64> {
-        special_sum(self.nan, self.pos_inf, self.neg_inf)
+        self.non_finite.value()
     }
 
     /// True if a non-finite value is currently in the multiset.
@@ -476,9 +467,9 @@ impl ExactSum {
     pub fn to_bytes(&self, out: &mut Vec<u8>) {
         out.push(FORMAT_V1);
         out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.pos_inf.to_le_bytes());
-        out.extend_from_slice(&self.neg_inf.to_le_bytes());
-        out.extend_from_slice(&self.nan.to_le_bytes());
+        out.extend_from_slice(&self.non_finite.pos_inf.to_le_bytes());
+        out.extend_from_slice(&self.non_finite.neg_inf.to_le_bytes());
+        out.extend_from_slice(&self.non_finite.nan.to_le_bytes());
         out.extend_from_slice(&self.carry.to_le_bytes());
         for p in &self.parts {
             out.extend_from_slice(&p.to_le_bytes());
@@ -502,7 +493,8 @@ impl ExactSum {
         if len > r.remaining() / 8 {
             return None;
         }
-        let mut s = ExactSum { pos_inf: r.i64()?, neg_inf: r.i64()?, nan: r.i64()?, carry: r.i128()?, ..Self::default() };
+        let non_finite = NonFinite { pos_inf: r.i64()?, neg_inf: r.i64()?, nan: r.i64()? };
+        let mut s = ExactSum { non_finite, carry: r.i128()?, ..Self::default() };
         for _ in 0..len {
             let p = r.f64()?;
             if !p.is_finite() {
@@ -543,14 +535,12 @@ pub struct SlidingSum {
     lo: usize,
     hi: usize,
     ops: u32,
-    pos_inf: i64,
-    neg_inf: i64,
-    nan: i64,
+    non_finite: NonFinite,
 }
 
 impl Default for SlidingSum {
     fn default() -> Self {
-        SlidingSum { chunks: [0; CHUNKS], lo: CHUNKS, hi: 0, ops: 0, pos_inf: 0, neg_inf: 0, nan: 0 }
+        SlidingSum { chunks: [0; CHUNKS], lo: CHUNKS, hi: 0, ops: 0, non_finite: NonFinite::default() }
     }
 }
 
@@ -570,14 +560,7 @@ impl SlidingSum {
     }
 
     fn count_or_add(&mut self, x: f64, remove: bool) {
-        let sign = if remove { -1 } else { 1 };
-        if x.is_nan() {
-            self.nan = self.nan.wrapping_add(sign);
-        } else if x == f64::INFINITY {
-            self.pos_inf = self.pos_inf.wrapping_add(sign);
-        } else if x == f64::NEG_INFINITY {
-            self.neg_inf = self.neg_inf.wrapping_add(sign);
-        } else if x != 0.0 {
+        if !self.non_finite.count(x, if remove { -1 } else { 1 }) && x != 0.0 {
             self.add_digits(x, remove ^ (x < 0.0));
         }
     }
@@ -619,13 +602,13 @@ impl SlidingSum {
         if self.lo < self.hi {
             self.chunks[self.lo..self.hi].fill(0);
         }
-        (self.lo, self.hi, self.ops, self.pos_inf, self.neg_inf, self.nan) = (CHUNKS, 0, 0, 0, 0, 0);
+        (self.lo, self.hi, self.ops, self.non_finite) = (CHUNKS, 0, 0, NonFinite::default());
     }
 
     /// The correctly rounded (half-even) sum; NaN and the infinities as
     /// [`ExactSum::value`] gives them.
     pub fn value(&self) -> f64 {
-        if let Some(special) = special_sum(self.nan, self.pos_inf, self.neg_inf) {
+        if let Some(special) = self.non_finite.value() {
             return special;
         }
         if self.lo >= self.hi {
@@ -651,18 +634,57 @@ impl SlidingSum {
     }
 }
 
-/// The result of a sum holding non-finite values, by their counts: NaN if
-/// a NaN or both infinities are in, else the infinity that is in; `None`
-/// for a finite sum.
-fn special_sum(nan: i64, pos_inf: i64, neg_inf: i64) -> Option<f64> {
-    if nan != 0 || (pos_inf != 0 && neg_inf != 0) {
-        Some(f64::NAN)
-    } else if pos_inf != 0 {
-        Some(f64::INFINITY)
-    } else if neg_inf != 0 {
-        Some(f64::NEG_INFINITY)
-    } else {
-        None
+/// The non-finite values a sum holds, counted instead of summed so that
+/// removing one is exact: the one rule for NaN and the infinities that
+/// [`ExactSum`] and [`SlidingSum`] share. Counts are signed and wrap, so
+/// removing before adding also cancels.
+#[derive(Clone, Copy, Debug, Default)]
+struct NonFinite {
+    pos_inf: i64,
+    neg_inf: i64,
+    nan: i64,
+}
+
+impl NonFinite {
+    /// Counts `x` with `sign` (1 add, -1 remove) if it is not finite;
+    /// false (nothing counted) for a finite value.
+    fn count(&mut self, x: f64, sign: i64) -> bool {
+        let counter = if x.is_nan() {
+            &mut self.nan
+        } else if x == f64::INFINITY {
+            &mut self.pos_inf
+        } else if x == f64::NEG_INFINITY {
+            &mut self.neg_inf
+        } else {
+            return false;
+        };
+        *counter = counter.wrapping_add(sign);
+        true
+    }
+
+    fn merge(&mut self, other: &NonFinite) {
+        self.pos_inf = self.pos_inf.wrapping_add(other.pos_inf);
+        self.neg_inf = self.neg_inf.wrapping_add(other.neg_inf);
+        self.nan = self.nan.wrapping_add(other.nan);
+    }
+
+    /// The counts of the negated values: the infinities swap.
+    fn negated(&self) -> NonFinite {
+        NonFinite { pos_inf: self.neg_inf, neg_inf: self.pos_inf, nan: self.nan }
+    }
+
+    /// The sum's value while any is in: NaN if a NaN or both infinities
+    /// are, else the infinity that is; `None` for a finite sum.
+    fn value(&self) -> Option<f64> {
+        if self.nan != 0 || (self.pos_inf != 0 && self.neg_inf != 0) {
+            Some(f64::NAN)
+        } else if self.pos_inf != 0 {
+            Some(f64::INFINITY)
+        } else if self.neg_inf != 0 {
+            Some(f64::NEG_INFINITY)
+        } else {
+            None
+        }
     }
 }
 
@@ -1590,10 +1612,7 @@ mod tests {
     fn sliding_sum_removal_normalization_and_reuse_leave_exactly_what_is_in() {
         let mut r = Rng(12);
         for t in 0..1500 {
-            let mut xs = scenario(&mut r, t % 3 != 0);
-            if t % 7 == 0 {
-                xs.extend([f64::INFINITY, f64::NAN, f64::NEG_INFINITY]);
-            }
+            let xs = scenario_with_specials(&mut r, t);
             let extra = scenario(&mut r, true);
             let mut s = with_removals(&mut r, &xs, &extra, SlidingSum::new(), |s, x| s.add(x), |s, x| s.sub(x));
             let want = bits(ref_sum(&xs));
@@ -1616,6 +1635,16 @@ mod tests {
                 assert_eq!(bits(round_wide(&s.parts, 0)), bits(round_parts(&s.parts)));
             }
         }
+    }
+
+    /// [`scenario`], wild two times in three, with NaN and both
+    /// infinities appended one time in seven.
+    fn scenario_with_specials(r: &mut Rng, t: usize) -> Vec<f64> {
+        let mut xs = scenario(r, t % 3 != 0);
+        if t % 7 == 0 {
+            xs.extend([f64::INFINITY, f64::NAN, f64::NEG_INFINITY]);
+        }
+        xs
     }
 
     /// Splits `xs` into random chunks, sums each, merges in random order.
@@ -1645,10 +1674,7 @@ mod tests {
     fn exact_sum_order_merge_and_removal_invariance() {
         let mut r = Rng(3);
         for t in 0..1500 {
-            let mut xs = scenario(&mut r, t % 3 != 0);
-            if t % 7 == 0 {
-                xs.extend([f64::INFINITY, f64::NAN, f64::NEG_INFINITY]);
-            }
+            let xs = scenario_with_specials(&mut r, t);
             let want = bits(sum_of(&xs).value());
             let mut perm = xs.clone();
             r.shuffle(&mut perm);
