@@ -64,8 +64,10 @@ pub fn window_aggregates<'c>(events: &Events, probes: &Probes, aggregations: &[&
     let identity: Vec<u32> = (0..gather.len() as u32).collect();
     let probe_at: Vec<i64> = probe_order.iter().map(|&row| at[row as usize]).collect();
     let layout = Layout { ts: &sorted_ts, events: &identity, event_groups: &event_groups, probes: &probe_order, probe_groups: &probe_groups, at: &probe_at, empty: &empty, rows };
+    // Preparing casts each input and hashes `approx_count_distinct`'s
+    // values: in parallel, as the sweeps are.
     let prepared = aggregations
-        .iter()
+        .par_iter()
         .map(|aggregation| {
             let input = match &aggregation.column {
                 Some(name) => Some(gathered.iter().find(|(n, _)| *n == name.as_str()).map(|(_, c)| c).ok_or_else(|| OfflineError::Scan { source_name: String::new(), reason: format!("column `{name}` of aggregation `{}` was not scanned", aggregation.name) })?),
