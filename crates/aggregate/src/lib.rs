@@ -26,17 +26,10 @@ pub use fold::{StoredEvents, fold};
 
 use almanac_core::{Aggregation, DType, FeatureView, Field};
 
-/// The input columns a state holds, in order (after the event times).
+/// The input columns a state holds, in order (after the event times):
+/// [`FeatureView::aggregation_inputs`]' names.
 pub fn state_schema_names(aggregations: &[Aggregation]) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for aggregation in aggregations {
-        if let (Some(column), Some(_)) = (&aggregation.column, &aggregation.input_dtype)
-            && !names.contains(column)
-        {
-            names.push(column.clone());
-        }
-    }
-    names
+    almanac_core::defs::aggregation_inputs(aggregations).into_iter().map(|field| field.name).collect()
 }
 
 /// The name of an aggregation state's event-time list.
@@ -50,10 +43,7 @@ pub const EVENT_TIMES: &str = "__event_times";
 pub fn state_schema(view: &FeatureView) -> Vec<Field> {
     let list = |name: &str, dtype: DType| Field { name: name.to_string(), dtype: DType::List(Box::new(dtype)), description: String::new(), tags: Default::default() };
     let mut fields = vec![list(EVENT_TIMES, DType::Timestamp)];
-    for name in state_schema_names(&view.aggregations) {
-        let dtype = view.aggregations.iter().find(|a| a.column.as_deref() == Some(name.as_str())).and_then(|a| a.input_dtype.clone()).unwrap_or(DType::Float64);
-        fields.push(list(&name, dtype));
-    }
+    fields.extend(view.aggregation_inputs().into_iter().map(|input| list(&input.name, input.dtype)));
     fields
 }
 pub use window::{Layout, Prepared, in_window};

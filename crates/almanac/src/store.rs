@@ -8,7 +8,7 @@ use almanac_core::{Definitions, OfflineConfig, OnlineConfig, RegistryConfig, Rep
 use almanac_online::{OnlineStore, RecordCodec, WriteStats};
 use almanac_online_lmdb::EmbeddedStore;
 use almanac_online_redis::{RedisClusterStore, RedisStore, Timeouts};
-use almanac_offline::{EmbeddedOfflineStore, HistoricalOptions, OfflineStore, TimeRange};
+use almanac_offline::{EmbeddedOfflineStore, EntityTable, HistoricalOptions, OfflineStore, TimeRange};
 use almanac_registry::{FileRegistry, Plan, Registry, RegistryState};
 use arrow::array::{ArrayRef, RecordBatch};
 use chrono::Utc;
@@ -367,73 +367,57 @@ impl FeatureStore {
     /// row, in input order, input columns unchanged, then the requested
     /// features in request order.
     pub fn get_historical_features(&self, entities: &RecordBatch, selection: &FeatureSelection, options: &HistoricalOptions) -> Result<RecordBatch, Error> {
-        let state = self.registry_state()?;
-        let resolved = resolve::resolve(&state, selection)?;
-        if resolved.on_demand.is_empty() {
-            let joined = self.offline()?.get_historical_features(entities, &resolved.views, options)?;
-            return reorder_features(&joined, entities.num_columns(), &resolved);
+        let mut batches = Vec::new();
+        self.historical_streamed(entities, selection, options, &mut |batch| {
+            batches.push(batch);
+            Ok(())
+        })?;
+        match <[_; 1]>::try_from(batches) {
+            Ok([batch]) => Ok(batch),
+            Err(batches) => {
+                let schema = batches.first().map(|b| b.schema()).ok_or_else(|| Error::Internal("the training set had no batch".into()))?;
+                Ok(arrow::compute::concat_batches(&schema, &batches)?)
+            }
         }
-        self.historical_with_on_demand(&state, entities, &resolved, options)
     }
 
-    /// A training set with on-demand features (DESIGN §2.8): the stored
-    /// features (requested ones and the on-demand views' inputs) come from
-    /// the as-of join, then the same compiled expressions the online path
-    /// runs are evaluated over the joined rows, request fields being
-    /// columns of the entity table.
-    fn historical_with_on_demand(&self, state: &RegistryState, entities: &RecordBatch, resolved: &resolve::Resolved, options: &HistoricalOptions) -> Result<RecordBatch, Error> {
-        // Join with full names: inputs that were not requested must not
-        // clash with the entity table or with each other.
-        let internal = HistoricalOptions { full_feature_names: true, ..options.clone() };
-        let compiled_views = resolved.on_demand.iter().map(|odfv| compile_on_demand(odfv, state)).collect::<Result<Vec<_>, _>>()?;
-        let views = join_only_what_is_read(resolved, &compiled_views);
-        let joined = self.offline()?.get_historical_features(entities, &views, &internal)?;
-        let rows = entities.num_rows();
-        let stored = |view: &str, feature: &str| -> Result<ArrayRef, Error> {
-            let name = format!("{view}__{feature}");
-            joined.column_by_name(&name).cloned().ok_or_else(|| Error::Internal(format!("the join did not return `{name}`")))
+    /// The same training set handed to `sink` batch by batch, in input
+    /// order, at least once. With a pushdown engine neither the entity
+    /// table nor the result is held whole (the CLI writes each batch as it
+    /// comes); the embedded engine joins in memory and hands over one batch.
+    pub fn historical_streamed(
+        &self,
+        entities: &dyn EntityTable,
+        selection: &FeatureSelection,
+        options: &HistoricalOptions,
+        sink: &mut (dyn FnMut(RecordBatch) -> Result<(), Error> + Send),
+    ) -> Result<(), Error> {
+        let state = self.registry_state()?;
+        let resolved = resolve::resolve(&state, selection)?;
+        let inputs = entities.schema().fields().len();
+        // The engine's sink speaks OfflineError; an error of ours (or the
+        // caller's) is kept here and returned as it was.
+        let mut failed: Option<Error> = None;
+        let mut forward = |result: Result<(), Error>| {
+            result.map_err(|error| {
+                failed = Some(error);
+                almanac_offline::OfflineError::Internal("stopped by the training set's consumer".into())
+            })
         };
-        let mut computed: Vec<((String, String), ArrayRef)> = Vec::new();
-        for (odfv, compiled) in resolved.on_demand.iter().zip(&compiled_views) {
-            let mut columns = Vec::with_capacity(compiled.inputs.len());
-            for input in &compiled.inputs {
-                columns.push(if input.from_request {
-                    request_column(entities, &input.name, &input.dtype, &odfv.name)?
-                } else {
-                    stored(&input.source, &input.name)?
-                });
-            }
-            let wanted: Vec<(usize, &str)> = resolved.order.iter().filter(|(view, _)| *view == odfv.name).filter_map(|(_, feature)| compiled.features().position(|(name, _)| name == feature).map(|i| (i, feature.as_str()))).collect();
-            let batch = compiled.input_batch(columns, rows)?;
-            let evaluated = compiled.evaluate(&batch, &wanted.iter().map(|(i, _)| *i).collect::<Vec<_>>())?;
-            if evaluated.failed_rows > 0 {
-                crate::online::ON_DEMAND_FAILED_ROWS.fetch_add(evaluated.failed_rows as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            for ((_, feature), array) in wanted.iter().zip(evaluated.columns) {
-                computed.push(((odfv.name.clone(), feature.to_string()), array));
-            }
+        let joined = if resolved.on_demand.is_empty() {
+            self.offline()?.historical_streamed(entities, &resolved.views, options, &mut |joined| forward(reorder_features(&joined, inputs, &resolved).and_then(&mut *sink)))
+        } else {
+            // Join with full names: inputs that were not requested must not
+            // clash with the entity table or with each other.
+            let internal = HistoricalOptions { full_feature_names: true, ..options.clone() };
+            let compiled = resolved.on_demand.iter().map(|odfv| compile_on_demand(odfv, &state)).collect::<Result<Vec<_>, _>>()?;
+            let views = join_only_what_is_read(&resolved, &compiled);
+            self.offline()?.historical_streamed(entities, &views, &internal, &mut |joined| forward(with_on_demand(&joined, inputs, &resolved, &compiled, options).and_then(&mut *sink)))
+        };
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(joined?),
         }
-        let mut fields: Vec<arrow::datatypes::Field> = entities.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
-        let mut named: Vec<(String, String)> = Vec::new();
-        for (view, feature) in &resolved.order {
-            let name = if options.full_feature_names { format!("{view}__{feature}") } else { feature.clone() };
-            if let Some((_, first)) = named.iter().find(|(n, _)| *n == name) {
-                return Err(Error::Offline(almanac_offline::OfflineError::NameClash { name, first: first.clone(), second: view.clone() }));
-            }
-            if entities.schema().field_with_name(&name).is_ok() {
-                return Err(Error::Offline(almanac_offline::OfflineError::ClashWithInput { name }));
-            }
-            let array = match computed.iter().find(|((v, f), _)| v == view && f == feature) {
-                Some((_, array)) => array.clone(),
-                None => stored(view, feature)?,
-            };
-            fields.push(arrow::datatypes::Field::new(&name, array.data_type().clone(), true));
-            columns.push(array);
-            named.push((name, view.clone()));
-        }
-        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
-        Ok(RecordBatch::try_new_with_options(Arc::new(arrow::datatypes::Schema::new(fields)), columns, &options)?)
     }
 
     /// The request fields the selection's on-demand views need, with their
@@ -496,6 +480,62 @@ fn request_column(entities: &RecordBatch, name: &str, dtype: &almanac_core::DTyp
 
 /// The offline engine returns features grouped by view; put them back in the
 /// order they were requested.
+/// A batch of the training set with on-demand features (DESIGN §2.8):
+/// `joined` holds the entity batch's `inputs` columns, then the stored
+/// features under full names (requested ones and the on-demand views'
+/// inputs); the same compiled expressions the online path runs are
+/// evaluated over its rows, request fields being columns of the entity
+/// table.
+fn with_on_demand(joined: &RecordBatch, inputs: usize, resolved: &resolve::Resolved, compiled_views: &[almanac_transform::CompiledView], options: &HistoricalOptions) -> Result<RecordBatch, Error> {
+    let entities = joined.project(&(0..inputs).collect::<Vec<_>>())?;
+    let rows = joined.num_rows();
+    let stored = |view: &str, feature: &str| -> Result<ArrayRef, Error> {
+        let name = format!("{view}__{feature}");
+        joined.column_by_name(&name).cloned().ok_or_else(|| Error::Internal(format!("the join did not return `{name}`")))
+    };
+    let mut computed: Vec<((String, String), ArrayRef)> = Vec::new();
+    for (odfv, compiled) in resolved.on_demand.iter().zip(compiled_views) {
+        let mut columns = Vec::with_capacity(compiled.inputs.len());
+        for input in &compiled.inputs {
+            columns.push(if input.from_request {
+                request_column(&entities, &input.name, &input.dtype, &odfv.name)?
+            } else {
+                stored(&input.source, &input.name)?
+            });
+        }
+        let wanted: Vec<(usize, &str)> = resolved.order.iter().filter(|(view, _)| *view == odfv.name).filter_map(|(_, feature)| compiled.features().position(|(name, _)| name == feature).map(|i| (i, feature.as_str()))).collect();
+        let batch = compiled.input_batch(columns, rows)?;
+        let evaluated = compiled.evaluate(&batch, &wanted.iter().map(|(i, _)| *i).collect::<Vec<_>>())?;
+        if evaluated.failed_rows > 0 {
+            crate::online::ON_DEMAND_FAILED_ROWS.fetch_add(evaluated.failed_rows as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        for ((_, feature), array) in wanted.iter().zip(evaluated.columns) {
+            computed.push(((odfv.name.clone(), feature.to_string()), array));
+        }
+    }
+    let mut fields: Vec<arrow::datatypes::Field> = entities.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns: Vec<ArrayRef> = entities.columns().to_vec();
+    let mut named: Vec<(String, String)> = Vec::new();
+    for (view, feature) in &resolved.order {
+        let name = if options.full_feature_names { format!("{view}__{feature}") } else { feature.clone() };
+        if let Some((_, first)) = named.iter().find(|(n, _)| *n == name) {
+            return Err(Error::Offline(almanac_offline::OfflineError::NameClash { name, first: first.clone(), second: view.clone() }));
+        }
+        if entities.schema().field_with_name(&name).is_ok() {
+            return Err(Error::Offline(almanac_offline::OfflineError::ClashWithInput { name }));
+        }
+        let array = match computed.iter().find(|((v, f), _)| v == view && f == feature) {
+            Some((_, array)) => array.clone(),
+            None => stored(view, feature)?,
+        };
+        fields.push(arrow::datatypes::Field::new(&name, array.data_type().clone(), true));
+        columns.push(array);
+        named.push((name, view.clone()));
+    }
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(Arc::new(arrow::datatypes::Schema::new(fields)), columns, &options)?)
+}
+
 fn reorder_features(joined: &RecordBatch, inputs: usize, resolved: &resolve::Resolved) -> Result<RecordBatch, Error> {
     let mut grouped = Vec::new();
     for request in &resolved.views {

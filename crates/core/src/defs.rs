@@ -454,6 +454,21 @@ impl Aggregation {
     }
 }
 
+/// The input columns of `aggregations`, each once, in the order they are
+/// first named, with the dtypes `apply` resolved (see
+/// [`FeatureView::aggregation_inputs`]).
+pub fn aggregation_inputs(aggregations: &[Aggregation]) -> Vec<Field> {
+    let mut fields: Vec<Field> = Vec::new();
+    for aggregation in aggregations {
+        if let (Some(column), Some(dtype)) = (&aggregation.column, &aggregation.input_dtype)
+            && !fields.iter().any(|f| f.name == *column)
+        {
+            fields.push(Field { name: column.clone(), dtype: dtype.clone(), description: String::new(), tags: Default::default() });
+        }
+    }
+    fields
+}
+
 /// A schema of features bound to one source and zero or more entities; the
 /// unit of materialization and of online storage.
 ///
@@ -496,6 +511,14 @@ impl FeatureView {
     /// than reading precomputed features.
     pub fn is_aggregation(&self) -> bool {
         !self.aggregations.is_empty()
+    }
+
+    /// An aggregation view's input columns, each once, in the order its
+    /// aggregations first name them, with the dtypes `apply` resolved: what
+    /// its history holds beside keys and times, the layout every engine
+    /// returns events in, and what an online state lists.
+    pub fn aggregation_inputs(&self) -> Vec<Field> {
+        aggregation_inputs(&self.aggregations)
     }
 
     pub fn aggregation(&self, name: &str) -> Option<&Aggregation> {

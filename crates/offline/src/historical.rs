@@ -324,15 +324,54 @@ fn history_fields(request: &ViewRequest) -> Vec<Field> {
     if !request.view.is_aggregation() {
         return request.view.schema.clone();
     }
-    let mut fields: Vec<Field> = Vec::new();
-    for aggregation in &request.view.aggregations {
-        if let (Some(column), Some(dtype)) = (&aggregation.column, &aggregation.input_dtype)
-            && !fields.iter().any(|f| f.name == *column)
-        {
-            fields.push(Field { name: column.clone(), dtype: dtype.clone(), description: String::new(), tags: Default::default() });
-        }
+    request.view.aggregation_inputs()
+}
+
+/// The events an aggregation view's states need for `range`: those in
+/// `[end − widest window, end]`.
+pub fn held_range(request: &ViewRequest, range: TimeRange) -> Result<TimeRange, OfflineError> {
+    let end = range.end.ok_or_else(|| OfflineError::Internal(format!("aggregation states of `{}` need an end instant", request.view.name)))?;
+    let widest = request.view.aggregations.iter().map(|a| a.window.micros().saturating_mul(1_000)).max().unwrap_or(0);
+    Ok(TimeRange { start: Some(end.saturating_sub(widest)), end: Some(end) })
+}
+
+/// States for every entity with an event in `range`, from a history that
+/// holds the events of [`held_range`].
+fn states_of_history(request: &ViewRequest, history: &HistoryTable, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
+    let held = held_range(request, range)?;
+    let (Some(held_from), Some(end)) = (held.start, held.end) else { return Err(OfflineError::Internal("a held range is bounded".into())) };
+    let changed_from = range.start.map_or(held_from, |start| start.max(held_from));
+    crate::window::states(request, &history.keys, &history.ts, &history.ts_valid, &history.features, &history_fields(request), changed_from, end)
+}
+
+/// The columns, by their names in the source, of the events an engine
+/// hands back for an aggregation view: join keys, event time, created time
+/// (when the source has one), then [`almanac_core::FeatureView::aggregation_inputs`].
+pub fn event_columns(request: &ViewRequest) -> Vec<(String, DType)> {
+    let source = &request.source;
+    let mut columns: Vec<(String, DType)> = request.join_keys.iter().map(|(_, key)| (source.file_column(&key.name).to_string(), key.dtype.clone().unwrap_or(DType::Int64))).collect();
+    columns.push((source.file_column(&source.timestamp_field).to_string(), DType::Timestamp));
+    if let Some(created) = &source.created_timestamp_column {
+        columns.push((source.file_column(created).to_string(), DType::Timestamp));
     }
-    fields
+    columns.extend(history_fields(request).into_iter().map(|field| (source.file_column(&field.name).to_string(), field.dtype)));
+    columns
+}
+
+/// An aggregation view's requested features for entity rows (`keys`, `at`
+/// in ns, as [`crate::request::prepare`] gives them), from the events a
+/// pushdown engine selected (`events`, laid out as [`event_columns`], in
+/// source order): the engine narrows the history, the one evaluator
+/// computes every window exactly as it does over files.
+pub fn aggregates_from_events(request: &ViewRequest, events: Vec<RecordBatch>, keys: &[ArrayRef], at: &[Option<i64>]) -> Result<Vec<ArrayRef>, OfflineError> {
+    aggregate_features(request, &HistoryTable::from_batches(request, events)?, keys, at)
+}
+
+/// What [`OfflineStore::aggregation_states`] returns, from the events of
+/// [`held_range`] a pushdown engine selected (laid out as
+/// [`event_columns`], in source order).
+pub fn states_from_events(request: &ViewRequest, events: Vec<RecordBatch>, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
+    states_of_history(request, &HistoryTable::from_batches(request, events)?, range)
 }
 
 /// The requested aggregates of an aggregation view for these entity rows.
@@ -400,12 +439,8 @@ impl OfflineStore for EmbeddedOfflineStore {
     }
 
     fn aggregation_states(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
-        let end = range.end.ok_or_else(|| OfflineError::Internal(format!("aggregation states of `{}` need an end instant", request.view.name)))?;
-        let widest = request.view.aggregations.iter().map(|a| a.window.micros().saturating_mul(1_000)).max().unwrap_or(0);
-        let held_from = end.saturating_sub(widest);
-        let history = self.history(request, TimeRange { start: Some(held_from), end: Some(end) })?;
-        let changed_from = range.start.map_or(held_from, |start| start.max(held_from));
-        crate::window::states(request, &history.keys, &history.ts, &history.ts_valid, &history.features, &history_fields(request), changed_from, end)
+        let held = held_range(request, range)?;
+        states_of_history(request, &self.history(request, held)?, range)
     }
 
     fn latest_per_entity(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {

@@ -13,6 +13,7 @@
 //! plain [`almanac_core::Source`] definitions and returns Arrow.
 
 pub mod asof;
+pub mod entities;
 pub mod error;
 pub mod historical;
 pub mod io;
@@ -25,7 +26,12 @@ pub mod testkit;
 pub mod time;
 pub mod window;
 
+pub use entities::{EntityFile, EntityTable};
 pub use error::OfflineError;
+
+/// Where a streamed training set goes: called once per batch, in input
+/// order, at least once (an empty table gives one empty batch).
+pub type BatchSink<'a> = dyn FnMut(RecordBatch) -> Result<(), OfflineError> + Send + 'a;
 
 use almanac_core::{FeatureView, Field, JoinKey, Source};
 use arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
@@ -79,6 +85,16 @@ pub trait OfflineStore: Send + Sync {
     /// One output row per entity row, in input order, with the input columns
     /// unchanged followed by the requested features (DESIGN §2).
     fn get_historical_features(&self, entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<RecordBatch, OfflineError>;
+
+    /// The same training set, handed to `sink` batch by batch in input
+    /// order, for tables too large to hold with their result. Engines that
+    /// join in memory read the table whole and hand over one batch (this
+    /// default); a pushdown engine streams both ways, so its memory is flat
+    /// in the number of entity rows.
+    fn historical_streamed(&self, entities: &dyn EntityTable, views: &[ViewRequest], options: &HistoricalOptions, sink: &mut BatchSink<'_>) -> Result<(), OfflineError> {
+        let whole = entities.whole()?;
+        sink(self.get_historical_features(&whole, views, options)?)
+    }
 
     /// The rows of one view with event time in `range`; with `latest`, only
     /// the winning row per entity (same winner rule as the join).

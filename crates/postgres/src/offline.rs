@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use almanac_core::convert::conform;
 use almanac_core::{DType, Source};
-use almanac_offline::request::{PreparedRequest, assemble, in_input_order, prepare};
-use almanac_offline::{HistoricalOptions, OfflineError, OfflineStore, TimeRange, ViewRequest, ViewRows, report_stage};
+use almanac_offline::request::{PreparedRequest, assemble, prepare};
+use almanac_offline::{BatchSink, EntityTable, HistoricalOptions, OfflineError, OfflineStore, TimeRange, ViewRequest, ViewRows, report_stage};
 use almanac_sql::{Dialect, PointInTime, Relation, ViewPlan};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{Field as ArrowField, Int64Type, Schema, SchemaRef};
@@ -113,121 +113,269 @@ impl PostgresOfflineStore {
     }
 }
 
+/// The join-key columns every view needs, each once by name (views of one
+/// entity share its column): what is shipped beside the row number and the
+/// as-of instant. Same order as [`PreparedRequest::distinct_keys`].
+fn shipped_keys(views: &[ViewRequest]) -> Vec<(String, DType)> {
+    let mut keys: Vec<(String, DType)> = Vec::new();
+    for (_, key) in views.iter().flat_map(|v| &v.join_keys) {
+        if !keys.iter().any(|(name, _)| *name == key.name) {
+            keys.push((key.name.clone(), key.dtype.clone().unwrap_or(DType::Int64)));
+        }
+    }
+    keys
+}
+
 /// The shipped entity table: row number, as-of instant (µs, UTC) and the
-/// join-key columns every view needs (each once, by name).
+/// join-key columns; label columns of any type stay here and are put back
+/// beside the features.
 struct Shipment {
-    at_micros: Vec<Option<i64>>,
-    /// `(column, dtype, values)`; values are int64 or string arrays.
-    keys: Vec<(String, DType, ArrayRef)>,
+    table: String,
+    keys: Vec<(String, DType)>,
 }
 
 impl Shipment {
-    fn new(views: &[ViewRequest], prepared: &PreparedRequest) -> Self {
-        let at_micros = prepared.at_micros();
-        let keys = prepared.distinct_keys(views).into_iter().map(|(key, column)| (key.name.clone(), key.dtype.clone().unwrap_or(DType::Int64), column.clone())).collect();
-        Shipment { at_micros, keys }
-    }
-
-    fn create_table(&self, name: &str) -> String {
+    fn create_table(&self) -> String {
         let q = |n: &str| Dialect::Postgres.quote(n);
         let mut columns = vec![format!("{} BIGINT NOT NULL", q(almanac_sql::plan::ROW)), format!("{} TIMESTAMPTZ", q(almanac_sql::plan::AT))];
-        columns.extend(self.keys.iter().map(|(key, dtype, _)| format!("{} {}", q(key), if *dtype == DType::String { "TEXT" } else { "BIGINT" })));
-        format!("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP", q(name), columns.join(", "))
+        columns.extend(self.keys.iter().map(|(key, dtype)| format!("{} {}", q(key), if *dtype == DType::String { "TEXT" } else { "BIGINT" })));
+        format!("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP", q(&self.table), columns.join(", "))
     }
 
     fn types(&self) -> Vec<Type> {
         let mut types = vec![Type::INT8, Type::TIMESTAMPTZ];
-        types.extend(self.keys.iter().map(|(_, dtype, _)| if *dtype == DType::String { Type::TEXT } else { Type::INT8 }));
+        types.extend(self.keys.iter().map(|(_, dtype)| if *dtype == DType::String { Type::TEXT } else { Type::INT8 }));
         types
     }
 
-    /// Stream every row into `COPY ... FROM STDIN (FORMAT binary)`.
-    fn copy_in(&self, client: &mut impl GenericClient, table: &str) -> Result<(), postgres::Error> {
-        let sink = client.copy_in(&format!("COPY {} FROM STDIN (FORMAT binary)", Dialect::Postgres.quote(table)))?;
+    /// Stream every entity row, batch by batch, into `COPY ... FROM STDIN
+    /// (FORMAT binary)`, each batch checked as the embedded engine checks a
+    /// table. Returns the output names and the number of rows shipped.
+    fn copy_in(
+        &self,
+        client: &mut impl GenericClient,
+        entities: &dyn EntityTable,
+        views: &[ViewRequest],
+        options: &HistoricalOptions,
+        on_batch: &mut dyn FnMut(&PreparedRequest) -> Result<(), OfflineError>,
+    ) -> Result<(Vec<String>, usize), OfflineError> {
+        let sink = client.copy_in(&format!("COPY {} FROM STDIN (FORMAT binary)", Dialect::Postgres.quote(&self.table))).map_err(|e| engine_error(&e))?;
         let mut writer = BinaryCopyInWriter::new(sink, &self.types());
-        let strings: Vec<Option<&arrow::array::StringArray>> = self.keys.iter().map(|(_, _, array)| array.as_string_opt::<i32>()).collect();
-        let ints: Vec<Option<&Int64Array>> = self.keys.iter().map(|(_, _, array)| array.as_primitive_opt::<Int64Type>()).collect();
-        let mut cells: Vec<Cell> = Vec::with_capacity(self.keys.len());
-        for (row, at) in self.at_micros.iter().enumerate() {
-            cells.clear();
-            for (strings, ints) in strings.iter().zip(&ints) {
-                cells.push(match (strings, ints) {
-                    (Some(s), _) if s.is_valid(row) => Cell::Text(s.value(row)),
-                    (None, Some(i)) if i.is_valid(row) => Cell::Int64(i.value(row)),
-                    _ => Cell::Null,
-                });
+        let mut names = Vec::new();
+        let mut shipped = 0usize;
+        for batch in entities.batches()? {
+            let prepared = prepare(&batch?, views, options)?;
+            let keys: Vec<&ArrayRef> = prepared.distinct_keys(views).into_iter().map(|(_, column)| column).collect();
+            let strings: Vec<Option<&arrow::array::StringArray>> = keys.iter().map(|array| array.as_string_opt::<i32>()).collect();
+            let ints: Vec<Option<&Int64Array>> = keys.iter().map(|array| array.as_primitive_opt::<Int64Type>()).collect();
+            let mut cells: Vec<Cell> = Vec::with_capacity(keys.len());
+            for (row, at) in prepared.at_micros().into_iter().enumerate() {
+                cells.clear();
+                for (strings, ints) in strings.iter().zip(&ints) {
+                    cells.push(match (strings, ints) {
+                        (Some(s), _) if s.is_valid(row) => Cell::Text(s.value(row)),
+                        (None, Some(i)) if i.is_valid(row) => Cell::Int64(i.value(row)),
+                        _ => Cell::Null,
+                    });
+                }
+                let row_number = (shipped + row) as i64;
+                let at = at.map(micros_to_time);
+                let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 + cells.len());
+                values.push(&row_number);
+                values.push(&at);
+                values.extend(cells.iter().map(|c| c as &(dyn ToSql + Sync)));
+                writer.write(&values).map_err(|e| engine_error(&e))?;
             }
-            let row_number = row as i64;
-            let at = at.map(micros_to_time);
-            let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(2 + cells.len());
-            values.push(&row_number);
-            values.push(&at);
-            values.extend(cells.iter().map(|c| c as &(dyn ToSql + Sync)));
-            writer.write(&values)?;
+            shipped += prepared.at_nanos.len();
+            on_batch(&prepared)?;
+            names = prepared.names;
         }
-        writer.finish()?;
-        Ok(())
+        writer.finish().map_err(|e| engine_error(&e))?;
+        Ok((names, shipped))
+    }
+}
+
+/// A query's rows arriving under `COPY (...) TO STDOUT (FORMAT binary)`,
+/// decoded into Arrow arrays `n` rows at a time.
+struct RowStream<'a> {
+    rows: BinaryCopyOutIter<'a>,
+    builders: Vec<ColumnBuilder>,
+}
+
+impl<'a> RowStream<'a> {
+    fn open(client: &'a mut impl GenericClient, sql: &str, dtypes: &[DType]) -> Result<Self, OfflineError> {
+        let unsupported = |d: &DType| OfflineError::Unsupported(format!("{d} values cannot be read from PostgreSQL"));
+        let types = dtypes.iter().map(|d| wire_type(d).ok_or_else(|| unsupported(d))).collect::<Result<Vec<_>, _>>()?;
+        let builders = dtypes.iter().map(|d| ColumnBuilder::new(d).ok_or_else(|| unsupported(d))).collect::<Result<Vec<_>, _>>()?;
+        let reader = client.copy_out(&format!("COPY (\n{sql}\n) TO STDOUT (FORMAT binary)")).map_err(|e| engine_error(&e))?;
+        Ok(RowStream { rows: BinaryCopyOutIter::new(reader, &types), builders })
+    }
+
+    /// The next `n` rows (fewer only at the end), one array per column.
+    fn next_rows(&mut self, n: usize) -> Result<Vec<ArrayRef>, OfflineError> {
+        for _ in 0..n {
+            let Some(row) = self.rows.next().map_err(|e| engine_error(&e))? else { break };
+            for (index, builder) in self.builders.iter_mut().enumerate() {
+                builder.push(&row, index).map_err(|e| engine_error(&e))?;
+            }
+        }
+        Ok(self.builders.iter_mut().map(ColumnBuilder::finish).collect())
+    }
+
+    fn all_rows(mut self) -> Result<Vec<ArrayRef>, OfflineError> {
+        self.next_rows(usize::MAX)
     }
 }
 
 /// Run `sql` under `COPY (...) TO STDOUT (FORMAT binary)` and decode its
 /// columns (of `dtypes`) into Arrow arrays as the rows stream in.
 fn copy_out(client: &mut impl GenericClient, sql: &str, dtypes: &[DType]) -> Result<Vec<ArrayRef>, OfflineError> {
-    let types = dtypes.iter().map(|d| wire_type(d).ok_or_else(|| OfflineError::Unsupported(format!("{d} values cannot be read from PostgreSQL")))).collect::<Result<Vec<_>, _>>()?;
-    let mut builders = dtypes.iter().map(|d| ColumnBuilder::new(d).ok_or_else(|| OfflineError::Unsupported(format!("{d} values cannot be read from PostgreSQL")))).collect::<Result<Vec<_>, _>>()?;
-    let reader = client.copy_out(&format!("COPY (\n{sql}\n) TO STDOUT (FORMAT binary)")).map_err(|e| engine_error(&e))?;
-    let mut rows = BinaryCopyOutIter::new(reader, &types);
-    while let Some(row) = rows.next().map_err(|e| engine_error(&e))? {
-        for (index, builder) in builders.iter_mut().enumerate() {
-            builder.push(&row, index).map_err(|e| engine_error(&e))?;
-        }
+    RowStream::open(client, sql, dtypes)?.all_rows()
+}
+
+/// One entity batch's features of the joined views from the result
+/// stream: exactly its rows, checked to be rows `first..first + n` (the
+/// query orders by row number), each view's columns cast to their dtypes.
+fn features_of_batch(stream: &mut RowStream, first: usize, n: usize, joined: &[&ViewRequest]) -> Result<Vec<Vec<ArrayRef>>, OfflineError> {
+    let mut columns = stream.next_rows(n)?.into_iter();
+    let rows = columns.next().ok_or_else(|| OfflineError::Internal("the result has no row-number column".into()))?;
+    let rows = rows.as_primitive::<Int64Type>();
+    if rows.len() != n || rows.null_count() > 0 || rows.values().iter().enumerate().any(|(i, row)| *row != (first + i) as i64) {
+        return Err(OfflineError::Internal(format!("PostgreSQL returned the rows after row {first} out of order or incomplete ({} of {n})", rows.len())));
     }
-    Ok(builders.into_iter().map(ColumnBuilder::finish).collect())
+    let mut per_view = Vec::with_capacity(joined.len());
+    for request in joined {
+        let arrays = columns.by_ref().take(request.features.len()).zip(&request.features).map(|(array, field)| Ok(conform(&array, &field.dtype)?)).collect::<Result<Vec<_>, OfflineError>>()?;
+        per_view.push(arrays);
+    }
+    Ok(per_view)
+}
+
+/// An aggregation view's probes, gathered while the entity table is
+/// shipped: every row's join keys and as-of instant (ns). The view's events
+/// come back whole from [`almanac_sql::window_events`], so its windows are
+/// computed once for all rows, then handed out batch by batch: unlike a
+/// joined view's features, these are held for the whole table (8 bytes per
+/// row and feature, plus the keys).
+struct AggregationProbes {
+    /// The view's position in the request.
+    view: usize,
+    keys: Vec<Vec<ArrayRef>>,
+    at: Vec<Option<i64>>,
+}
+
+impl AggregationProbes {
+    fn add(&mut self, prepared: &PreparedRequest) {
+        self.keys.push(prepared.keys[self.view].clone());
+        self.at.extend_from_slice(&prepared.at_nanos);
+    }
+
+    /// Every row's aggregates, from the view's events selected in the
+    /// database (laid out as `event_columns`, in scan order).
+    fn aggregates(self, client: &mut impl GenericClient, request: &ViewRequest, entities: &str) -> Result<Vec<ArrayRef>, OfflineError> {
+        let sql = almanac_sql::window_events(&view_plan(request)?, entities, Dialect::Postgres).map_err(sql_error)?;
+        let events = events_batch(client, &sql, request)?;
+        let keys = (0..request.join_keys.len())
+            .map(|k| {
+                let parts: Vec<&dyn Array> = self.keys.iter().map(|batch| batch[k].as_ref()).collect();
+                Ok(arrow::compute::concat(&parts)?)
+            })
+            .collect::<Result<Vec<_>, OfflineError>>()?;
+        almanac_offline::historical::aggregates_from_events(request, vec![events], &keys, &self.at)
+    }
+}
+
+/// Run an events query (`window_events`, `events_in_range`) and name its
+/// columns as the source does, for the offline crate's history.
+///
+/// Scan order is what tells apart events with one event time (for `last`),
+/// so the query runs with no parallel workers (a `Gather` interleaves their
+/// rows) and no synchronized scans (which start mid-table): a table is then
+/// read from its first page on, in the order its rows were loaded. Must run
+/// inside a transaction (the settings are `SET LOCAL`, undone after).
+fn events_batch(client: &mut impl GenericClient, sql: &str, request: &ViewRequest) -> Result<RecordBatch, OfflineError> {
+    let layout = almanac_offline::historical::event_columns(request);
+    let dtypes: Vec<DType> = layout.iter().map(|(_, dtype)| dtype.clone()).collect();
+    client.batch_execute("SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL synchronize_seqscans = off").map_err(|e| engine_error(&e))?;
+    let columns = copy_out(client, sql, &dtypes)?;
+    client.batch_execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT; SET LOCAL synchronize_seqscans TO DEFAULT").map_err(|e| engine_error(&e))?;
+    let fields: Vec<ArrowField> = layout.iter().zip(&columns).map(|((name, _), column)| ArrowField::new(name, column.data_type().clone(), true)).collect();
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(columns.first().map_or(0, |c| c.len())));
+    Ok(RecordBatch::try_new_with_options(std::sync::Arc::new(Schema::new(fields)), columns, &options)?)
 }
 
 impl OfflineStore for PostgresOfflineStore {
     fn get_historical_features(&self, entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<RecordBatch, OfflineError> {
-        let prepared = prepare(entities, views, options)?;
-        let table = entity_table_name();
-        let plan = PointInTime { entities: table.clone(), views: views.iter().map(view_plan).collect::<Result<_, _>>()? };
+        let mut batches = Vec::new();
+        self.historical_streamed(entities, views, options, &mut |batch| {
+            batches.push(batch);
+            Ok(())
+        })?;
+        let schema = batches.first().map(|b| b.schema()).ok_or_else(|| OfflineError::Internal("the training set had no batch".into()))?;
+        Ok(arrow::compute::concat_batches(&schema, &batches)?)
+    }
+
+    /// Ship the entity table in batches, run the staged statements, then
+    /// read the result (ordered by row number) batch by batch, reading the
+    /// entity table a second time to put each batch's input columns back:
+    /// neither the table nor the result is ever held whole.
+    fn historical_streamed(&self, entities: &dyn EntityTable, views: &[ViewRequest], options: &HistoricalOptions, sink: &mut BatchSink<'_>) -> Result<(), OfflineError> {
+        let shipment = Shipment { table: entity_table_name(), keys: shipped_keys(views) };
+        // Views with a schema are joined by the staged point-in-time SQL;
+        // aggregation views are windowed over their selected events.
+        let joined: Vec<&ViewRequest> = views.iter().filter(|v| !v.view.is_aggregation()).collect();
+        let plan = PointInTime { entities: shipment.table.clone(), views: joined.iter().map(|v| view_plan(v)).collect::<Result<_, _>>()? };
         let (setup, sql) = almanac_sql::point_in_time_staged(&plan, Dialect::Postgres).map_err(sql_error)?;
         let mut dtypes = vec![DType::Int64];
-        dtypes.extend(views.iter().flat_map(|v| v.features.iter().map(|f| f.dtype.clone())));
-        let shipment = Shipment::new(views, &prepared);
-        // Only the output names are needed past this point: the instants and
-        // key columns (hundreds of MB at scale 10) go as soon as they are
-        // shipped, before the result arrives.
-        let PreparedRequest { names, .. } = prepared;
-        let columns = self.with_client(|client| {
-            let shipment = shipment;
+        dtypes.extend(joined.iter().flat_map(|v| v.features.iter().map(|f| f.dtype.clone())));
+        let mut probes: Vec<AggregationProbes> = views.iter().enumerate().filter(|(_, v)| v.view.is_aggregation()).map(|(view, _)| AggregationProbes { view, keys: Vec::new(), at: Vec::new() }).collect();
+        self.with_client(|client| {
             let mut transaction = client.transaction().map_err(|e| engine_error(&e))?;
-            transaction.batch_execute(&format!("{}; {SESSION}", shipment.create_table(&table))).map_err(|e| engine_error(&e))?;
+            transaction.batch_execute(&format!("{}; {SESSION}", shipment.create_table())).map_err(|e| engine_error(&e))?;
             let started = std::time::Instant::now();
-            shipment.copy_in(&mut transaction, &table).map_err(|e| engine_error(&e))?;
-            drop(shipment);
+            let (names, shipped) = shipment.copy_in(&mut transaction, entities, views, options, &mut |prepared| {
+                probes.iter_mut().for_each(|p| p.add(prepared));
+                Ok(())
+            })?;
             // The planner needs the shipped table's size and key spread.
-            transaction.batch_execute(&format!("ANALYZE {}", Dialect::Postgres.quote(&table))).map_err(|e| engine_error(&e))?;
+            transaction.batch_execute(&format!("ANALYZE {}", Dialect::Postgres.quote(&shipment.table))).map_err(|e| engine_error(&e))?;
             report_stage("postgres: ship entity table (COPY)", started);
+            let started = std::time::Instant::now();
+            let mut windowed: Vec<(usize, Vec<ArrayRef>)> = Vec::with_capacity(probes.len());
+            for probe in probes {
+                let view = probe.view;
+                windowed.push((view, probe.aggregates(&mut transaction, &views[view], &shipment.table)?));
+            }
+            report_stage("postgres: aggregation views (events selected, windows computed here)", started);
             let started = std::time::Instant::now();
             for statement in &setup {
                 transaction.batch_execute(statement).map_err(|e| engine_error(&e))?;
             }
             report_stage("postgres: winning instants (window sweep)", started);
             let started = std::time::Instant::now();
-            let columns = copy_out(&mut transaction, &sql, &dtypes)?;
+            let mut stream = RowStream::open(&mut transaction, &sql, &dtypes)?;
+            let mut first = 0usize;
+            for batch in entities.batches()? {
+                let batch = batch?;
+                let n = batch.num_rows();
+                let mut from_join = features_of_batch(&mut stream, first, n, &joined)?.into_iter();
+                let per_view = (0..views.len())
+                    .map(|index| match windowed.iter().find(|(view, _)| *view == index) {
+                        Some((_, columns)) => Ok(columns.iter().map(|c| c.slice(first, n)).collect()),
+                        None => from_join.next().ok_or_else(|| OfflineError::Internal("a joined view's features are missing".into())),
+                    })
+                    .collect::<Result<Vec<_>, OfflineError>>()?;
+                first += n;
+                sink(assemble(&batch, views, names.clone(), per_view)?)?;
+            }
+            if first != shipped || !stream.next_rows(1)?[0].is_empty() {
+                return Err(OfflineError::Internal(format!("the entity table changed while the training set ran ({shipped} rows shipped, {first} read back)")));
+            }
+            drop(stream);
             report_stage("postgres: winning rows + COPY out", started);
             transaction.commit().map_err(|e| engine_error(&e))?;
-            Ok(columns)
-        })?;
-        let rows = columns[0].as_primitive::<Int64Type>().clone();
-        let features = in_input_order(&rows, entities.num_rows(), &columns[1..])?;
-        let mut per_view = Vec::with_capacity(views.len());
-        let mut features = features.into_iter();
-        for request in views {
-            let arrays = features.by_ref().take(request.features.len()).zip(&request.features).map(|(array, field)| Ok(conform(&array, &field.dtype)?)).collect::<Result<Vec<_>, OfflineError>>()?;
-            per_view.push(arrays);
-        }
-        assemble(entities, views, names, per_view)
+            Ok(())
+        })
     }
 
     fn export(&self, request: &ViewRequest, range: TimeRange, latest: bool) -> Result<ViewRows, OfflineError> {
@@ -252,11 +400,18 @@ impl OfflineStore for PostgresOfflineStore {
         Ok((ViewRows::from_columns(request, columns)?, held as usize))
     }
 
-    fn aggregation_states(&self, request: &ViewRequest, _range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
-        Err(OfflineError::Unsupported(format!(
-            "aggregation view `{}` cannot be materialized from PostgreSQL yet; aggregation views need the embedded offline store",
-            request.view.name
-        )))
+    /// The events of the states' held range, selected in the database; the
+    /// states are built from them as from files.
+    fn aggregation_states(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
+        let (start, end) = almanac_offline::historical::held_range(request, range)?.to_micros();
+        let sql = almanac_sql::events_in_range(&view_plan(request)?, start, end, Dialect::Postgres).map_err(sql_error)?;
+        let events = self.with_client(|client| {
+            let mut transaction = client.transaction().map_err(|e| engine_error(&e))?;
+            let events = events_batch(&mut transaction, &sql, request)?;
+            transaction.commit().map_err(|e| engine_error(&e))?;
+            Ok(events)
+        })?;
+        almanac_offline::historical::states_from_events(request, vec![events], range)
     }
 
     fn table_schema(&self, source: &Source) -> Option<Result<SchemaRef, OfflineError>> {
@@ -271,11 +426,22 @@ impl OfflineStore for PostgresOfflineStore {
 /// The training-set SQL for `views` against the shipped entity table, and
 /// the indexes that let PostgreSQL answer it without sorting whole tables.
 fn explain(views: &[ViewRequest]) -> Result<String, OfflineError> {
-    let plan = PointInTime { entities: "almanac_entities".to_string(), views: views.iter().map(view_plan).collect::<Result<_, _>>()? };
+    let entities = "almanac_entities";
+    let (aggregations, joined): (Vec<&ViewRequest>, Vec<&ViewRequest>) = views.iter().partition(|v| v.view.is_aggregation());
+    let plan = PointInTime { entities: entities.to_string(), views: joined.iter().map(|v| view_plan(v)).collect::<Result<_, _>>()? };
     let (setup, query) = almanac_sql::point_in_time_staged(&plan, Dialect::Postgres).map_err(sql_error)?;
-    let sql = setup.into_iter().chain([query]).collect::<Vec<_>>().join(";\n\n");
+    let mut statements = Vec::new();
+    for request in &aggregations {
+        let events = almanac_sql::window_events(&view_plan(request)?, entities, Dialect::Postgres).map_err(sql_error)?;
+        statements.push(format!("-- aggregation view `{}`: the events its windows can see (Almanac's evaluator computes the windows from them)\n{events}", request.view.name));
+    }
+    statements.extend(setup);
+    statements.push(query);
+    let sql = statements.join(";\n\n");
     let q = |name: &str| Dialect::Postgres.quote(name);
     let mut advice = vec![format!("-- Almanac ships the entity table as a temporary table `almanac_entities` (binary COPY) and, in one transaction ({SESSION}), runs these statements, streaming the last one's result back.")];
+    // An aggregation view's events are read in scan order (a whole scan):
+    // no index serves it, so none is advised.
     for view in &plan.views {
         if let Relation::Table(table) = &view.relation {
             let mut columns: Vec<String> = view.keys.iter().map(|k| q(&k.source)).collect();

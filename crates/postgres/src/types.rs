@@ -78,16 +78,18 @@ impl ColumnBuilder {
         Ok(())
     }
 
-    pub(crate) fn finish(self) -> ArrayRef {
+    /// The values pushed since the last call, as an array; the builder is
+    /// left empty for the next batch.
+    pub(crate) fn finish(&mut self) -> ArrayRef {
         match self {
-            ColumnBuilder::Bool(mut b) => Arc::new(b.finish()),
-            ColumnBuilder::Int32(mut b) => Arc::new(b.finish()),
-            ColumnBuilder::Int64(mut b) => Arc::new(b.finish()),
-            ColumnBuilder::Float32(mut b) => Arc::new(b.finish()),
-            ColumnBuilder::Float64(mut b) => Arc::new(b.finish()),
-            ColumnBuilder::Text(mut b) => Arc::new(b.finish()),
-            ColumnBuilder::Bytes(mut b) => Arc::new(b.finish()),
-            ColumnBuilder::Timestamp(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int32(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float32(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Text(b) => Arc::new(b.finish()),
+            ColumnBuilder::Bytes(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
         }
     }
 }

@@ -86,6 +86,17 @@ impl Dialect {
         }
     }
 
+    /// A row's position in the scan of its relation (increasing in scan
+    /// order): how "later in the source" is told apart among events with
+    /// one event time, as a file's row order tells it.
+    pub fn scan_position(self) -> &'static str {
+        match self {
+            Dialect::Spark => "monotonically_increasing_id()",
+            Dialect::Snowflake => "SEQ8()",
+            _ => "ROW_NUMBER() OVER ()",
+        }
+    }
+
     /// An instant literal, UTC, microsecond precision.
     pub fn instant(self, micros: i64) -> String {
         let text = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().format("%Y-%m-%d %H:%M:%S%.6f").to_string();

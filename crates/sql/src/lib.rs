@@ -20,14 +20,16 @@ pub mod plan;
 pub mod render;
 
 pub use dialect::Dialect;
-pub use plan::{KeyPair, Output, PointInTime, Relation, ViewPlan};
-pub use render::{export, latest_per_entity, point_in_time, point_in_time_staged};
+pub use plan::{AggregationInputs, KeyPair, Output, PointInTime, Relation, ViewPlan};
+pub use render::{events_in_range, export, latest_per_entity, point_in_time, point_in_time_staged, window_events};
 
 /// Why a plan cannot be rendered for a dialect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
     #[error("feature `{view}:{feature}` is {dtype}, which Almanac cannot carry through {dialect}")]
     UnsupportedType { view: String, feature: String, dtype: String, dialect: &'static str },
-    #[error("feature view `{view}` is an aggregation view; {dialect} pushdown covers views with a schema only so far")]
+    #[error("feature view `{view}` is an aggregation view: its features come from its events (`window_events`), not from the {dialect} point-in-time join")]
     Aggregation { view: String, dialect: &'static str },
+    #[error("feature view `{view}` has no aggregations, so it has no events to window in {dialect}")]
+    NotAggregation { view: String, dialect: &'static str },
 }

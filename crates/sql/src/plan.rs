@@ -45,8 +45,18 @@ pub struct ViewPlan {
     /// looks at all of them, whatever was requested, so the winner does not
     /// depend on the request.
     pub tie_break: Vec<Output>,
-    /// Set for an aggregation view (not pushed down yet).
-    pub aggregation: bool,
+    /// Set for an aggregation view: what its windows read.
+    pub aggregation: Option<AggregationInputs>,
+}
+
+/// What an aggregation view's windows read: the input columns (each once,
+/// in the order the aggregations first name them, with the dtypes `apply`
+/// resolved) and the widest window, which bounds how far back an entity
+/// row at `T` can see (`[T − widest, T)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregationInputs {
+    pub columns: Vec<Output>,
+    pub widest_micros: i64,
 }
 
 impl ViewPlan {
@@ -63,7 +73,10 @@ impl ViewPlan {
             ttl_micros: view.ttl.as_ref().map(|ttl| ttl.micros()).filter(|micros| *micros > 0),
             outputs: requested.iter().map(output).collect(),
             tie_break: view.schema.iter().map(output).collect(),
-            aggregation: view.is_aggregation(),
+            aggregation: view.is_aggregation().then(|| AggregationInputs {
+                columns: view.aggregation_inputs().iter().map(|field| output(&field)).collect(),
+                widest_micros: view.aggregations.iter().map(|a| a.window.micros()).max().unwrap_or(0),
+            }),
         }
     }
 }

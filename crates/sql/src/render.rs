@@ -27,7 +27,7 @@
 //! training-set sizes (BENCHMARKS.md).
 
 use crate::dialect::Dialect;
-use crate::plan::{AT, KeyPair, Output, PointInTime, ROW, Relation, ViewPlan, output_name};
+use crate::plan::{AT, AggregationInputs, KeyPair, Output, PointInTime, ROW, Relation, ViewPlan, output_name};
 use crate::SqlError;
 
 /// The SQL of a training set: one row per entity row, columns
@@ -59,7 +59,7 @@ fn render_point_in_time(plan: &PointInTime, dialect: Dialect, staged: bool) -> R
         if view.outputs.is_empty() {
             continue;
         }
-        if view.aggregation {
+        if view.aggregation.is_some() {
             return Err(SqlError::Aggregation { view: view.name.clone(), dialect: dialect.name() });
         }
         let winners = format!("v{index}");
@@ -328,5 +328,118 @@ WHERE r.{rank} = 1",
         rank = q("__almanac_rank"),
         source = relation(&view.relation, dialect),
         filter = filter.join(" AND "),
+    ))
+}
+
+/// The scan-order column of [`scanned_events`].
+const ORDER: &str = "__almanac_order";
+
+fn aggregation_inputs<'a>(view: &'a ViewPlan, dialect: Dialect) -> Result<&'a AggregationInputs, SqlError> {
+    view.aggregation.as_ref().ok_or_else(|| SqlError::NotAggregation { view: view.name.clone(), dialect: dialect.name() })
+}
+
+/// An aggregation view's events as its relation is scanned: keys (cast to
+/// their dtypes), event time, created time (when the source has one), then
+/// the aggregations' input columns, named `__almanac_c{i}` in that order,
+/// and the scan position `__almanac_order`. Rows without an event time
+/// never enter a window and are left out.
+fn scanned_events(view: &ViewPlan, inputs: &AggregationInputs, dialect: Dialect) -> Result<String, SqlError> {
+    let q = |name: &str| dialect.quote(name);
+    let timestamp = almanac_core::DType::Timestamp;
+    let mut columns = Vec::new();
+    for key in &view.keys {
+        columns.push(cast(view, &Output { column: key.source.clone(), dtype: key.dtype.clone() }, &format!("s.{}", q(&key.source)), dialect)?);
+    }
+    columns.push(cast(view, &Output { column: view.event_time.clone(), dtype: timestamp.clone() }, &format!("s.{}", q(&view.event_time)), dialect)?);
+    if let Some(created) = &view.created_time {
+        columns.push(cast(view, &Output { column: created.clone(), dtype: timestamp }, &format!("s.{}", q(created)), dialect)?);
+    }
+    for input in &inputs.columns {
+        columns.push(cast(view, input, &format!("s.{}", q(&input.column)), dialect)?);
+    }
+    let columns = columns.into_iter().enumerate().map(|(i, c)| format!("{c} AS {}", q(&format!("__almanac_c{i}")))).collect::<Vec<_>>();
+    Ok(format!(
+        "SELECT {}, {} AS {}\n  FROM {} AS s\n  WHERE s.{} IS NOT NULL",
+        columns.join(", "),
+        dialect.scan_position(),
+        q(ORDER),
+        relation(&view.relation, dialect),
+        q(&view.event_time)
+    ))
+}
+
+/// The result columns of [`window_events`] and [`events_in_range`].
+fn event_names(view: &ViewPlan, inputs: &AggregationInputs, dialect: Dialect) -> String {
+    let count = view.keys.len() + 1 + usize::from(view.created_time.is_some()) + inputs.columns.len();
+    (0..count).map(|i| format!("s.{}", dialect.quote(&format!("__almanac_c{i}")))).collect::<Vec<_>>().join(", ")
+}
+
+/// The events an aggregation view's windows can see for the shipped entity
+/// rows: per key, event time in `[min T − widest window, max T)` over that
+/// key's rows, in scan order. A superset of every row's windows, cut by key
+/// and time in the engine; each window's exact edge `[T − w, T)` and every
+/// aggregate are then computed by the one evaluator (`almanac-aggregate`)
+/// on these rows as on a file's, so no function is written a second way in
+/// SQL (where exact sums, HyperLogLog and `last`'s tie-break have no
+/// faithful form). Among equal event times a row later in scan order is
+/// newer, as a later row of a file is.
+pub fn window_events(view: &ViewPlan, entities: &str, dialect: Dialect) -> Result<String, SqlError> {
+    let inputs = aggregation_inputs(view, dialect)?;
+    let q = |name: &str| dialect.quote(name);
+    let bound_keys = view.keys.iter().enumerate().map(|(i, k)| format!("e.{} AS {}", q(&k.entity), q(&stacked_key(i)))).collect::<Vec<_>>();
+    let group = view.keys.iter().map(|k| format!("e.{}", q(&k.entity))).collect::<Vec<_>>();
+    let mut present = vec![format!("e.{} IS NOT NULL", q(AT))];
+    present.extend(view.keys.iter().map(|k| format!("e.{} IS NOT NULL", q(&k.entity))));
+    let on = (0..view.keys.len()).map(|i| format!("s.{} = b.{}", q(&format!("__almanac_c{i}")), q(&stacked_key(i)))).collect::<Vec<_>>();
+    let ts = format!("s.{}", q(&format!("__almanac_c{}", view.keys.len())));
+    let (lo, hi) = (q("__almanac_lo"), q("__almanac_hi"));
+    Ok(format!(
+        "WITH {bounds} AS (
+  SELECT {bound_keys}MIN(e.{at}) AS {lo}, MAX(e.{at}) AS {hi}
+  FROM {entities} AS e
+  WHERE {present}{group}
+)
+SELECT {names}
+FROM (
+  {scanned}
+) AS s
+JOIN {bounds} AS b ON {on}
+WHERE {ts} >= {from} AND {ts} < b.{hi}
+ORDER BY s.{order}",
+        bounds = q("__almanac_bounds"),
+        bound_keys = bound_keys.iter().map(|k| format!("{k}, ")).collect::<String>(),
+        at = q(AT),
+        entities = dialect.table(entities),
+        present = present.join(" AND "),
+        group = if group.is_empty() { String::new() } else { format!("\n  GROUP BY {}", group.join(", ")) },
+        names = event_names(view, inputs, dialect),
+        scanned = scanned_events(view, inputs, dialect)?,
+        on = if on.is_empty() { "TRUE".to_string() } else { on.join(" AND ") },
+        from = dialect.minus_micros(&format!("b.{lo}"), inputs.widest_micros),
+        order = q(ORDER),
+    ))
+}
+
+/// An aggregation view's events with event time in `[start, end]`
+/// (inclusive, µs), in scan order: what materialization builds each
+/// entity's state from (the offline crate picks the entities and cuts each
+/// state to the widest window, as it does for files).
+pub fn events_in_range(view: &ViewPlan, start_micros: Option<i64>, end_micros: Option<i64>, dialect: Dialect) -> Result<String, SqlError> {
+    let inputs = aggregation_inputs(view, dialect)?;
+    let q = |name: &str| dialect.quote(name);
+    let ts = format!("s.{}", q(&format!("__almanac_c{}", view.keys.len())));
+    let mut filter = Vec::new();
+    filter.extend(start_micros.map(|start| format!("{ts} >= {}", dialect.instant(start))));
+    filter.extend(end_micros.map(|end| format!("{ts} <= {}", dialect.instant(end))));
+    Ok(format!(
+        "SELECT {names}
+FROM (
+  {scanned}
+) AS s{filter}
+ORDER BY s.{order}",
+        names = event_names(view, inputs, dialect),
+        scanned = scanned_events(view, inputs, dialect)?,
+        filter = if filter.is_empty() { String::new() } else { format!("\nWHERE {}", filter.join(" AND ")) },
+        order = q(ORDER),
     ))
 }

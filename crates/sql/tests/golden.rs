@@ -136,19 +136,53 @@ fn nested_types_and_aggregation_views_are_refused_with_the_reason() {
     // Spark carries nested values as they are.
     point_in_time(&plan, Dialect::Spark).expect("spark keeps lists");
 
-    let mut aggregated = view("windows", &["e"], None, vec![]);
-    aggregated.aggregations = vec![almanac_core::Aggregation {
-        name: "n_1h".into(),
-        function: almanac_core::AggFunction::Count,
-        column: None,
-        window: Duration::from_seconds(3_600),
+    let windows = windows_plan();
+    let plan = PointInTime { entities: "t".into(), views: vec![windows.clone()] };
+    let error = point_in_time(&plan, Dialect::Trino).expect_err("an aggregation view is windowed over its events, not joined");
+    assert!(error.to_string().contains("`user_txn_windows` is an aggregation view"), "{error}");
+    let error = almanac_sql::window_events(&fraud_plan().views[0], "t", Dialect::Postgres).expect_err("a view with a schema has no windows");
+    assert!(matches!(error, SqlError::NotAggregation { .. }), "{error}");
+}
+
+fn aggregation(name: &str, function: almanac_core::AggFunction, column: Option<(&str, DType)>, seconds: i64) -> almanac_core::Aggregation {
+    almanac_core::Aggregation {
+        name: name.into(),
+        function,
+        column: column.as_ref().map(|(c, _)| c.to_string()),
+        window: Duration::from_seconds(seconds),
         n: None,
-        input_dtype: None,
+        input_dtype: column.map(|(_, d)| d),
         description: String::new(),
         tags: Default::default(),
-    }];
-    let features = vec![field("n_1h", DType::Int64)];
-    let plan = PointInTime { entities: "t".into(), views: vec![ViewPlan::new(&aggregated, &source("s", None, &[]), Relation::Table("t".into()), &[key("id", DType::Int64)], &features)] };
-    let error = point_in_time(&plan, Dialect::Trino).expect_err("aggregation views are not pushed down yet");
-    assert!(error.to_string().contains("`windows` is an aggregation view"), "{error}");
+    }
+}
+
+/// DESIGN §9's example view over a transactions table: a count over 1h,
+/// sums and a max over `amount` (7d, 30d: the widest bounds the events),
+/// distinct merchants (a second input column), and a field mapping.
+fn windows_plan() -> ViewPlan {
+    use almanac_core::AggFunction::*;
+    let mut windows = view("user_txn_windows", &["user"], None, vec![]);
+    windows.aggregations = vec![
+        aggregation("count_1h", Count, None, 3_600),
+        aggregation("amount_sum_7d", Sum, Some(("amount", DType::Float64)), 7 * 86_400),
+        aggregation("amount_max_30d", Max, Some(("amount", DType::Float64)), 30 * 86_400),
+        aggregation("merchant_id_approx_count_distinct_7d", ApproxCountDistinct, Some(("merchant_id", DType::Int64)), 7 * 86_400),
+    ];
+    let features = vec![field("count_1h", DType::Int64), field("amount_sum_7d", DType::Float64), field("amount_max_30d", DType::Float64)];
+    let transactions = source("transactions", Some("created_at"), &[("txn_amount", "amount")]);
+    ViewPlan::new(&windows, &transactions, Relation::Table("analytics.transactions".into()), &[key("user_id", DType::Int64)], &features)
+}
+
+#[test]
+fn every_dialect_renders_an_aggregation_views_events() {
+    let windows = windows_plan();
+    let inputs = windows.aggregation.as_ref().expect("an aggregation view");
+    assert_eq!(inputs.widest_micros, 30 * 86_400 * 1_000_000);
+    assert_eq!(inputs.columns.iter().map(|c| c.column.as_str()).collect::<Vec<_>>(), ["txn_amount", "merchant_id"], "each input once, by its column in the source");
+    for dialect in Dialect::ALL {
+        let stem = file_stem(dialect);
+        golden(&format!("window_events.{stem}.sql"), &almanac_sql::window_events(&windows, "almanac_entities", dialect).expect("render"));
+        golden(&format!("events_in_range.{stem}.sql"), &almanac_sql::events_in_range(&windows, Some(1_780_272_000_000_000), Some(1_782_864_000_000_000), dialect).expect("render"));
+    }
 }

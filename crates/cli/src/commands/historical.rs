@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use almanac::offline::io::{read_table, write_table};
-use almanac::offline::{HistoricalOptions, TimeRange, report_stage};
+use almanac::arrow::array::RecordBatch;
+use almanac::offline::io::{write_table, write_table_streamed};
+use almanac::offline::{EntityFile, EntityTable, HistoricalOptions, OfflineError, TimeRange, report_stage};
 use almanac::{FeatureSelection, FeatureStore};
-use arrow::compute::concat_batches;
 
 use crate::args::{ExportArgs, HistoricalArgs};
 use crate::render;
@@ -20,35 +20,61 @@ pub fn historical(repo: &Path, args: &HistoricalArgs, json: bool) -> anyhow::Res
         (None, Some(service)) => FeatureSelection::Service(service.clone()),
         (None, None) => anyhow::bail!("pass --features or --feature-service"),
     };
-    let stage = Instant::now();
-    let (schema, batches) = read_table(&args.entities)?;
-    // One batch for the join; the file's batches are dropped at once, so
-    // the entity table is held once, not twice, while the join runs.
-    let entities = match <[_; 1]>::try_from(batches) {
-        Ok([batch]) => batch,
-        Err(batches) => concat_batches(&schema, &batches)?,
-    };
-    report_stage("read entity table", stage);
+    let entities = EntityFile::open(&args.entities)?;
+    let inputs = entities.schema().fields().len();
     let options = HistoricalOptions { timestamp_column: args.timestamp_column.clone(), full_feature_names: args.full_feature_names };
     let stage = Instant::now();
-    let result = store.get_historical_features(&entities, &selection, &options)?;
-    report_stage("point-in-time join (all views)", stage);
-    let stage = Instant::now();
-    write_table(&args.output, result.schema(), std::slice::from_ref(&result))?;
-    report_stage("write output", stage);
+    // The training set is written as it arrives: with a pushdown engine
+    // neither the entity table nor the result is ever held whole.
+    let mut summary = Summary::default();
+    let mut failed: Option<anyhow::Error> = None;
+    write_table_streamed(&args.output, entities.schema(), |write| {
+        let mut consume = |batch: RecordBatch| {
+            summary.add(&batch, inputs);
+            write(&batch).map_err(almanac::Error::from)
+        };
+        store.historical_streamed(&entities, &selection, &options, &mut consume).map_err(|error| {
+            let message = error.to_string();
+            failed = Some(error.into());
+            OfflineError::Internal(message)
+        })
+    })
+    .map_err(|error| failed.take().unwrap_or_else(|| error.into()))?;
+    report_stage("point-in-time join and write (all views)", stage);
     let seconds = started.elapsed().as_secs_f64();
-    let features: Vec<String> = result.schema().fields().iter().skip(entities.num_columns()).map(|f| f.name().clone()).collect();
     if json {
-        return render::json(&serde_json::json!({"output": args.output, "rows": result.num_rows(), "features": features, "seconds": seconds}));
+        return render::json(&serde_json::json!({"output": args.output, "rows": summary.rows, "features": summary.features, "seconds": seconds}));
     }
-    println!("Wrote {} rows × {} columns to {} in {seconds:.2} s", render::count(result.num_rows()), result.num_columns(), args.output.display());
-    for (index, name) in features.iter().enumerate() {
-        let column = result.column(entities.num_columns() + index);
-        let filled = column.len() - column.null_count();
-        let share = if column.is_empty() { 0.0 } else { 100.0 * filled as f64 / column.len() as f64 };
+    println!("Wrote {} rows × {} columns to {} in {seconds:.2} s", render::count(summary.rows), summary.columns, args.output.display());
+    for (name, filled) in summary.features.iter().zip(&summary.filled) {
+        let share = if summary.rows == 0 { 0.0 } else { 100.0 * *filled as f64 / summary.rows as f64 };
         println!("  {name:<32} {share:>5.1}% of rows have a value");
     }
     Ok(())
+}
+
+/// What `historical` reports, counted over the batches as they are written.
+#[derive(Default)]
+struct Summary {
+    rows: usize,
+    columns: usize,
+    features: Vec<String>,
+    /// Per feature, how many rows have a value.
+    filled: Vec<usize>,
+}
+
+impl Summary {
+    fn add(&mut self, batch: &RecordBatch, inputs: usize) {
+        if self.features.is_empty() {
+            self.columns = batch.num_columns();
+            self.features = batch.schema().fields().iter().skip(inputs).map(|f| f.name().clone()).collect();
+            self.filled = vec![0; self.features.len()];
+        }
+        self.rows += batch.num_rows();
+        for (filled, column) in self.filled.iter_mut().zip(batch.columns().iter().skip(inputs)) {
+            *filled += column.len() - column.null_count();
+        }
+    }
 }
 
 pub fn export(repo: &Path, args: &ExportArgs, json: bool) -> anyhow::Result<()> {

@@ -26,6 +26,8 @@ use parquet::arrow::ArrowWriter;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
+pub mod window;
+
 use crate::{HistoricalOptions, ViewRequest};
 
 pub const SECOND: i64 = 1_000_000;
