@@ -61,6 +61,9 @@ sources:
     query: SELECT * FROM {schema}.merchant_stats
     timestamp_field: event_timestamp
     created_timestamp_column: created_at
+  - name: transactions
+    table: {schema}.transactions
+    timestamp_field: event_timestamp
 feature_views:
   - name: user_txn_stats
     entities: [user]
@@ -78,6 +81,16 @@ feature_views:
     schema:
       - {{name: merchant_fraud_rate_30d, dtype: float64}}
       - {{name: merchant_txn_count_1d, dtype: int64}}
+  - name: user_txn_windows
+    entities: [user]
+    source: transactions
+    aggregations:
+      - {{function: count, window: 1h}}
+      - {{function: count, window: 7d}}
+      - {{column: amount, function: sum, window: 7d}}
+      - {{column: amount, function: mean, window: 7d}}
+      - {{column: amount, function: max, window: 30d}}
+      - {{column: merchant_id, function: approx_count_distinct, window: 7d}}
 request_sources:
   - name: txn_request
     schema:
@@ -98,8 +111,8 @@ feature_services:
 /// A repo on PostgreSQL beside the demo repo, its history in `schema`.
 fn postgres_repo(root: &Path, demo: &Path, schema: &str) -> std::path::PathBuf {
     let store = PostgresOfflineStore::new(URL);
-    for table in ["user_txn_stats", "merchant_stats"] {
-        let batch = read(&demo.join(format!("data/{table}.parquet")));
+    for (table, file) in [("user_txn_stats", "user_txn_stats"), ("merchant_stats", "merchant_stats"), ("transactions", "labels")] {
+        let batch = read(&demo.join(format!("data/{file}.parquet")));
         store.load_table(&format!("{schema}.{table}"), batch.schema_ref(), &[batch.clone()]).expect("load the demo's history into PostgreSQL");
     }
     let repo = root.join("pg-repo");
@@ -139,7 +152,7 @@ fn a_repo_on_postgres_answers_exactly_as_the_embedded_engine() {
         assert!(explained.stdout.contains(&format!("CREATE INDEX ON \"{schema}\".\"user_txn_stats\" (\"user_id\", \"event_timestamp\", \"created_at\")")), "{}", explained.stdout);
 
         let labels = demo.join("data/labels.parquet");
-        let features = "user_txn_stats:txn_count_7d,user_txn_stats:txn_amount_avg_7d,merchant_stats,txn_ratios";
+        let features = "user_txn_stats:txn_count_7d,user_txn_stats:txn_amount_avg_7d,merchant_stats,txn_ratios,user_txn_windows:count_1h,user_txn_windows:count_7d,user_txn_windows:amount_sum_7d,user_txn_windows:amount_mean_7d,user_txn_windows:amount_max_30d,user_txn_windows:merchant_id_approx_count_distinct_7d";
         let train = |repo: &Path, name: &str| {
             let output = dir.path().join(name);
             run(repo, &["historical", "--entities", labels.to_str().expect("path"), "--features", features, "--output", output.to_str().expect("path")]).ok();
@@ -150,13 +163,13 @@ fn a_repo_on_postgres_answers_exactly_as_the_embedded_engine() {
         assert_same(&pushed, &embedded);
 
         for repo in [&demo, &repo] {
-            run(repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", "2026-07-01T00:00:00Z", "--views", "user_txn_stats,merchant_stats"]).ok();
+            run(repo, &["materialize", "--start", "2026-01-01T00:00:00Z", "--end", "2026-07-01T00:00:00Z", "--views", "user_txn_stats,merchant_stats,user_txn_windows"]).ok();
         }
-        let online = |repo: &Path| run(repo, &["online", "--features", "user_txn_stats:txn_count_7d,merchant_stats:merchant_txn_count_1d", "--entity", "user_id=7", "--entity", "merchant_id=3", "--json"]).ok().json();
+        let online = |repo: &Path| run(repo, &["online", "--features", "user_txn_stats:txn_count_7d,merchant_stats:merchant_txn_count_1d,user_txn_windows:count_7d,user_txn_windows:amount_sum_7d", "--entity", "user_id=7", "--entity", "merchant_id=3", "--json"]).ok().json();
         assert_eq!(online(&repo)["results"], online(&demo)["results"], "materialized from PostgreSQL = from files");
         let parity = run(&repo, &["parity", "--json"]).ok().json();
         let features: Vec<&serde_json::Value> = parity["views"].as_array().expect("views").iter().flat_map(|v| v["features"].as_array().expect("features")).collect();
-        assert!(features.len() == 7 && features.iter().all(|f| f["different"] == 0 && f["checked"].as_u64() > Some(0)), "{parity}");
+        assert!(features.len() == 13 && features.iter().all(|f| f["different"] == 0 && f["checked"].as_u64() > Some(0)), "{parity}");
 
         // A server on the database registry picks up an apply, as it does a file's.
         let server = util::Server::start(&repo, &[]);
