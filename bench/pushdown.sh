@@ -10,6 +10,10 @@
 # and, for reference, off PostgreSQL on the same Parquet files:
 #   almanac-embedded  Almanac's embedded offline store (DataFusion + its as-of join)
 #   duckdb            the ASOF JOIN of bench/peers_historical.py
+# and the demo's aggregation view `user_txn_windows` (7 windowed aggregates
+# over the transactions, i.e. SCHEMA.labels) for the same labels:
+#   windows-postgres  events selected inside PostgreSQL, windows computed by Almanac
+#   windows-embedded  the same view over the Parquet file
 # Whole process each (labels in, Parquet out). At every scale the five outputs
 # are first checked to be identical row for row (bench/peers_pushdown.py
 # compare), then each is timed RUNS times, interleaved; prints the median wall
@@ -20,6 +24,7 @@
 #        BENCH_DIR  work folder (default /tmp/almanac-bench; the demo repos are shared
 #                   with bench/historical.sh)
 #        KEEP=1     keep the loaded schemas (almanac_bench_s<scale>) afterwards
+#        PEERS=0    time Almanac only (no LATERAL, Feast or DuckDB): for large scales
 # Needs a running PostgreSQL; each scale's schema is dropped and reloaded first
 # (untimed), with indexes on (key, event_timestamp, created_at), then VACUUM ANALYZE.
 # Exits 1 if any output differed from almanac-postgres's (the timings still run).
@@ -70,8 +75,7 @@ for SCALE in "${SCALES[@]}"; do
 import sys
 repo, pgrepo, schema, url = sys.argv[1:5]
 # The demo's aggregation view `user_txn_windows` (over `transactions`, now
-# SCHEMA.labels) is kept: apply checks it against the table, and
-# fraud_model_v1 does not use it (aggregation views are not pushed down).
+# SCHEMA.labels) runs on PostgreSQL too (the windows-* contenders).
 text = open(f"{repo}/features.yaml").read()
 for table in ("user_txn_stats", "merchant_stats", "labels"):
     old = f"path: data/{table}.parquet"
@@ -94,35 +98,48 @@ PY
   LATERAL=("$PY" bench/peers_pushdown.py lateral "$PG_URL" "$SCHEMA" "$OUT/lateral.parquet")
   FEAST=("$PY" bench/peers_pushdown.py feast "$PG_URL" "$SCHEMA" "$OUT/feast.parquet")
   DUCKDB=("$PY" bench/peers_historical.py duckdb "$REPO" "$OUT/duckdb.parquet")
+  WINDOWS_PG=("$BIN" --repo "$PGREPO" historical --entities "$LABELS" --features user_txn_windows --output "$OUT/windows-postgres.parquet")
+  WINDOWS_EMB=("$BIN" --repo "$REPO" historical --entities "$LABELS" --features user_txn_windows --output "$OUT/windows-embedded.parquet")
+  if [ "${PEERS:-1}" = 0 ]; then PEER_NAMES=(); else PEER_NAMES=(lateral feast duckdb); fi
 
   echo "== scale $SCALE: correctness (every output must equal almanac-postgres's)"
   ALMANAC_TIMINGS=1 "${ALMANAC_PG[@]}" >/dev/null 2>"$OUT/stages-postgres.txt"
   ALMANAC_TIMINGS=1 "${ALMANAC_EMB[@]}" >/dev/null 2>"$OUT/stages-embedded.txt"
-  "${LATERAL[@]}" 2>/dev/null
-  "${FEAST[@]}" 2>"$OUT/feast.log" || { cat "$OUT/feast.log" >&2; exit 1; }
-  "${DUCKDB[@]}" 2>/dev/null
-  for PEER in almanac-embedded lateral feast duckdb; do
-    if "$PY" bench/peers_pushdown.py compare "$OUT/almanac-postgres.parquet" "$OUT/$PEER.parquet" >"$OUT/compare-$PEER.txt"; then
-      echo "   almanac-postgres == $PEER: $(tail -1 "$OUT/compare-$PEER.txt")"
+  ALMANAC_TIMINGS=1 "${WINDOWS_PG[@]}" >/dev/null 2>"$OUT/stages-windows-postgres.txt"
+  "${WINDOWS_EMB[@]}" >/dev/null
+  if [ "${PEERS:-1}" != 0 ]; then
+    "${LATERAL[@]}" 2>/dev/null
+    "${FEAST[@]}" 2>"$OUT/feast.log" || { cat "$OUT/feast.log" >&2; exit 1; }
+    "${DUCKDB[@]}" 2>/dev/null
+  fi
+  for PAIR in almanac-postgres:almanac-embedded "${PEER_NAMES[@]/#/almanac-postgres:}" windows-postgres:windows-embedded; do
+    OURS=${PAIR%%:*}; PEER=${PAIR#*:}
+    if "$PY" bench/peers_pushdown.py compare "$OUT/$OURS.parquet" "$OUT/$PEER.parquet" >"$OUT/compare-$PEER.txt"; then
+      echo "   $OURS == $PEER: $(tail -1 "$OUT/compare-$PEER.txt")"
     else
-      echo "   almanac-postgres != $PEER: MISMATCH"; sed 's/^/     /' "$OUT/compare-$PEER.txt"; STATUS=1
+      echo "   $OURS != $PEER: MISMATCH"; sed 's/^/     /' "$OUT/compare-$PEER.txt"; STATUS=1
     fi
   done
   echo "   almanac-postgres stages (one run):"; sed 's/^/     /' "$OUT/stages-postgres.txt"
-  echo "   feast (one run): $(tail -1 "$OUT/feast.log")"
+  echo "   windows-postgres stages (one run):"; sed 's/^/     /' "$OUT/stages-windows-postgres.txt"
+  if [ "${PEERS:-1}" != 0 ]; then echo "   feast (one run): $(tail -1 "$OUT/feast.log")"; fi
 
   : > "$OUT/times.txt"
   for _ in $(seq "$RUNS"); do
     /usr/bin/time -f "almanac-postgres %e %M" "${ALMANAC_PG[@]}" >/dev/null 2>>"$OUT/times.txt"
     /usr/bin/time -f "almanac-embedded %e %M" "${ALMANAC_EMB[@]}" >/dev/null 2>>"$OUT/times.txt"
-    /usr/bin/time -f "lateral %e %M" "${LATERAL[@]}" >/dev/null 2>>"$OUT/times.txt"
-    /usr/bin/time -f "feast %e %M" "${FEAST[@]}" >/dev/null 2>>"$OUT/times.txt"
-    /usr/bin/time -f "duckdb %e %M" "${DUCKDB[@]}" >/dev/null 2>>"$OUT/times.txt"
+    /usr/bin/time -f "windows-postgres %e %M" "${WINDOWS_PG[@]}" >/dev/null 2>>"$OUT/times.txt"
+    /usr/bin/time -f "windows-embedded %e %M" "${WINDOWS_EMB[@]}" >/dev/null 2>>"$OUT/times.txt"
+    if [ "${PEERS:-1}" != 0 ]; then
+      /usr/bin/time -f "lateral %e %M" "${LATERAL[@]}" >/dev/null 2>>"$OUT/times.txt"
+      /usr/bin/time -f "feast %e %M" "${FEAST[@]}" >/dev/null 2>>"$OUT/times.txt"
+      /usr/bin/time -f "duckdb %e %M" "${DUCKDB[@]}" >/dev/null 2>>"$OUT/times.txt"
+    fi
   done
   echo "== scale $SCALE: $RUNS runs each, interleaved, whole process (client side; PostgreSQL's own memory is not in the peak RSS)"
   "$PY" - "$OUT/times.txt" "$LABELS" <<'PY'
 import sys, statistics, collections, pyarrow.parquet as pq
-names = ("almanac-postgres", "almanac-embedded", "lateral", "feast", "duckdb")
+names = ("almanac-postgres", "almanac-embedded", "lateral", "feast", "duckdb", "windows-postgres", "windows-embedded")
 rows = pq.ParquetFile(sys.argv[2]).metadata.num_rows
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -130,7 +147,7 @@ for line in open(sys.argv[1]):
     if len(parts) == 3 and parts[0] in names:
         runs[parts[0]].append((float(parts[1]), int(parts[2]) / 1024))
 base = statistics.median(r[0] for r in runs["almanac-postgres"])
-for name in names:
+for name in (n for n in names if runs[n]):
     t = sorted(r[0] for r in runs[name]); m = statistics.median(r[1] for r in runs[name]); med = statistics.median(t)
     print(f"   {name:<17} {med:8.2f} s (min {t[0]:.2f}, max {t[-1]:.2f})  {rows / med / 1e6:6.3f} M labels/s  peak RSS {m:6.0f} MB  {med / base:5.2f}x almanac-postgres's time")
 PY

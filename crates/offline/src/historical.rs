@@ -358,6 +358,19 @@ pub fn event_columns(request: &ViewRequest) -> Vec<(String, DType)> {
     columns
 }
 
+/// An engine's event columns (positional, in [`event_columns`]' order)
+/// named as the source names them, for [`aggregates_from_events`] and
+/// [`states_from_events`].
+pub fn event_batch(request: &ViewRequest, columns: Vec<ArrayRef>) -> Result<RecordBatch, OfflineError> {
+    let layout = event_columns(request);
+    if layout.len() != columns.len() {
+        return Err(OfflineError::Internal(format!("view `{}`: the engine returned {} event columns, the layout has {}", request.view.name, columns.len(), layout.len())));
+    }
+    let rows = columns.first().map_or(0, |c| c.len());
+    let fields: Vec<ArrowField> = layout.iter().zip(&columns).map(|((name, _), column)| ArrowField::new(name, column.data_type().clone(), true)).collect();
+    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)))?)
+}
+
 /// An aggregation view's requested features for entity rows (`keys`, `at`
 /// in ns, as [`crate::request::prepare`] gives them), from the events a
 /// pushdown engine selected (`events`, laid out as [`event_columns`], in

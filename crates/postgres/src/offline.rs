@@ -299,9 +299,7 @@ fn events_batch(client: &mut impl GenericClient, sql: &str, request: &ViewReques
     client.batch_execute("SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL synchronize_seqscans = off").map_err(|e| engine_error(&e))?;
     let columns = copy_out(client, sql, &dtypes)?;
     client.batch_execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT; SET LOCAL synchronize_seqscans TO DEFAULT").map_err(|e| engine_error(&e))?;
-    let fields: Vec<ArrowField> = layout.iter().zip(&columns).map(|((name, _), column)| ArrowField::new(name, column.data_type().clone(), true)).collect();
-    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(columns.first().map_or(0, |c| c.len())));
-    Ok(RecordBatch::try_new_with_options(std::sync::Arc::new(Schema::new(fields)), columns, &options)?)
+    almanac_offline::historical::event_batch(request, columns)
 }
 
 impl OfflineStore for PostgresOfflineStore {

@@ -17,7 +17,9 @@ On startup, once the session is up:
 Requests and replies:
     {"op": "register", "name": N, "path": P, "format": "parquet"|"csv"}
         -> {"ok": true, "schema": [[col, simple_type], ...]}
-       read P (file, folder or glob) and create or replace temp view N.
+       read P (file, folder or glob) and create or replace temp view N, with
+       two more columns: __almanac_file and __almanac_block (each row's file
+       path and split start, from _metadata).
        CSV: header=true, inferSchema=true; ISO/RFC3339 text infers as timestamp.
     {"op": "query", "sql": S, "output": DIR}
         -> {"ok": true, "rows": <rows written>, "seconds": <query+write time>}
@@ -132,6 +134,11 @@ def main():
         elif fmt != "parquet":
             raise ValueError(f"unsupported format {fmt!r} (parquet or csv)")
         df = reader.format(fmt).load(req["path"])
+        # Where each row was read from: aggregation views order events of
+        # one instant by it (a file's later row is newer), and a temporary
+        # view hides the `_metadata` column itself.
+        df = df.select("*", F.col("_metadata.file_path").alias("__almanac_file"),
+                       F.col("_metadata.file_block_start").alias("__almanac_block"))
         df.createOrReplaceTempView(req["name"])
         return {"ok": True, "schema": _schema(df.schema)}
 

@@ -263,12 +263,23 @@ fn export_rows(request: &ViewRequest, batches: &[RecordBatch]) -> Result<ViewRow
     ViewRows::from_columns(request, columns)
 }
 
+/// An aggregation view's events as Spark wrote them (in order, across
+/// part files read in name order), named as the source names them.
+fn event_rows(request: &ViewRequest, batches: &[RecordBatch]) -> Result<RecordBatch, OfflineError> {
+    let layout = almanac_offline::historical::event_columns(request);
+    let columns = layout.iter().enumerate().map(|(i, (_, dtype))| column(batches, i, dtype)).collect::<Result<Vec<_>, _>>()?;
+    almanac_offline::historical::event_batch(request, columns)
+}
+
 impl OfflineStore for SparkOfflineStore {
+    /// Views with a schema are joined by one Spark SQL statement; each
+    /// aggregation view's events are selected by Spark (`window_events`,
+    /// against the same shipped table) and windowed by the one evaluator.
     fn get_historical_features(&self, entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<RecordBatch, OfflineError> {
         let prepared = prepare(entities, views, options)?;
         let shipped = shipment(views, &prepared)?;
-        let batches = self.with_driver(|driver| {
-            let plan_views = views.iter().map(|v| self.view_plan(driver, v)).collect::<Result<Vec<_>, _>>()?;
+        let joined: Vec<&ViewRequest> = views.iter().filter(|v| !v.view.is_aggregation()).collect();
+        let (batches, events) = self.with_driver(|driver| {
             let id = next_id();
             let path = driver.scratch.path().join(format!("entities-{id}.parquet"));
             let started = Instant::now();
@@ -276,17 +287,35 @@ impl OfflineStore for SparkOfflineStore {
             let name = format!("almanac_entities_{id}");
             driver.register(&name, &path.to_string_lossy(), FileFormat::Parquet)?;
             report_stage("spark: ship entity table", started);
-            let sql = almanac_sql::point_in_time(&PointInTime { entities: name, views: plan_views }, Dialect::Spark).map_err(sql_error)?;
-            let result = driver.query(&sql);
+            let result = (|| {
+                let mut events = Vec::new();
+                for (index, request) in views.iter().enumerate().filter(|(_, v)| v.view.is_aggregation()) {
+                    let plan = self.view_plan(driver, request)?;
+                    events.push((index, driver.query(&almanac_sql::window_events(&plan, &name, Dialect::Spark).map_err(sql_error)?)?));
+                }
+                let plan_views = joined.iter().map(|v| self.view_plan(driver, v)).collect::<Result<Vec<_>, _>>()?;
+                let sql = almanac_sql::point_in_time(&PointInTime { entities: name.clone(), views: plan_views }, Dialect::Spark).map_err(sql_error)?;
+                Ok((driver.query(&sql)?, events))
+            })();
             let _ = std::fs::remove_file(&path);
             result
         })?;
         let mut dtypes = vec![DType::Int64];
-        dtypes.extend(views.iter().flat_map(|v| v.features.iter().map(|f| f.dtype.clone())));
+        dtypes.extend(joined.iter().flat_map(|v| v.features.iter().map(|f| f.dtype.clone())));
         let columns = dtypes.iter().enumerate().map(|(i, d)| column(&batches, i, d)).collect::<Result<Vec<_>, _>>()?;
         let rows = columns[0].as_primitive::<Int64Type>().clone();
         let mut features = in_input_order(&rows, entities.num_rows(), &columns[1..])?.into_iter();
-        let per_view = views.iter().map(|request| features.by_ref().take(request.features.len()).collect()).collect();
+        let mut events = events.into_iter();
+        let mut per_view = Vec::with_capacity(views.len());
+        for (index, request) in views.iter().enumerate() {
+            if !request.view.is_aggregation() {
+                per_view.push(features.by_ref().take(request.features.len()).collect());
+                continue;
+            }
+            let (_, batches) = events.next().filter(|(i, _)| *i == index).ok_or_else(|| OfflineError::Internal(format!("no events for aggregation view `{}`", request.view.name)))?;
+            let batch = event_rows(request, &batches)?;
+            per_view.push(almanac_offline::historical::aggregates_from_events(request, vec![batch], &prepared.keys[index], &prepared.at_nanos)?);
+        }
         assemble(entities, views, prepared.names, per_view)
     }
 
@@ -313,23 +342,33 @@ impl OfflineStore for SparkOfflineStore {
         Ok((export_rows(request, &batches)?, count as usize))
     }
 
-    fn aggregation_states(&self, request: &ViewRequest, _range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
-        Err(OfflineError::Unsupported(format!(
-            "aggregation view `{}` cannot be materialized from Spark yet; aggregation views need the embedded offline store",
-            request.view.name
-        )))
+    /// The events of the states' held range, selected by Spark; the states
+    /// are built from them as from files.
+    fn aggregation_states(&self, request: &ViewRequest, range: TimeRange) -> Result<(ViewRows, usize), OfflineError> {
+        let (start, end) = almanac_offline::historical::held_range(request, range)?.to_micros();
+        let batches = self.with_driver(|driver| {
+            let plan = self.view_plan(driver, request)?;
+            driver.query(&almanac_sql::events_in_range(&plan, start, end, Dialect::Spark).map_err(sql_error)?)
+        })?;
+        almanac_offline::historical::states_from_events(request, vec![event_rows(request, &batches)?], range)
     }
 
     fn explain(&self, views: &[ViewRequest]) -> Option<Result<String, OfflineError>> {
-        let plan = views
-            .iter()
-            .map(|request| {
-                let keys: Vec<_> = request.join_keys.iter().map(|(_, key)| key.clone()).collect();
-                let name = view_name(&request.source);
-                ViewPlan::new(&request.view, &request.source, Relation::Table(name), &keys, &request.features)
-            })
-            .collect();
-        let sql = almanac_sql::point_in_time(&PointInTime { entities: "almanac_entities".into(), views: plan }, Dialect::Spark).map_err(sql_error);
-        Some(sql.map(|sql| format!("-- Almanac registers each source's files as a temporary view `almanac_source_<name>` and ships the entity table as Parquet (`almanac_entities`).\n{sql};")))
+        let plan_of = |request: &ViewRequest| {
+            let keys: Vec<_> = request.join_keys.iter().map(|(_, key)| key.clone()).collect();
+            ViewPlan::new(&request.view, &request.source, Relation::Table(view_name(&request.source)), &keys, &request.features)
+        };
+        let entities = "almanac_entities";
+        let explained = (|| {
+            let mut statements = Vec::new();
+            for request in views.iter().filter(|v| v.view.is_aggregation()) {
+                let events = almanac_sql::window_events(&plan_of(request), entities, Dialect::Spark).map_err(sql_error)?;
+                statements.push(format!("-- aggregation view `{}`: the events its windows can see (Almanac's evaluator computes the windows from them)\n{events}", request.view.name));
+            }
+            let joined = views.iter().filter(|v| !v.view.is_aggregation()).map(plan_of).collect();
+            statements.push(almanac_sql::point_in_time(&PointInTime { entities: entities.into(), views: joined }, Dialect::Spark).map_err(sql_error)?);
+            Ok(format!("-- Almanac registers each source's files as a temporary view `almanac_source_<name>` and ships the entity table as Parquet (`{entities}`).\n{};", statements.join(";\n\n")))
+        })();
+        Some(explained)
     }
 }

@@ -88,10 +88,14 @@ impl Dialect {
 
     /// A row's position in the scan of its relation (increasing in scan
     /// order): how "later in the source" is told apart among events with
-    /// one event time, as a file's row order tells it.
+    /// one event time, as a file's row order tells it. On Spark, files in
+    /// path order, then each file's splits in byte order, then rows in
+    /// split order: Almanac's driver registers every source with its rows'
+    /// `_metadata.file_path` and `file_block_start` as `__almanac_file` and
+    /// `__almanac_block` (a temporary view hides `_metadata` itself).
     pub fn scan_position(self) -> &'static str {
         match self {
-            Dialect::Spark => "monotonically_increasing_id()",
+            Dialect::Spark => "struct(s.`__almanac_file`, s.`__almanac_block`, monotonically_increasing_id())",
             Dialect::Snowflake => "SEQ8()",
             _ => "ROW_NUMBER() OVER ()",
         }
