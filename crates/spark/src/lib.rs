@@ -7,8 +7,10 @@
 //! binary): a PySpark session started once per store on first use and
 //! spoken to in JSON lines over pipes. The entity table is shipped as a
 //! Parquet file (row number, as-of instant, join keys), the result is
-//! written by Spark as Parquet and read back as Arrow. Starting Spark (a
-//! JVM) is reported apart from query time.
+//! written by Spark as Parquet and read back as Arrow. Aggregation views:
+//! Spark selects the events each key's windows can see, in file, split and
+//! row order, and the one evaluator windows them. Starting Spark (a JVM) is
+//! reported apart from query time.
 
 use std::collections::HashMap;
 use std::fs::File;

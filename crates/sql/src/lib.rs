@@ -10,7 +10,10 @@
 //! exports are rendered here too, so the winner rule (greatest event time,
 //! then greatest created time, then greatest feature values in schema order,
 //! nulls smallest) is written once for every engine, as the embedded as-of
-//! join writes it once for the embedded engine.
+//! join writes it once for the embedded engine. For aggregation views it
+//! renders only which events each key's windows can see
+//! ([`window_events`], [`events_in_range`]); the windows themselves are
+//! computed by the one evaluator (`almanac-aggregate`) on every engine.
 //!
 //! It does no I/O and knows no engine's client: it is handed definitions
 //! and returns text.

@@ -262,6 +262,13 @@ fn tie_break_order(view: &ViewPlan, dialect: Dialect) -> Option<String> {
 /// offline crate's `ViewRows`: keys (cast to their dtypes), event time,
 /// created time, then every feature in schema order.
 fn export_columns(view: &ViewPlan, dialect: Dialect) -> Result<Vec<String>, SqlError> {
+    layout_columns(view, &view.tie_break, dialect)
+}
+
+/// Keys (cast to their dtypes), event time, created time (when the source
+/// has one), then `rest`, named `__almanac_c{i}` in that order: the layout
+/// of exports, materialization and an aggregation view's events.
+fn layout_columns(view: &ViewPlan, rest: &[Output], dialect: Dialect) -> Result<Vec<String>, SqlError> {
     let q = |name: &str| dialect.quote(name);
     let timestamp = almanac_core::DType::Timestamp;
     let mut columns = Vec::new();
@@ -272,8 +279,8 @@ fn export_columns(view: &ViewPlan, dialect: Dialect) -> Result<Vec<String>, SqlE
     if let Some(created) = &view.created_time {
         columns.push(cast(view, &Output { column: created.clone(), dtype: timestamp }, &format!("s.{}", q(created)), dialect)?);
     }
-    for feature in &view.tie_break {
-        columns.push(cast(view, feature, &format!("s.{}", q(&feature.column)), dialect)?);
+    for output in rest {
+        columns.push(cast(view, output, &format!("s.{}", q(&output.column)), dialect)?);
     }
     Ok(columns.into_iter().enumerate().map(|(i, c)| format!("{c} AS {}", q(&format!("__almanac_c{i}")))).collect())
 }
@@ -345,19 +352,7 @@ fn aggregation_inputs<'a>(view: &'a ViewPlan, dialect: Dialect) -> Result<&'a Ag
 /// never enter a window and are left out.
 fn scanned_events(view: &ViewPlan, inputs: &AggregationInputs, dialect: Dialect) -> Result<String, SqlError> {
     let q = |name: &str| dialect.quote(name);
-    let timestamp = almanac_core::DType::Timestamp;
-    let mut columns = Vec::new();
-    for key in &view.keys {
-        columns.push(cast(view, &Output { column: key.source.clone(), dtype: key.dtype.clone() }, &format!("s.{}", q(&key.source)), dialect)?);
-    }
-    columns.push(cast(view, &Output { column: view.event_time.clone(), dtype: timestamp.clone() }, &format!("s.{}", q(&view.event_time)), dialect)?);
-    if let Some(created) = &view.created_time {
-        columns.push(cast(view, &Output { column: created.clone(), dtype: timestamp }, &format!("s.{}", q(created)), dialect)?);
-    }
-    for input in &inputs.columns {
-        columns.push(cast(view, input, &format!("s.{}", q(&input.column)), dialect)?);
-    }
-    let columns = columns.into_iter().enumerate().map(|(i, c)| format!("{c} AS {}", q(&format!("__almanac_c{i}")))).collect::<Vec<_>>();
+    let columns = layout_columns(view, &inputs.columns, dialect)?;
     Ok(format!(
         "SELECT {}, {} AS {}\n  FROM {} AS s\n  WHERE s.{} IS NOT NULL",
         columns.join(", "),
