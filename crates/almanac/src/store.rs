@@ -478,8 +478,6 @@ fn request_column(entities: &RecordBatch, name: &str, dtype: &almanac_core::DTyp
     crate::online::request_values(column, name, dtype)
 }
 
-/// The offline engine returns features grouped by view; put them back in the
-/// order they were requested.
 /// A batch of the training set with on-demand features (DESIGN §2.8):
 /// `joined` holds the entity batch's `inputs` columns, then the stored
 /// features under full names (requested ones and the on-demand views'
@@ -536,6 +534,8 @@ fn with_on_demand(joined: &RecordBatch, inputs: usize, resolved: &resolve::Resol
     Ok(RecordBatch::try_new_with_options(Arc::new(arrow::datatypes::Schema::new(fields)), columns, &options)?)
 }
 
+/// The offline engine returns features grouped by view; put them back in the
+/// order they were requested.
 fn reorder_features(joined: &RecordBatch, inputs: usize, resolved: &resolve::Resolved) -> Result<RecordBatch, Error> {
     let mut grouped = Vec::new();
     for request in &resolved.views {

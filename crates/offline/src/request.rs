@@ -35,18 +35,30 @@ impl PreparedRequest {
     }
 
     /// Every join-key column `views` need, each once by name (views of one
-    /// entity share its column), with its key: what an engine is shipped.
+    /// entity share its column), with its key: what an engine is shipped,
+    /// in the order of [`distinct_join_keys`].
     pub fn distinct_keys<'a>(&'a self, views: &'a [ViewRequest]) -> Vec<(&'a JoinKey, &'a ArrayRef)> {
-        let mut out: Vec<(&JoinKey, &ArrayRef)> = Vec::new();
-        for (request, columns) in views.iter().zip(&self.keys) {
-            for ((_, key), column) in request.join_keys.iter().zip(columns) {
-                if !out.iter().any(|(seen, _)| seen.name == key.name) {
-                    out.push((key, column));
-                }
+        first_uses(views).into_iter().filter_map(|(view, index, key)| Some((key, self.keys.get(view)?.get(index)?))).collect()
+    }
+}
+
+/// Every join key `views` need, each once by name, in the order they are
+/// first used: the key columns an engine's shipped entity table has.
+pub fn distinct_join_keys(views: &[ViewRequest]) -> Vec<&JoinKey> {
+    first_uses(views).into_iter().map(|(_, _, key)| key).collect()
+}
+
+/// `(view, position in the view's keys, key)` of each key name's first use.
+fn first_uses(views: &[ViewRequest]) -> Vec<(usize, usize, &JoinKey)> {
+    let mut out: Vec<(usize, usize, &JoinKey)> = Vec::new();
+    for (view, request) in views.iter().enumerate() {
+        for (index, (_, key)) in request.join_keys.iter().enumerate() {
+            if !out.iter().any(|(_, _, seen)| seen.name == key.name) {
+                out.push((view, index, key));
             }
         }
-        out
     }
+    out
 }
 
 pub fn prepare(entities: &RecordBatch, views: &[ViewRequest], options: &HistoricalOptions) -> Result<PreparedRequest, OfflineError> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use almanac_core::convert::conform;
 use almanac_core::{DType, Source};
-use almanac_offline::request::{PreparedRequest, assemble, prepare};
+use almanac_offline::request::{PreparedRequest, assemble, distinct_join_keys, prepare};
 use almanac_offline::{BatchSink, EntityTable, HistoricalOptions, OfflineError, OfflineStore, TimeRange, ViewRequest, ViewRows, report_stage};
 use almanac_sql::{Dialect, PointInTime, Relation, ViewPlan};
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
@@ -115,15 +115,9 @@ impl PostgresOfflineStore {
 
 /// The join-key columns every view needs, each once by name (views of one
 /// entity share its column): what is shipped beside the row number and the
-/// as-of instant. Same order as [`PreparedRequest::distinct_keys`].
+/// as-of instant, in the order [`PreparedRequest::distinct_keys`] gives them.
 fn shipped_keys(views: &[ViewRequest]) -> Vec<(String, DType)> {
-    let mut keys: Vec<(String, DType)> = Vec::new();
-    for (_, key) in views.iter().flat_map(|v| &v.join_keys) {
-        if !keys.iter().any(|(name, _)| *name == key.name) {
-            keys.push((key.name.clone(), key.dtype.clone().unwrap_or(DType::Int64)));
-        }
-    }
-    keys
+    distinct_join_keys(views).into_iter().map(|key| (key.name.clone(), key.dtype.clone().unwrap_or(DType::Int64))).collect()
 }
 
 /// The shipped entity table: row number, as-of instant (µs, UTC) and the
@@ -265,9 +259,11 @@ struct AggregationProbes {
 }
 
 impl AggregationProbes {
-    fn add(&mut self, prepared: &PreparedRequest) {
-        self.keys.push(prepared.keys[self.view].clone());
+    fn add(&mut self, prepared: &PreparedRequest) -> Result<(), OfflineError> {
+        let keys = prepared.keys.get(self.view).ok_or_else(|| OfflineError::Internal(format!("no join keys were prepared for view {}", self.view)))?;
+        self.keys.push(keys.clone());
         self.at.extend_from_slice(&prepared.at_nanos);
+        Ok(())
     }
 
     /// Every row's aggregates, from the view's events selected in the
@@ -277,7 +273,8 @@ impl AggregationProbes {
         let events = events_batch(client, &sql, request)?;
         let keys = (0..request.join_keys.len())
             .map(|k| {
-                let parts: Vec<&dyn Array> = self.keys.iter().map(|batch| batch[k].as_ref()).collect();
+                let parts = self.keys.iter().map(|batch| batch.get(k).map(|c| c.as_ref())).collect::<Option<Vec<&dyn Array>>>();
+                let parts = parts.ok_or_else(|| OfflineError::Internal(format!("join key {k} of `{}` is missing from a batch", request.view.name)))?;
                 Ok(arrow::compute::concat(&parts)?)
             })
             .collect::<Result<Vec<_>, OfflineError>>()?;
@@ -332,8 +329,7 @@ impl OfflineStore for PostgresOfflineStore {
             transaction.batch_execute(&format!("{}; {SESSION}", shipment.create_table())).map_err(|e| engine_error(&e))?;
             let started = std::time::Instant::now();
             let (names, shipped) = shipment.copy_in(&mut transaction, entities, views, options, &mut |prepared| {
-                probes.iter_mut().for_each(|p| p.add(prepared));
-                Ok(())
+                probes.iter_mut().try_for_each(|p| p.add(prepared))
             })?;
             // The planner needs the shipped table's size and key spread.
             transaction.batch_execute(&format!("ANALYZE {}", Dialect::Postgres.quote(&shipment.table))).map_err(|e| engine_error(&e))?;
