@@ -1640,8 +1640,8 @@ mod tests {
     /// [`scenario`], wild two times in three, with NaN and both
     /// infinities appended one time in seven.
     fn scenario_with_specials(r: &mut Rng, t: usize) -> Vec<f64> {
-        let mut xs = scenario(r, t % 3 != 0);
-        if t % 7 == 0 {
+        let mut xs = scenario(r, !t.is_multiple_of(3));
+        if t.is_multiple_of(7) {
             xs.extend([f64::INFINITY, f64::NAN, f64::NEG_INFINITY]);
         }
         xs

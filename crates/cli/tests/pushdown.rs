@@ -113,7 +113,7 @@ fn postgres_repo(root: &Path, demo: &Path, schema: &str) -> std::path::PathBuf {
     let store = PostgresOfflineStore::new(URL);
     for (table, file) in [("user_txn_stats", "user_txn_stats"), ("merchant_stats", "merchant_stats"), ("transactions", "labels")] {
         let batch = read(&demo.join(format!("data/{file}.parquet")));
-        store.load_table(&format!("{schema}.{table}"), batch.schema_ref(), &[batch.clone()]).expect("load the demo's history into PostgreSQL");
+        store.load_table(&format!("{schema}.{table}"), batch.schema_ref(), std::slice::from_ref(&batch)).expect("load the demo's history into PostgreSQL");
     }
     let repo = root.join("pg-repo");
     std::fs::create_dir_all(&repo).expect("mkdir");

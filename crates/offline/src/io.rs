@@ -71,7 +71,7 @@ pub fn read_table(path: &Path) -> Result<(Arc<Schema>, Vec<RecordBatch>), Offlin
 /// ([`almanac_core::fs::write_atomically`]), so a failure never leaves a
 /// half-written result behind. Not fsynced: a training set can be re-made.
 pub fn write_table(path: &Path, schema: Arc<Schema>, batches: &[RecordBatch]) -> Result<(), OfflineError> {
-    write_table_streamed(path, schema, |write| batches.iter().try_for_each(|batch| write(batch)))
+    write_table_streamed(path, schema, |write| batches.iter().try_for_each(write))
 }
 
 /// [`write_table`] for a result that arrives batch by batch: `produce` is
@@ -109,7 +109,7 @@ pub fn write_table_streamed(
 /// schema is written first, and it is the result's, known once it arrives).
 enum TableWriter {
     Pending { file: File, csv: bool },
-    Csv(arrow::csv::Writer<File>),
+    Csv(Box<arrow::csv::Writer<File>>),
     Parquet(Box<ArrowWriter<File>>),
     Taken,
 }
@@ -120,7 +120,7 @@ impl TableWriter {
             // Instants as RFC 3339 in UTC with a `Z` (a naive column is UTC
             // by the point-in-time contract; an aware one is shown in UTC).
             let utc = "%Y-%m-%dT%H:%M:%S%.fZ".to_string();
-            Ok(TableWriter::Csv(arrow::csv::WriterBuilder::new().with_header(true).with_timestamp_format(utc.clone()).with_timestamp_tz_format(utc).build(file)))
+            Ok(TableWriter::Csv(Box::new(arrow::csv::WriterBuilder::new().with_header(true).with_timestamp_format(utc.clone()).with_timestamp_tz_format(utc).build(file))))
         } else {
             Ok(TableWriter::Parquet(Box::new(ArrowWriter::try_new(file, schema, None).map_err(std::io::Error::other)?)))
         }

@@ -39,7 +39,7 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
         // Zone-less `ts` becomes `timestamp` (read as UTC), `created` `timestamptz`.
         let store = PostgresOfflineStore::new(url());
         for (name, batch) in [("users", testkit::history_batch(&case.users, false, case.user_has_created)), ("pairs", testkit::history_batch(&case.pairs, true, false))] {
-            store.load_table(&format!("{schema}.{name}"), batch.schema_ref(), &[batch.clone()]).expect("load history");
+            store.load_table(&format!("{schema}.{name}"), batch.schema_ref(), std::slice::from_ref(&batch)).expect("load history");
         }
         let (views, entities, options) = testkit::requests(case);
         let in_database: Vec<ViewRequest> = views

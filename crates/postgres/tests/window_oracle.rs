@@ -60,7 +60,7 @@ fn check_case(events: &[Event], probes: &[Probe]) -> Result<(), TestCaseError> {
     let scratch = Scratch::new();
     let store = PostgresOfflineStore::new(url());
     let batch = window::events_batch(events);
-    store.load_table(&format!("{}.events", scratch.name), batch.schema_ref(), &[batch.clone()]).expect("load events");
+    store.load_table(&format!("{}.events", scratch.name), batch.schema_ref(), std::slice::from_ref(&batch)).expect("load events");
     let files = window::view_request();
     let table = in_database(&files, &scratch.name);
     let entities = window::entities(probes);
@@ -114,7 +114,7 @@ fn a_table_of_many_batches_streams_through_in_input_order() {
     let store = PostgresOfflineStore::new(url());
     let events: Vec<Event> = (0..3_000i64).map(|i| Event { key: Some(i % 97), ts: Some((i * 7 % 600) * SECOND), count: Some(i % 5), amount: Some((i % 13) as f64 * 0.25), shop: Some(format!("s{}", i % 11)) }).collect();
     let batch = window::events_batch(&events);
-    store.load_table(&format!("{}.events", scratch.name), batch.schema_ref(), &[batch.clone()]).expect("load events");
+    store.load_table(&format!("{}.events", scratch.name), batch.schema_ref(), std::slice::from_ref(&batch)).expect("load events");
     let dir = tempfile::tempdir().expect("tempdir");
     window::write_events(dir.path(), &events, 1);
 

@@ -74,7 +74,7 @@ impl ViewPlan {
             outputs: requested.iter().map(output).collect(),
             tie_break: view.schema.iter().map(output).collect(),
             aggregation: view.is_aggregation().then(|| AggregationInputs {
-                columns: view.aggregation_inputs().iter().map(|field| output(&field)).collect(),
+                columns: view.aggregation_inputs().iter().map(output).collect(),
                 widest_micros: view.aggregations.iter().map(|a| a.window.micros()).max().unwrap_or(0),
             }),
         }

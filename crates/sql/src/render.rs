@@ -341,7 +341,7 @@ WHERE r.{rank} = 1",
 /// The scan-order column of [`scanned_events`].
 const ORDER: &str = "__almanac_order";
 
-fn aggregation_inputs<'a>(view: &'a ViewPlan, dialect: Dialect) -> Result<&'a AggregationInputs, SqlError> {
+fn aggregation_inputs(view: &ViewPlan, dialect: Dialect) -> Result<&AggregationInputs, SqlError> {
     view.aggregation.as_ref().ok_or_else(|| SqlError::NotAggregation { view: view.name.clone(), dialect: dialect.name() })
 }
 
