@@ -316,7 +316,8 @@ impl OfflineStore for SparkOfflineStore {
             }
             let (_, batches) = events.next().filter(|(i, _)| *i == index).ok_or_else(|| OfflineError::Internal(format!("no events for aggregation view `{}`", request.view.name)))?;
             let batch = event_rows(request, &batches)?;
-            per_view.push(almanac_offline::historical::aggregates_from_events(request, vec![batch], &prepared.keys[index], &prepared.at_nanos)?);
+            let keys = prepared.keys.get(index).ok_or_else(|| OfflineError::Internal(format!("no join keys were prepared for `{}`", request.view.name)))?;
+            per_view.push(almanac_offline::historical::aggregates_from_events(request, vec![batch], keys, &prepared.at_nanos)?);
         }
         assemble(entities, views, prepared.names, per_view)
     }
