@@ -274,8 +274,10 @@ impl Push<'_> {
     /// store, so a read folds the same bits either way.
     fn merge_states(&self, view: &FeatureView, keys: &[ArrayRef], event: &arrow::array::TimestampMicrosecondArray, rows: &Rows) -> Result<WriteStats, Error> {
         let codec = RecordCodec::new(&almanac_aggregate::state_schema(view));
-        let names = almanac_aggregate::state_schema_names(&view.aggregations);
-        let inputs: Vec<&ArrayRef> = names.iter().map(|n| rows.get(n).ok_or_else(|| Error::Internal(format!("the checked push has no input column `{n}` of `{}`", view.name)))).collect::<Result<_, _>>()?;
+        // The state's input columns after its event times, each with the
+        // dtype its list items have.
+        let state_inputs = view.aggregation_inputs();
+        let inputs: Vec<&ArrayRef> = state_inputs.iter().map(|f| rows.get(&f.name).ok_or_else(|| Error::Internal(format!("the checked push has no input column `{}` of `{}`", f.name, view.name)))).collect::<Result<_, _>>()?;
         let widest = view.largest_window().map_or(0, |w| w.micros());
         let mut order: Vec<Vec<u8>> = Vec::new();
         let mut by_key: std::collections::HashMap<Vec<u8>, Vec<usize>> = std::collections::HashMap::new();
@@ -291,7 +293,7 @@ impl Push<'_> {
         // Scalar inputs in their canonical Arrow types (the common case) are
         // merged as bytes; anything else through values. Both write the
         // same record.
-        let item_dtypes: Vec<DType> = almanac_aggregate::state_schema(view).iter().skip(1).map(|f| if let DType::List(inner) = &f.dtype { (**inner).clone() } else { f.dtype.clone() }).collect();
+        let item_dtypes: Vec<DType> = state_inputs.into_iter().map(|f| f.dtype).collect();
         let as_bytes = codec.is_scalar_lists() && inputs.iter().zip(&item_dtypes).all(|(column, dtype)| column.data_type() == &dtype.to_arrow());
         let mut entries = Vec::with_capacity(order.len());
         for (key, old) in order.iter().zip(stored) {
