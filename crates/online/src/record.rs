@@ -188,7 +188,7 @@ impl RecordCodec {
     /// allocated per value, so merging events into a stored state copies
     /// bytes. Errors as [`RecordCodec::decode`]; a field that is not such a
     /// list is refused (check [`RecordCodec::is_scalar_lists`] first).
-    pub fn list_items<'a>(&self, record: &'a [u8]) -> Result<(RecordHeader, Vec<Vec<Option<&'a [u8]>>>), OnlineError> {
+    pub fn list_items<'a>(&self, record: &'a [u8]) -> Result<(RecordHeader, ListItems<'a>), OnlineError> {
         let header = self.checked_header(record)?;
         let mut reader = Reader { bytes: record, at: HEADER_LEN };
         let bitmap = reader.take(self.dtypes.len().div_ceil(8))?;
@@ -385,6 +385,10 @@ impl RowEncoder<'_> {
         }
     }
 }
+
+/// Each list field's items as their encoded bytes, `None` for a null
+/// (what [`RecordCodec::list_items`] reads).
+pub type ListItems<'a> = Vec<Vec<Option<&'a [u8]>>>;
 
 /// How a scalar list item is laid out: fixed width, or a length prefix and
 /// that many bytes. `None` for a nested type.
